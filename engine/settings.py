@@ -1,0 +1,64 @@
+"""All configuration, read once from the environment and `.env` (documented in `.env.example`).
+
+Nothing below the composition root reads ``os.environ``: build one :class:`Settings` and pass it down.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STICKERPICK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Where the database file (SQLite default), the sticker media store and built artefacts live.
+    home: Path = Field(default=REPO_ROOT / "var")
+    # DATABASE_URL (no prefix) wins; default: SQLite file in `home`.
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    # Ranker: "auto" = trained PBR model dir if present, else the text baseline.
+    ranker: str = "auto"
+    model_dir: Path | None = None
+    baseline_model_dir: Path = Field(default=REPO_ROOT / "models" / "baseline-minilm")
+
+    # Dialogue history.
+    history_turns: int = Field(default=8, ge=1, le=200)
+    history_tokens: int = Field(default=128, ge=8, le=512)
+    retention_messages: int = Field(default=500, ge=1)
+    retention_days: int = Field(default=30, ge=1)
+    max_message_chars: int = Field(default=4096, ge=1)
+
+    # Suggestions.
+    top_k: int = Field(default=5, ge=1, le=50)
+    max_k: int = Field(default=10, ge=1, le=50)
+    sticker_cooldown_s: float = Field(default=3.0, ge=0)
+
+    # Media decoding bounds (one decoder for every path).
+    max_media_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    max_media_pixels: int = Field(default=4096 * 4096, ge=1)
+    max_decompressed_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    decode_timeout_s: float = Field(default=10.0, gt=0)
+    max_pack_stickers: int = Field(default=2000, ge=1)
+
+    # Platform tokens: secrets, only ever from the environment; SecretStr keeps them out of reprs and logs.
+    telegram_token: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
+    discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_BOT_TOKEN")
+
+    log_level: str = "INFO"
+
+    @cached_property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.home / 'stickerpick.db'}"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.home / "media"
