@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=1)
     max_message_chars: int = Field(default=4096, ge=1)
 
+    # Packs every new chat starts with (the bundled default pack is imported by `stickerpick setup`).
+    default_packs: list[str] = Field(default_factory=lambda: ["noto-emoji"])
+    # Where `stickerpick setup` finds npm-installed emoji artwork and writes the default pack.
+    vendor_dir: Path = Field(default=REPO_ROOT / "vendor" / "node_modules")
+
     # Suggestions.
     top_k: int = Field(default=5, ge=1, le=50)
     max_k: int = Field(default=10, ge=1, le=50)
@@ -62,3 +67,16 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.home / "media"
+
+    @property
+    def default_model_dir(self) -> Path:
+        return REPO_ROOT / "models" / "default"
+
+    def serving_model_dir(self) -> Path:
+        """The model the bots serve: an explicit STICKERPICK_MODEL_DIR, else the shipped default PBR model
+        when present, else the text baseline."""
+        if self.model_dir is not None:
+            return self.model_dir
+        if self.ranker in ("auto", "pbr") and (self.default_model_dir / "manifest.json").is_file():
+            return self.default_model_dir
+        return self.baseline_model_dir

@@ -1,0 +1,399 @@
+"""`stickerpick`: the one console script. The composition root: it builds settings and the service, and
+imports training/export code lazily inside the commands that need them, so serving never loads torch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine.settings import Settings
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="stickerpick: answers /sticker with the stickers from the chat's own packs that fit the conversation.",
+)
+packs_app = typer.Typer(no_args_is_help=True, help="Sticker packs: import, list, remove.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
+export_app = typer.Typer(no_args_is_help=True, help="Build ONNX model directories for the engine.")
+app.add_typer(packs_app, name="packs")
+app.add_typer(db_app, name="db")
+app.add_typer(export_app, name="export")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _progress_bar(description: str) -> tuple[Progress, Callable[[int, int], None]]:
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    )
+    task = progress.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return progress, update
+
+
+async def _service(settings: Settings):  # -> StickerService
+    from engine.db import SchemaOutOfDate
+    from engine.ranking import ModelMissing
+    from engine.service import open_service
+
+    try:
+        return await open_service(settings)
+    except (SchemaOutOfDate, ModelMissing) as exc:
+        _fail(str(exc))
+
+
+# ---------------------------------------------------------------------------------------------- db
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Create or migrate the database schema to REVISION (default: the newest)."""
+    from migrations import run_upgrade
+
+    settings = Settings()
+    run_upgrade(settings.db_url, revision)
+    console.print(f"database at {revision}: {_safe_url(settings.db_url)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base")]) -> None:
+    """Migrate the schema down to REVISION."""
+    from migrations import run_downgrade
+
+    settings = Settings()
+    run_downgrade(settings.db_url, revision)
+    console.print(f"database at {revision}: {_safe_url(settings.db_url)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database and the one this version needs."""
+    from engine.db import create_engine, current_revision, head_revision
+
+    async def go() -> str | None:
+        engine = create_engine(Settings().db_url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    console.print(f"current: {_run(go())}  needed: {head_revision()}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# ---------------------------------------------------------------------------------------------- packs
+@packs_app.command("add")
+def packs_add(
+    path: Annotated[Path, typer.Argument(help="A folder or .zip of images (png, webp, jpg, gif, tgs, webm)")],
+    name: Annotated[str | None, typer.Option(help="Pack name (default: pack.json's or the folder's)")] = None,
+    title: Annotated[str | None, typer.Option(help="Display title")] = None,
+    chat: Annotated[str | None, typer.Option(help="Also enable it in this console chat")] = None,
+) -> None:
+    """Import a pack into the library; its stickers are decoded and embedded once."""
+    from engine.library import PackError
+    from engine.service import ChatRef
+
+    async def go() -> None:
+        service = await _service(Settings())
+        try:
+            progress, update = _progress_bar(f"importing {path.name}")
+            with progress:
+                report = await service.import_pack(path, name=name, title=title, progress=update)
+            if chat:
+                await service.enable_pack(ChatRef("console", chat), report.pack_name)
+        finally:
+            await service.close()
+        console.print(
+            f"pack [bold]{report.pack_name}[/bold]: {report.added} added, {report.unchanged} unchanged"
+        )
+        for f, why in report.skipped:
+            console.print(f"  [yellow]skipped[/yellow] {f}: {why}")
+
+    try:
+        _run(go())
+    except PackError as exc:
+        _fail(str(exc))
+
+
+@packs_app.command("list")
+def packs_list(
+    chat: Annotated[str | None, typer.Option(help="Only packs enabled in this console chat")] = None,
+) -> None:
+    """List the packs in the library (or in one console chat)."""
+    from engine.service import ChatRef
+
+    async def go():
+        service = await _service(Settings())
+        try:
+            return await service.list_packs(ChatRef("console", chat) if chat else None)
+        finally:
+            await service.close()
+
+    packs = _run(go())
+    table = Table("name", "title", "platform", "stickers")
+    for p in packs:
+        table.add_row(p.name, p.title or "", p.platform, str(p.stickers))
+    console.print(table if packs else "no packs yet: `stickerpick packs add PATH`")
+
+
+@packs_app.command("remove")
+def packs_remove(
+    name: str,
+    chat: Annotated[str | None, typer.Option(help="Only stop using it in this console chat")] = None,
+) -> None:
+    """Remove a pack from the library (and every chat), or with --chat only from one chat."""
+    from engine.library import PackError
+    from engine.service import ChatRef
+
+    async def go() -> str:
+        service = await _service(Settings())
+        try:
+            if chat:
+                await service.remove_pack(ChatRef("console", chat), name)
+                return f"{name} removed from chat {chat}"
+            n = await service.delete_pack(name)
+            return f"{name} deleted ({n} stickers)"
+        finally:
+            await service.close()
+
+    try:
+        console.print(_run(go()))
+    except PackError as exc:
+        _fail(str(exc))
+
+
+# ---------------------------------------------------------------------------------------------- setup
+@app.command()
+def setup(
+    rebuild: Annotated[bool, typer.Option(help="Rebuild the baseline model and default pack")] = False,
+) -> None:
+    """One-time set-up: database schema, the baseline ONNX model, the bundled default pack."""
+    from migrations import run_upgrade
+
+    settings = Settings()
+    run_upgrade(settings.db_url)
+    console.print(f"database ready: {_safe_url(settings.db_url)}")
+
+    baseline = settings.baseline_model_dir
+    if rebuild or not (baseline / "manifest.json").is_file():
+        from export.baseline import export_text_baseline
+
+        console.print("exporting all-MiniLM-L6-v2 to ONNX (int8) …")
+        manifest = export_text_baseline(baseline)
+        console.print(f"baseline model {manifest['version']} → {baseline}")
+
+    pack_dir = settings.home / "packs" / "noto-emoji"
+    if rebuild or not (pack_dir / "pack.json").is_file():
+        from training.data.emoji_art import write_default_pack
+
+        try:
+            write_default_pack(pack_dir, style="google", node_modules=settings.vendor_dir)
+        except FileNotFoundError as exc:
+            _fail(
+                f"{exc}\nThe emoji artwork installs from npm: `npm ci --prefix vendor` (dev.sh setup does it)."
+            )
+        console.print(f"default pack written to {pack_dir}")
+
+    async def go() -> None:
+        service = await _service(settings)
+        try:
+            progress, update = _progress_bar("indexing the default pack")
+            with progress:
+                report = await service.import_pack(pack_dir, name="noto-emoji", progress=update)
+            console.print(f"pack noto-emoji: {report.added} added, {report.unchanged} already indexed")
+        finally:
+            await service.close()
+
+    _run(go())
+
+
+# ---------------------------------------------------------------------------------------------- chat
+def _console_chat(service, chat: str, out: Path | None, settings: Settings):  # -> ConsoleChat
+    from bot.console import ConsoleChat
+
+    return ConsoleChat(service, chat_name=chat, out_dir=out or settings.home / "out")
+
+
+@app.command()
+def chat(
+    name: Annotated[
+        str, typer.Option("--chat", help="Console chat name (its own history and packs)")
+    ] = "local",
+    speaker: Annotated[str, typer.Option("--as", help="Who you are typing as")] = "you",
+    k: Annotated[int | None, typer.Option(help="Stickers per /sticker")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for contact-sheet PNGs")] = None,
+) -> None:
+    """A small REPL: type as named users (`alice: hi`), `/sticker` shows the best stickers, `/help` the rest."""
+    settings = Settings()
+
+    async def go() -> None:
+        service = await _service(settings)
+        repl = _console_chat(service, name, out, settings)
+        repl.speaker, repl.k = speaker, k
+        console.print(f"stickerpick console · chat '{name}' · model {service.ranker.version} · /help, /quit")
+        try:
+            while True:
+                try:
+                    line = await asyncio.to_thread(input, f"{repl.speaker}> ")
+                except EOFError:
+                    break
+                if line.strip() in ("/quit", "/exit"):
+                    break
+                for out_line in await repl.handle(line):
+                    console.print(out_line, markup=False)
+        finally:
+            await service.close()
+
+    _run(go())
+
+
+@app.command()
+def demo(
+    out: Annotated[Path | None, typer.Option(help="Folder for contact-sheet PNGs")] = None,
+) -> None:
+    """A short scripted group conversation through the console adapter: what a user would see."""
+    settings = Settings()
+
+    async def go() -> list[str]:
+        from bot.console import run_demo
+
+        service = await _service(settings)
+        try:
+            repl = _console_chat(service, "demo", out, settings)
+            console.print(f"model: {service.ranker.name} ({service.ranker.version})\n")
+            return await run_demo(repl)
+        finally:
+            await service.close()
+
+    for line in _run(go()):
+        console.print(line, markup=False)
+
+
+# ---------------------------------------------------------------------------------------------- export
+@export_app.command("baseline")
+def export_baseline(
+    out: Annotated[Path | None, typer.Argument(help="Output model directory")] = None,
+    int8: Annotated[bool, typer.Option(help="Dynamic int8 quantisation (per channel)")] = True,
+) -> None:
+    """Export the pretrained all-MiniLM-L6-v2 text baseline to ONNX."""
+    from export.baseline import export_text_baseline
+
+    target = out or Settings().baseline_model_dir
+    manifest = export_text_baseline(target, quantize=int8)
+    console.print(f"{manifest['version']} → {target}")
+
+
+# ---------------------------------------------------------------------------------------------- eval
+@app.command("eval")
+def eval_cmd(
+    data: Annotated[Path, typer.Option(help="Dataset folder in the sticker format (shared/FORMAT.md)")],
+    split: Annotated[str, typer.Option(help="test | val | train")] = "val",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="A model directory (ONNX, from `stickerpick export`), a PBR checkpoint (.pt), or one of "
+            "`chance`, `logreg` (text-only classifier fitted on the train split). Default: the serving model."
+        ),
+    ] = None,
+    sticker_text: Annotated[
+        bool,
+        typer.Option("--sticker-text/--no-sticker-text", help="May the ranker read each sticker's emoji?"),
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the metrics here (+ a PNG beside)")
+    ] = None,
+    predictions: Annotated[Path | None, typer.Option(help="One ranking per line, in input order")] = None,
+    max_samples: Annotated[int | None, typer.Option(help="Only the first N samples")] = None,
+) -> None:
+    """Measure a model on a dataset: R@1/2/5, MRR, macro/weighted-F1 of the top-1 emoji class."""
+    from training.data.format import StickerDataset
+    from training.evaluate import EngineScorer, RandomScorer, TextLogRegScorer, evaluate
+
+    settings = Settings()
+    try:
+        dataset = StickerDataset.open(data)
+    except FileNotFoundError as exc:
+        _fail(f"{exc}. Convert a corpus with `stickerpick data convert ...`.")
+    scorer: Any
+    if model == "chance":
+        scorer = RandomScorer()
+    elif model == "logreg":
+        from engine.ranking import TextBaselineRanker
+
+        baseline = TextBaselineRanker(settings.baseline_model_dir)
+        scorer = TextLogRegScorer(baseline.embed_dialogues, dataset.load("train"))
+    elif model is not None and Path(model).is_file():
+        from training.pbr_scorer import CheckpointScorer
+
+        scorer = CheckpointScorer.load(Path(model))
+    else:
+        from engine.ranking import ModelMissing, load_ranker
+
+        model_dir = Path(model) if model else settings.serving_model_dir()
+        try:
+            scorer = EngineScorer(load_ranker("auto", model_dir, max_turns=settings.history_turns))
+        except ModelMissing as exc:
+            _fail(str(exc))
+    metrics = evaluate(
+        dataset,
+        split,
+        scorer,
+        sticker_text=sticker_text,
+        max_samples=max_samples,
+        json_path=json_out,
+        predictions_path=predictions,
+    )
+    table = Table(
+        "metric",
+        "value",
+        title=f"{scorer.name} on {data.name}/{split} (sticker text {'on' if sticker_text else 'off'})",
+    )
+    for key in ("R@1", "R@2", "R@5", "MRR", "macro_F1", "weighted_F1", "n"):
+        table.add_row(key, f"{metrics[key]:.2f}" if key != "n" else str(int(metrics[key])))
+    console.print(table)
+    if json_out:
+        console.print(f"metrics → {json_out} (confusion matrix: {json_out.with_suffix('.png')})")
+
+
+def _mount_optional() -> None:
+    """Training-side command groups; their modules import torch only inside their commands."""
+    try:
+        from training.data.cli import app as data_app
+    except ImportError:  # the training extras are not installed
+        return
+    app.add_typer(data_app, name="data", help="Datasets: convert public corpora to the sticker format.")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    logging.basicConfig(level=Settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    sys.exit(app())

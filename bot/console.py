@@ -1,0 +1,166 @@
+"""The local console adapter: type as one or more named users, ask for stickers, see them as a PNG.
+
+Lines look like ``alice: hi there`` (sets the speaker) or plain text (the last speaker again). Commands:
+``/sticker [k]``, ``/packs``, ``/addpack PATH [name]``, ``/removepack NAME``, ``/logging on|off``,
+``/forget [name]``, ``/history``, ``/help``, ``/quit``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.library import PackError
+from engine.media import contact_sheet
+from engine.service import ChatRef, StickerService, SuggestResult, UserRef
+from engine.store import MediaStore
+
+PLATFORM = "console"
+SPEAKER_RE = re.compile(r"^\s*([A-Za-z][\w .-]{0,31}):\s+(.*)$")
+
+HELP = """\
+Type messages as `name: text` (e.g. `alice: hi`); a line without a name is said by the last speaker.
+  /sticker [k]          the k stickers that fit the conversation best (writes a PNG contact sheet)
+  /packs                packs enabled in this chat
+  /addpack PATH [NAME]  import a folder or zip of images as a pack and enable it here
+  /removepack NAME      stop using a pack in this chat
+  /logging on|off       allow keeping this chat's messages for retraining (off by default)
+  /forget [name]        delete everything kept about a user (default: the current speaker)
+  /history              the turns /sticker reads
+  /quit                 leave"""
+
+
+@dataclass
+class ConsoleChat:
+    service: StickerService
+    chat_name: str = "local"
+    out_dir: Path = Path("var/out")
+    speaker: str = "you"
+    k: int | None = None
+    sheets_written: list[Path] = field(default_factory=list)
+    _counter: int = 0
+
+    @property
+    def chat(self) -> ChatRef:
+        return ChatRef(PLATFORM, self.chat_name, title=f"console:{self.chat_name}")
+
+    def user(self, name: str | None = None) -> UserRef:
+        n = (name or self.speaker).strip()
+        return UserRef(PLATFORM, n.lower(), n)
+
+    async def handle(self, line: str) -> list[str]:
+        """One input line → the lines to print. Never raises for bad input."""
+        line = line.strip()
+        if not line:
+            return []
+        if line.startswith("/"):
+            return await self._command(line)
+        m = SPEAKER_RE.match(line)
+        if m:
+            self.speaker, text = m.group(1).strip(), m.group(2)
+        else:
+            text = line
+        self._counter += 1
+        await self.service.record(self.chat, self.user(), text, message_id=str(self._counter))
+        return []
+
+    async def _command(self, line: str) -> list[str]:
+        cmd, *args = line.split()
+        cmd = cmd.lower()
+        try:
+            if cmd == "/sticker":
+                k = int(args[0]) if args and args[0].isdigit() else self.k
+                return await self.sticker(k)
+            if cmd == "/packs":
+                packs = await self.service.list_packs(self.chat)
+                if not packs:
+                    return ["No packs in this chat. /addpack PATH imports one."]
+                return [f"  {p.name:<24} {p.stickers:>5} stickers  {p.title or ''}" for p in packs]
+            if cmd == "/addpack" and args:
+                report = await self.service.add_pack(
+                    self.chat, Path(args[0]), name=args[1] if len(args) > 1 else None, by=self.user()
+                )
+                out = [
+                    f"Added pack {report.pack_name}: {report.added} new, {report.unchanged} already there."
+                ]
+                out += [f"  skipped {f}: {why}" for f, why in report.skipped]
+                return out
+            if cmd == "/removepack" and args:
+                await self.service.remove_pack(self.chat, args[0])
+                return [f"Removed {args[0]} from this chat."]
+            if cmd == "/logging" and args and args[0] in ("on", "off"):
+                await self.service.set_logging(self.chat, args[0] == "on")
+                return [f"Logging for retraining is {args[0]} in this chat."]
+            if cmd == "/forget":
+                who = args[0] if args else self.speaker
+                n = await self.service.forget(self.user(who))
+                return [f"Forgot {who}: {n} messages deleted."]
+            if cmd == "/history":
+                turns = await self.service.recent(self.chat)
+                return [f"  {t.speaker or '?'}: {t.text}" for t in turns] or ["(no conversation yet)"]
+            if cmd in ("/help", "/start"):
+                return HELP.splitlines()
+            return [f"Unknown command {cmd}. /help lists them."]
+        except PackError as exc:
+            return [str(exc)]
+
+    async def sticker(self, k: int | None = None) -> list[str]:
+        result = await self.service.suggest(self.chat, k, user=self.user())
+        return self.render(result)
+
+    def render(self, result: SuggestResult) -> list[str]:
+        if not result.items:
+            return [result.message or "Nothing to suggest."]
+        lines = [f"Stickers for: “{result.context[-1].text}”" if result.context else "Stickers:"]
+        for item in result.items:
+            lines.append(
+                f"  {item.rank + 1}. {item.emoji or ' '}  {item.platform_sticker_id:<20} "
+                f"[{item.pack_name}]  score {item.score:.3f}"
+            )
+        path = self.write_sheet(result)
+        lines.append(f"  contact sheet: {path}")
+        return lines
+
+    def write_sheet(self, result: SuggestResult) -> Path:
+        store: MediaStore = self.service.store
+        images = [store.open(item.media_path.stem) for item in result.items]
+        labels = [f"{i.rank + 1}. {i.platform_sticker_id} {i.score:.2f}" for i in result.items]
+        sheet = contact_sheet(images, labels)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"suggestion-{result.suggestion_id}.png"
+        sheet.save(path)
+        latest = self.out_dir / "latest-suggestion.png"
+        sheet.save(latest)
+        self.sheets_written.append(path)
+        return path
+
+
+DEMO_SCRIPT: list[str | tuple[str, int]] = [
+    "alice: guess what, I finally passed my driving test!!",
+    "bob: no way, congratulations! that's amazing",
+    ("/sticker", 5),
+    "alice: thanks! but then I scratched the car backing out of the parking lot",
+    "bob: oh no... is your dad going to be mad?",
+    ("/sticker", 5),
+    "alice: he is furious. he said I'm grounded for a month",
+    ("/sticker", 5),
+    "bob: want to get pizza tonight to cheer you up? my treat",
+    "alice: yes please, I love you, you're the best",
+    ("/sticker", 5),
+]
+
+
+async def run_demo(chat: ConsoleChat) -> list[str]:
+    """The scripted conversation through the same path as `stickerpick chat`; returns what it printed."""
+    await chat.service.clear_history(chat.chat)
+    printed: list[str] = []
+    for step in DEMO_SCRIPT:
+        if isinstance(step, tuple):
+            printed.append("")
+            out = await chat.sticker(step[1])
+        else:
+            printed.append(step)
+            out = await chat.handle(step)
+        printed.extend(out)
+    return printed

@@ -1,0 +1,122 @@
+"""Per-chat dialogue history: append, edit, read the recent window, enforce retention."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.db import Message, User, utcnow
+from engine.preprocess import clean_text
+
+
+@dataclass(frozen=True)
+class Turn:
+    message_id: int
+    from_id: int | None  # the users.id of the speaker (speaker-aware, as StickerChat's from_id)
+    speaker: str | None
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryPolicy:
+    max_turns: int = 8
+    max_tokens: int = 128
+    retention_messages: int = 500
+    retention_days: int = 30
+    max_message_chars: int = 4096
+
+
+class History:
+    def __init__(self, policy: HistoryPolicy) -> None:
+        self.policy = policy
+
+    def normalise(self, text: str) -> str:
+        return clean_text(text)[: self.policy.max_message_chars]
+
+    async def append(
+        self,
+        session: AsyncSession,
+        chat_id: int,
+        user_id: int | None,
+        text: str,
+        platform_message_id: str | None = None,
+        reply_to: str | None = None,
+        at: datetime | None = None,
+        sticker_id: int | None = None,
+    ) -> Message:
+        msg = Message(
+            chat_id=chat_id,
+            user_id=user_id,
+            text=self.normalise(text),
+            platform_message_id=platform_message_id,
+            reply_to=reply_to,
+            created_at=at or utcnow(),
+            sticker_id=sticker_id,
+        )
+        session.add(msg)
+        await session.flush()
+        return msg
+
+    async def edit(self, session: AsyncSession, chat_id: int, platform_message_id: str, text: str) -> bool:
+        result = await session.execute(
+            update(Message)
+            .where(Message.chat_id == chat_id, Message.platform_message_id == platform_message_id)
+            .values(text=self.normalise(text), edited_at=utcnow())
+        )
+        return bool(result.rowcount)
+
+    async def recent(
+        self,
+        session: AsyncSession,
+        chat_id: int,
+        max_turns: int | None = None,
+        max_tokens: int | None = None,
+        count_tokens: Callable[[str], int] | None = None,
+    ) -> list[Turn]:
+        """The last turns of a chat, oldest first, at most ``max_turns`` and (if a counter is given) about
+        ``max_tokens`` tokens: the newest turn always survives."""
+        turns_limit = max_turns or self.policy.max_turns
+        token_limit = max_tokens or self.policy.max_tokens
+        rows = (
+            await session.execute(
+                select(Message.id, Message.user_id, User.display_name, Message.text, Message.created_at)
+                .outerjoin(User, User.id == Message.user_id)
+                .where(Message.chat_id == chat_id, Message.text != "")
+                .order_by(Message.id.desc())
+                .limit(turns_limit)
+            )
+        ).all()
+        turns: list[Turn] = []
+        used = 0
+        for mid, uid, name, text, created in rows:
+            if count_tokens is not None:
+                cost = count_tokens(text)
+                if turns and used + cost > token_limit:
+                    break
+                used += cost
+            turns.append(Turn(mid, uid, name, text, created))
+        turns.reverse()
+        return turns
+
+    async def apply_retention(self, session: AsyncSession, chat_id: int, now: datetime | None = None) -> int:
+        """Drop messages past the per-chat count or age limit. Returns how many were deleted."""
+        cutoff_time = (now or utcnow()) - timedelta(days=self.policy.retention_days)
+        keep_from = (
+            await session.execute(
+                select(Message.id)
+                .where(Message.chat_id == chat_id)
+                .order_by(Message.id.desc())
+                .offset(self.policy.retention_messages - 1)
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        cond = Message.created_at < cutoff_time
+        if keep_from is not None:
+            cond = cond | (Message.id < keep_from)
+        result = await session.execute(delete(Message).where(Message.chat_id == chat_id, cond))
+        return result.rowcount or 0

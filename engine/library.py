@@ -1,0 +1,282 @@
+"""Sticker packs: import from a folder or zip, through the one bounded decoder, into the database.
+
+A pack's metadata may come from ``pack.json`` ({"name", "title", "stickers": [{"file", "id", "emoji", "tags"}]}),
+from StickerChat's ``emoji_mapping.txt`` ("<sticker_id>\\t<emoji>"), or from file names that are emoji code
+points (``1f602.png``) or contain an emoji. Bad files are reported and skipped; a pack with no good sticker is
+refused and changes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import emoji as emoji_pkg
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.db import Pack, Sticker
+from engine.media import DecodeLimits, MediaError, decode_sticker_async, to_png_bytes
+from engine.store import MediaStore
+
+IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".gif", ".apng", ".tgs", ".webm", ".npy"}
+PACK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class PackError(ValueError):
+    """A pack cannot be imported or found; the message is meant for the user."""
+
+
+@dataclass
+class ImportReport:
+    pack_name: str
+    added: int = 0
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    file: str
+    sticker_id: str
+    emoji: str | None
+    tags: tuple[str, ...]
+    read: Callable[[int], bytes]  # read(max_bytes) -> bytes (raises MediaError past the limit)
+
+
+def slugify_pack_name(raw: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", raw.strip()).strip("-_")[:64]
+    return slug
+
+
+def validate_pack_name(name: str) -> str:
+    if not PACK_NAME_RE.match(name):
+        raise PackError(
+            f"Pack names use letters, digits, '_' and '-' (at most 64, starting with a letter or digit); "
+            f"{name[:80]!r} is not one."
+        )
+    return name
+
+
+def emoji_from_filename(stem: str) -> str | None:
+    """'1f602' or '1f469-200d-1f4bb' → the emoji; a stem containing an emoji → the first one."""
+    if re.fullmatch(r"[0-9a-fA-F]{4,6}(-[0-9a-fA-F]{4,6})*", stem):
+        try:
+            chars = "".join(chr(int(cp, 16)) for cp in stem.split("-"))
+        except ValueError:
+            return None
+        if emoji_pkg.is_emoji(chars) or emoji_pkg.is_emoji(chars.replace("\ufe0f", "")):
+            return chars
+    found = emoji_pkg.emoji_list(stem)
+    return found[0]["emoji"] if found else None
+
+
+def _read_limited(raw: bytes | None, opener: Callable[[], io.BufferedIOBase], max_bytes: int) -> bytes:
+    if raw is not None:
+        return raw
+    with opener() as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise MediaError(f"file is larger than the {max_bytes}-byte limit")
+    return data
+
+
+def _load_metadata(
+    names: list[str], read_text: Callable[[str], str]
+) -> tuple[dict, dict[str, dict], dict[str, str]]:
+    meta: dict = {}
+    by_file: dict[str, dict] = {}
+    mapping: dict[str, str] = {}
+    if "pack.json" in names:
+        try:
+            meta = json.loads(read_text("pack.json"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PackError(f"pack.json is not valid JSON: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise PackError("pack.json must hold a JSON object")
+        for s in meta.get("stickers", []) or []:
+            if isinstance(s, dict) and isinstance(s.get("file"), str):
+                by_file[s["file"]] = s
+    if "emoji_mapping.txt" in names:
+        for line in read_text("emoji_mapping.txt").splitlines():
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 2 and parts[0].strip():
+                mapping[parts[0].strip()] = parts[1].strip()
+    return meta, by_file, mapping
+
+
+def iter_pack_source(source: Path, max_files: int, max_bytes: int) -> tuple[dict, Iterator[PackEntry], int]:
+    """(pack.json metadata, entries, number of entries) for a folder or a zip archive."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file())
+        names = [p.name for p in files]
+
+        def read_text(name: str) -> str:
+            return (source / name).read_text(encoding="utf-8")
+
+        def opener_for(p: Path) -> Callable[[int], bytes]:
+            def read(limit: int) -> bytes:
+                if p.stat().st_size > limit:
+                    raise MediaError(f"file is {p.stat().st_size} bytes; the limit is {limit}")
+                return p.read_bytes()
+
+            return read
+
+        members = [(p.name, opener_for(p)) for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    elif source.is_file() and zipfile.is_zipfile(source):
+        zf = zipfile.ZipFile(source)
+        infos = [i for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
+        names = [PurePosixPath(i.filename).name for i in infos]
+        by_name = {PurePosixPath(i.filename).name: i for i in infos}
+
+        def read_text(name: str) -> str:
+            info = by_name[name]
+            if info.file_size > 1_000_000:
+                raise PackError(f"{name} is too large")
+            return zf.read(info).decode("utf-8")
+
+        def zip_opener(info: zipfile.ZipInfo) -> Callable[[int], bytes]:
+            def read(limit: int) -> bytes:
+                if info.file_size > limit:
+                    raise MediaError(f"file is {info.file_size} bytes; the limit is {limit}")
+                try:
+                    return _read_limited(None, lambda: zf.open(info), limit)
+                except (zipfile.BadZipFile, OSError, EOFError) as exc:  # also covers CRC errors
+                    raise MediaError(f"damaged zip member: {exc}") from exc
+
+            return read
+
+        members = [
+            (PurePosixPath(i.filename).name, zip_opener(i))
+            for i in sorted(infos, key=lambda i: i.filename)
+            if PurePosixPath(i.filename).suffix.lower() in IMAGE_SUFFIXES
+        ]
+    elif source.exists():
+        raise PackError(f"{source} is neither a folder nor a zip archive of images")
+    else:
+        raise PackError(f"{source} does not exist")
+
+    meta, by_file, mapping = _load_metadata(names, read_text)
+    if len(members) > max_files:
+        raise PackError(f"{source} holds {len(members)} images; a pack may have at most {max_files}")
+
+    def entries() -> Iterator[PackEntry]:
+        for name, read in members:
+            stem = PurePosixPath(name).stem
+            info = by_file.get(name, {})
+            sticker_id = str(info.get("id") or stem)
+            em = (
+                info.get("emoji") or mapping.get(sticker_id) or mapping.get(stem) or emoji_from_filename(stem)
+            )
+            tags = tuple(str(t) for t in (info.get("tags") or []) if isinstance(t, str | int))
+            yield PackEntry(name, sticker_id, em, tags, read)
+
+    return meta, entries(), len(members)
+
+
+async def _decode_entry(entry: PackEntry, limits: DecodeLimits):  # -> DecodedSticker
+    data = entry.read(limits.max_bytes)
+    if entry.file.lower().endswith(".npy"):
+        return _decode_npy(data, limits)
+    return await decode_sticker_async(data, limits)
+
+
+def _decode_npy(data: bytes, limits: DecodeLimits):  # StickerChat's own HxWx3 uint8 arrays
+    import numpy as np
+    from PIL import Image
+
+    from engine.media import DecodedSticker
+
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as exc:
+        raise MediaError(f"not a readable .npy array: {exc}") from exc
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise MediaError(f".npy stickers must be HxWx3 uint8 arrays, got {arr.dtype} {arr.shape}")
+    if arr.shape[0] * arr.shape[1] > limits.max_pixels:
+        raise MediaError(f"image is {arr.shape[1]}×{arr.shape[0]} pixels; the limit is {limits.max_pixels}")
+    img = Image.fromarray(arr).convert("RGBA")
+    return DecodedSticker(img, "static", "npy", img.width, img.height)
+
+
+async def import_pack(
+    session: AsyncSession,
+    store: MediaStore,
+    source: Path,
+    limits: DecodeLimits,
+    name: str | None = None,
+    title: str | None = None,
+    platform: str = "local",
+    max_stickers: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Pack, ImportReport]:
+    """Import (or refresh) a pack. The caller commits; on PackError nothing was added to the session."""
+    meta, entries, total = iter_pack_source(Path(source), max_stickers, limits.max_bytes)
+    pack_name = validate_pack_name(name or meta.get("name") or slugify_pack_name(Path(source).stem) or "pack")
+    report = ImportReport(pack_name)
+    pack = (
+        await session.execute(select(Pack).where(Pack.platform == platform, Pack.name == pack_name))
+    ).scalar_one_or_none()
+    existing: dict[str, Sticker] = {}
+    if pack is not None:
+        for s in (await session.execute(select(Sticker).where(Sticker.pack_id == pack.id))).scalars():
+            existing[s.platform_sticker_id] = s
+
+    new_stickers: list[Sticker] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        if progress:
+            progress(i, total)
+        if entry.sticker_id in seen:
+            report.skipped.append((entry.file, f"duplicate sticker id {entry.sticker_id!r}"))
+            continue
+        seen.add(entry.sticker_id)
+        if entry.sticker_id in existing:
+            report.unchanged += 1
+            continue
+        try:
+            decoded = await _decode_entry(entry, limits)
+        except MediaError as exc:
+            report.skipped.append((entry.file, str(exc)))
+            continue
+        sha = store.put(to_png_bytes(decoded.image))
+        new_stickers.append(
+            Sticker(
+                platform_sticker_id=entry.sticker_id,
+                emoji=entry.emoji,
+                tags=list(entry.tags),
+                media_sha256=sha,
+                kind=decoded.kind,
+                source_format=decoded.source_format,
+                width=decoded.width,
+                height=decoded.height,
+                position=i,
+            )
+        )
+    if progress:
+        progress(total, total)
+    if not new_stickers and not existing:
+        reasons = "; ".join(f"{f}: {r}" for f, r in report.skipped[:5]) or "no image files found"
+        raise PackError(f"Nothing to import from {Path(source).name}: {reasons}")
+    if pack is None:
+        pack = Pack(
+            platform=platform,
+            name=pack_name,
+            title=title or meta.get("title") or meta.get("name") or pack_name,
+            source=str(source),
+            status="ready",
+        )
+        session.add(pack)
+        await session.flush()
+    for s in new_stickers:
+        s.pack_id = pack.id
+        session.add(s)
+    report.added = len(new_stickers)
+    await session.flush()
+    return pack, report

@@ -1,0 +1,86 @@
+"""onnxruntime sessions and model-directory manifests (no torch anywhere on this path)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.preprocess import TextTokenizer
+from engine.ranking._base import ModelMissing, l2_normalise
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(model_dir: Path, build_hint: str, verify_hashes: bool = False) -> dict[str, Any]:
+    """Load and check ``manifest.json``; every failure names the command that builds the directory."""
+    path = Path(model_dir) / MANIFEST
+    if not path.is_file():
+        raise ModelMissing(f"No model at {model_dir} (missing {MANIFEST}). Build it with: {build_hint}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelMissing(f"Unreadable {path}: {exc}. Rebuild it with: {build_hint}") from exc
+    if manifest.get("format") != FORMAT_VERSION:
+        raise ModelMissing(
+            f"{path} has format {manifest.get('format')!r}; this engine reads format {FORMAT_VERSION}. "
+            f"Rebuild it with: {build_hint}"
+        )
+    for role, name in manifest.get("files", {}).items():
+        f = Path(model_dir) / name
+        if not f.is_file():
+            raise ModelMissing(f"{model_dir} lacks its {role} file {name}. Rebuild it with: {build_hint}")
+        if verify_hashes and manifest.get("sha256", {}).get(name) not in (None, sha256_file(f)):
+            raise ModelMissing(f"{f} does not match the hash in its manifest. Rebuild it with: {build_hint}")
+    return manifest
+
+
+def make_session(path: Path, threads: int = 0) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+class OnnxTextEncoder:
+    """A BERT-style text tower in ONNX: token ids → pooled, L2-normalised vectors."""
+
+    def __init__(
+        self, model_path: Path, tokenizer_path: Path, max_tokens: int, output: str, threads: int = 0
+    ) -> None:
+        self.session = make_session(model_path, threads)
+        self.tokenizer = TextTokenizer(tokenizer_path, max_tokens)
+        self._inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if output not in outputs:
+            raise ModelMissing(f"{model_path} has outputs {outputs}, expected {output!r}")
+        self._output = output
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            enc = self.tokenizer.encode(texts[start : start + batch_size])
+            (out,) = self.session.run([self._output], enc.as_feed(self._inputs))
+            if out.ndim == 3:  # token embeddings: mean-pool over the attention mask
+                mask = enc.attention_mask[..., None].astype(np.float32)
+                out = (out * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+            chunks.append(out.astype(np.float32))
+        if not chunks:
+            return np.zeros((0, 0), dtype=np.float32)
+        return l2_normalise(np.concatenate(chunks))

@@ -1,0 +1,579 @@
+"""The service facade every adapter calls: record, suggest, packs, feedback, privacy.
+
+The engine owns every rule (history window, which packs a chat may use, cooldowns, privacy); adapters only
+translate platform updates into these calls and the results back into platform messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from engine.db import (
+    Chat,
+    ChatPack,
+    Feedback,
+    Message,
+    Pack,
+    Sticker,
+    StickerEmbedding,
+    Suggestion,
+    SuggestionItem,
+    User,
+    check_schema,
+    create_engine,
+    sessionmaker,
+)
+from engine.history import History, HistoryPolicy, Turn
+from engine.library import ImportReport, PackError, import_pack, validate_pack_name
+from engine.media import DecodeLimits
+from engine.ranking import Ranker, StickerInput, top_k
+from engine.settings import Settings
+from engine.store import MediaStore
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 64
+
+
+@dataclass(frozen=True)
+class ChatRef:
+    platform: str
+    chat_id: str
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class UserRef:
+    platform: str
+    user_id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class SuggestedSticker:
+    rank: int
+    sticker_id: int
+    pack_name: str
+    platform_sticker_id: str
+    platform_file_id: str | None
+    emoji: str | None
+    score: float
+    media_path: Path
+
+
+@dataclass
+class SuggestResult:
+    items: list[SuggestedSticker] = field(default_factory=list)
+    suggestion_id: int | None = None
+    # Set when there is nothing to suggest: a sentence for the user (no packs, no conversation, cooldown).
+    message: str | None = None
+    context: list[Turn] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PackInfo:
+    name: str
+    title: str | None
+    platform: str
+    stickers: int
+    enabled: bool
+
+
+@dataclass
+class _ChatMatrix:
+    packs_version: int
+    model_version: str
+    ids: np.ndarray
+    matrix: np.ndarray
+
+
+class StickerService:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        ranker: Ranker,
+        default_packs: Sequence[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = sessionmaker(engine)
+        self.ranker = ranker
+        self.store = MediaStore(settings.media_dir)
+        self.history = History(
+            HistoryPolicy(
+                max_turns=settings.history_turns,
+                max_tokens=settings.history_tokens,
+                retention_messages=settings.retention_messages,
+                retention_days=settings.retention_days,
+                max_message_chars=settings.max_message_chars,
+            )
+        )
+        self.limits = DecodeLimits(
+            max_bytes=settings.max_media_bytes,
+            max_pixels=settings.max_media_pixels,
+            max_decompressed_bytes=settings.max_decompressed_bytes,
+            timeout_s=settings.decode_timeout_s,
+        )
+        self.default_packs = list(default_packs)
+        self._vectors: dict[str, dict[int, np.ndarray]] = {}
+        self._matrices: dict[int, _ChatMatrix] = {}
+        self._last_request: dict[int, float] = {}
+        self._ranker_lock = asyncio.Lock()
+        self._since_retention: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ life cycle
+    @classmethod
+    async def open(
+        cls, settings: Settings, ranker: Ranker, default_packs: Sequence[str] = ()
+    ) -> StickerService:
+        """Connect and refuse to run on an out-of-date schema (the error says to run `stickerpick db upgrade`)."""
+        engine = create_engine(settings.db_url)
+        try:
+            await check_schema(engine)
+        except Exception:
+            await engine.dispose()
+            raise
+        return cls(settings, engine, ranker, default_packs)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def swap_ranker(self, ranker: Ranker) -> None:
+        """Serve a new model from the next request on; in-flight requests finish on the old one."""
+        async with self._ranker_lock:
+            self.ranker = ranker
+            self._matrices.clear()
+
+    # ------------------------------------------------------------------ identities
+    async def _chat(self, session: AsyncSession, ref: ChatRef, create: bool = True) -> Chat | None:
+        q = select(Chat).where(Chat.platform == ref.platform, Chat.platform_chat_id == str(ref.chat_id))
+        chat = (await session.execute(q)).scalar_one_or_none()
+        if chat is None and create:
+            try:
+                async with session.begin_nested():
+                    chat = Chat(platform=ref.platform, platform_chat_id=str(ref.chat_id), title=ref.title)
+                    session.add(chat)
+                    await session.flush()
+                    await self._enable_defaults(session, chat)
+            except IntegrityError:  # created concurrently by another worker
+                chat = (await session.execute(q)).scalar_one()
+        elif chat is not None and ref.title and chat.title != ref.title:
+            chat.title = ref.title
+        return chat
+
+    async def _enable_defaults(self, session: AsyncSession, chat: Chat) -> None:
+        if not self.default_packs:
+            return
+        packs = (await session.execute(select(Pack).where(Pack.name.in_(self.default_packs)))).scalars()
+        for pack in packs:
+            session.add(ChatPack(chat_id=chat.id, pack_id=pack.id, enabled=True))
+        chat.packs_version += 1
+
+    async def _user(self, session: AsyncSession, ref: UserRef | None, create: bool = True) -> User | None:
+        if ref is None:
+            return None
+        q = select(User).where(User.platform == ref.platform, User.platform_user_id == str(ref.user_id))
+        user = (await session.execute(q)).scalar_one_or_none()
+        if user is None and create:
+            try:
+                async with session.begin_nested():
+                    user = User(
+                        platform=ref.platform, platform_user_id=str(ref.user_id), display_name=ref.name
+                    )
+                    session.add(user)
+                    await session.flush()
+            except IntegrityError:
+                user = (await session.execute(q)).scalar_one()
+        elif user is not None and ref.name and user.display_name != ref.name:
+            user.display_name = ref.name
+        return user
+
+    # ------------------------------------------------------------------ history
+    async def record(
+        self,
+        chat: ChatRef,
+        user: UserRef | None,
+        text: str,
+        message_id: str | None = None,
+        reply_to: str | None = None,
+        at: datetime | None = None,
+    ) -> int | None:
+        """Append a message to the chat's history. Returns its id, or None when there was no text."""
+        if not self.history.normalise(text):
+            return None
+        async with self.sessions.begin() as session:
+            c = await self._chat(session, chat)
+            assert c is not None
+            u = await self._user(session, user)
+            msg = await self.history.append(
+                session, c.id, u.id if u else None, text, message_id, reply_to, at
+            )
+            n = self._since_retention.get(c.id, 0) + 1
+            if n >= 50:  # retention is cheap but not free: apply it every 50 messages per chat
+                await self.history.apply_retention(session, c.id)
+                n = 0
+            self._since_retention[c.id] = n
+            return msg.id
+
+    async def edit(self, chat: ChatRef, message_id: str, text: str) -> bool:
+        async with self.sessions.begin() as session:
+            c = await self._chat(session, chat, create=False)
+            if c is None:
+                return False
+            return await self.history.edit(session, c.id, str(message_id), text)
+
+    async def clear_history(self, chat: ChatRef) -> int:
+        async with self.sessions.begin() as session:
+            c = await self._chat(session, chat, create=False)
+            if c is None:
+                return 0
+            result = await session.execute(delete(Message).where(Message.chat_id == c.id))
+            return int(result.rowcount or 0)
+
+    async def recent(self, chat: ChatRef) -> list[Turn]:
+        async with self.sessions() as session:
+            c = await self._chat(session, chat, create=False)
+            if c is None:
+                return []
+            return await self.history.recent(session, c.id)
+
+    # ------------------------------------------------------------------ packs
+    async def import_pack(
+        self,
+        source: Path,
+        name: str | None = None,
+        title: str | None = None,
+        platform: str = "local",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportReport:
+        """Import a pack into the library (no chat); embeddings are computed now, once."""
+        async with self.sessions.begin() as session:
+            pack, report = await import_pack(
+                session,
+                self.store,
+                source,
+                self.limits,
+                name=name,
+                title=title,
+                platform=platform,
+                max_stickers=self.settings.max_pack_stickers,
+                progress=progress,
+            )
+            pack_id = pack.id
+        await self._embed_pack(pack_id)
+        return report
+
+    async def add_pack(
+        self,
+        chat: ChatRef,
+        source: Path,
+        name: str | None = None,
+        title: str | None = None,
+        by: UserRef | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportReport:
+        report = await self.import_pack(source, name=name, title=title, progress=progress)
+        await self.enable_pack(chat, report.pack_name, by=by)
+        return report
+
+    async def _find_pack(self, session: AsyncSession, name: str) -> Pack:
+        validate_pack_name(name)
+        packs = list((await session.execute(select(Pack).where(Pack.name == name))).scalars())
+        if not packs:
+            raise PackError(f"There is no pack called {name!r}. `stickerpick packs list` shows the packs.")
+        return packs[0]
+
+    async def enable_pack(self, chat: ChatRef, name: str, by: UserRef | None = None) -> None:
+        async with self.sessions.begin() as session:
+            pack = await self._find_pack(session, name)
+            c = await self._chat(session, chat)
+            assert c is not None
+            u = await self._user(session, by)
+            link = await session.get(ChatPack, (c.id, pack.id))
+            if link is None:
+                session.add(
+                    ChatPack(chat_id=c.id, pack_id=pack.id, enabled=True, added_by=u.id if u else None)
+                )
+            else:
+                link.enabled = True
+            c.packs_version += 1
+
+    async def remove_pack(self, chat: ChatRef, name: str) -> None:
+        """Stop using a pack in one chat (the library keeps it for other chats)."""
+        async with self.sessions.begin() as session:
+            pack = await self._find_pack(session, name)
+            c = await self._chat(session, chat, create=False)
+            link = await session.get(ChatPack, (c.id, pack.id)) if c else None
+            if c is None or link is None:
+                raise PackError(f"The pack {name!r} is not enabled in this chat.")
+            await session.delete(link)
+            c.packs_version += 1
+
+    async def delete_pack(self, name: str) -> int:
+        """Remove a pack from the library and from every chat. Returns the number of stickers removed."""
+        async with self.sessions.begin() as session:
+            pack = await self._find_pack(session, name)
+            n = (await session.execute(select(func.count()).where(Sticker.pack_id == pack.id))).scalar_one()
+            chat_ids = select(ChatPack.chat_id).where(ChatPack.pack_id == pack.id)
+            await session.execute(
+                update(Chat).where(Chat.id.in_(chat_ids)).values(packs_version=Chat.packs_version + 1)
+            )
+            await session.delete(pack)
+            return int(n)
+
+    async def list_packs(self, chat: ChatRef | None = None) -> list[PackInfo]:
+        async with self.sessions() as session:
+            counts = select(Sticker.pack_id, func.count().label("n")).group_by(Sticker.pack_id).subquery()
+            q = select(Pack, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.pack_id == Pack.id)
+            enabled: set[int] = set()
+            if chat is not None:
+                c = await self._chat(session, chat, create=False)
+                if c is None:
+                    return []
+                links = await session.execute(
+                    select(ChatPack.pack_id).where(ChatPack.chat_id == c.id, ChatPack.enabled)
+                )
+                enabled = {pid for (pid,) in links}
+                q = q.where(Pack.id.in_(enabled))
+            rows = (await session.execute(q.order_by(Pack.name))).all()
+            return [
+                PackInfo(p.name, p.title, p.platform, int(n), chat is None or p.id in enabled)
+                for p, n in rows
+            ]
+
+    # ------------------------------------------------------------------ embeddings
+    def _cache(self, version: str) -> dict[int, np.ndarray]:
+        return self._vectors.setdefault(version, {})
+
+    async def _embed_pack(self, pack_id: int) -> None:
+        async with self.sessions() as session:
+            ids = list(
+                (await session.execute(select(Sticker.id).where(Sticker.pack_id == pack_id))).scalars()
+            )
+        await self._ensure_embeddings(ids)
+
+    async def _ensure_embeddings(self, sticker_ids: Sequence[int]) -> None:
+        """Embed each sticker once per model version: memory cache → database → compute (then store)."""
+        ranker = self.ranker
+        cache = self._cache(ranker.version)
+        missing = [i for i in sticker_ids if i not in cache]
+        if not missing:
+            return
+        async with self.sessions() as session:
+            for start in range(0, len(missing), 900):
+                chunk = missing[start : start + 900]
+                rows = await session.execute(
+                    select(StickerEmbedding.sticker_id, StickerEmbedding.vector).where(
+                        StickerEmbedding.model_version == ranker.version,
+                        StickerEmbedding.sticker_id.in_(chunk),
+                    )
+                )
+                for sid, blob in rows:
+                    cache[sid] = np.frombuffer(blob, dtype="<f4")
+        todo = [i for i in missing if i not in cache]
+        for start in range(0, len(todo), EMBED_BATCH):
+            batch = todo[start : start + EMBED_BATCH]
+            async with self.sessions() as session:
+                stickers = list(
+                    (await session.execute(select(Sticker).where(Sticker.id.in_(batch)))).scalars()
+                )
+            inputs = [
+                StickerInput(
+                    self.store.open(s.media_sha256) if ranker.needs_images else None,
+                    s.emoji,
+                    tuple(s.tags or ()),
+                    s.caption,
+                )
+                for s in stickers
+            ]
+            vectors = await asyncio.to_thread(ranker.embed_stickers, inputs)
+            async with self.sessions.begin() as session:
+                for s, v in zip(stickers, vectors, strict=True):
+                    vec = np.ascontiguousarray(v, dtype="<f4")
+                    cache[s.id] = vec
+                    await session.merge(
+                        StickerEmbedding(
+                            sticker_id=s.id,
+                            model_version=ranker.version,
+                            dim=vec.shape[0],
+                            vector=vec.tobytes(),
+                        )
+                    )
+
+    async def reembed_all(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Embed every sticker in the library with the current model (the batch job after a model change)."""
+        async with self.sessions() as session:
+            ids = list((await session.execute(select(Sticker.id))).scalars())
+        for start in range(0, len(ids), 512):
+            await self._ensure_embeddings(ids[start : start + 512])
+            if progress:
+                progress(min(start + 512, len(ids)), len(ids))
+        return len(ids)
+
+    async def _chat_matrix(self, session: AsyncSession, chat: Chat) -> _ChatMatrix | None:
+        ranker = self.ranker
+        cached = self._matrices.get(chat.id)
+        if cached and cached.packs_version == chat.packs_version and cached.model_version == ranker.version:
+            return cached
+        rows = await session.execute(
+            select(Sticker.id, Sticker.media_sha256)
+            .join(ChatPack, ChatPack.pack_id == Sticker.pack_id)
+            .join(Pack, Pack.id == Sticker.pack_id)
+            .where(ChatPack.chat_id == chat.id, ChatPack.enabled, Pack.status == "ready")
+            .order_by(Sticker.id)
+        )
+        ids: list[int] = []
+        seen_media: set[str] = set()
+        for sid, sha in rows:
+            if sha in seen_media:  # the same picture in two packs is one suggestion
+                continue
+            seen_media.add(sha)
+            ids.append(sid)
+        if not ids:
+            return None
+        await self._ensure_embeddings(ids)
+        cache = self._cache(ranker.version)
+        matrix = np.stack([cache[i] for i in ids]).astype(np.float32)
+        built = _ChatMatrix(chat.packs_version, ranker.version, np.asarray(ids, dtype=np.int64), matrix)
+        self._matrices[chat.id] = built
+        return built
+
+    # ------------------------------------------------------------------ suggestions
+    async def suggest(
+        self, chat: ChatRef, k: int | None = None, user: UserRef | None = None
+    ) -> SuggestResult:
+        k = max(1, min(k or self.settings.top_k, self.settings.max_k))
+        ranker = self.ranker
+        async with self.sessions.begin() as session:
+            c = await self._chat(session, chat)
+            assert c is not None
+            now = time.monotonic()
+            last = self._last_request.get(c.id)
+            if last is not None and now - last < self.settings.sticker_cooldown_s:
+                wait = self.settings.sticker_cooldown_s - (now - last)
+                return SuggestResult(message=f"Easy there — try /sticker again in {wait:.0f} s.")
+            mat = await self._chat_matrix(session, c)
+            if mat is None:
+                return SuggestResult(
+                    message="This chat has no sticker packs yet. An admin can add one with /addpack "
+                    "(console: `stickerpick packs add PATH --chat ...`)."
+                )
+            turns = await self.history.recent(
+                session,
+                c.id,
+                count_tokens=getattr(getattr(ranker, "encoder", None), "tokenizer", None)
+                and ranker.encoder.tokenizer.count_tokens,  # type: ignore[attr-defined]
+            )
+            if not turns:
+                return SuggestResult(message="There is no conversation here yet: say something first.")
+            self._last_request[c.id] = now
+            text = ranker.dialogue_text([t.text for t in turns])
+            query = (await asyncio.to_thread(ranker.embed_dialogues, [text]))[0]
+            scores = mat.matrix @ query
+            best = top_k(scores, k)
+            chosen_ids = [int(mat.ids[i]) for i in best]
+            u = await self._user(session, user)
+            suggestion = Suggestion(
+                chat_id=c.id,
+                requested_by=u.id if u else None,
+                model_version=ranker.version,
+                last_message_id=turns[-1].message_id,
+            )
+            session.add(suggestion)
+            await session.flush()
+            details = {
+                s.id: (s, name)
+                for s, name in (
+                    await session.execute(
+                        select(Sticker, Pack.name).join(Pack).where(Sticker.id.in_(chosen_ids))
+                    )
+                ).all()
+            }
+            items: list[SuggestedSticker] = []
+            for rank, (idx, sid) in enumerate(zip(best, chosen_ids, strict=True)):
+                s, pack_name = details[sid]
+                score = float(scores[idx])
+                session.add(
+                    SuggestionItem(suggestion_id=suggestion.id, rank=rank, sticker_id=sid, score=score)
+                )
+                items.append(
+                    SuggestedSticker(
+                        rank,
+                        sid,
+                        pack_name,
+                        s.platform_sticker_id,
+                        s.platform_file_id,
+                        s.emoji,
+                        score,
+                        self.store.path(s.media_sha256),
+                    )
+                )
+            return SuggestResult(items=items, suggestion_id=suggestion.id, context=turns)
+
+    async def feedback(
+        self,
+        suggestion_id: int | None,
+        sticker_id: int,
+        chat: ChatRef,
+        user: UserRef | None,
+        kind: str = "picked",
+    ) -> None:
+        async with self.sessions.begin() as session:
+            c = await self._chat(session, chat)
+            assert c is not None
+            u = await self._user(session, user)
+            session.add(
+                Feedback(
+                    suggestion_id=suggestion_id,
+                    chat_id=c.id,
+                    user_id=u.id if u else None,
+                    sticker_id=sticker_id,
+                    kind=kind,
+                )
+            )
+
+    # ------------------------------------------------------------------ privacy
+    async def set_logging(self, chat: ChatRef, enabled: bool) -> None:
+        async with self.sessions.begin() as session:
+            c = await self._chat(session, chat)
+            assert c is not None
+            c.logging_enabled = enabled
+
+    async def logging_enabled(self, chat: ChatRef) -> bool:
+        async with self.sessions() as session:
+            c = await self._chat(session, chat, create=False)
+            return bool(c and c.logging_enabled)
+
+    async def forget(self, user: UserRef) -> int:
+        """Delete everything kept about a user in every chat. Returns the number of messages deleted."""
+        async with self.sessions.begin() as session:
+            u = await self._user(session, user, create=False)
+            if u is None:
+                return 0
+            n = (await session.execute(delete(Message).where(Message.user_id == u.id))).rowcount or 0
+            await session.execute(delete(Feedback).where(Feedback.user_id == u.id))
+            await session.execute(delete(Suggestion).where(Suggestion.requested_by == u.id))
+            await session.execute(update(ChatPack).where(ChatPack.added_by == u.id).values(added_by=None))
+            await session.delete(u)
+            return int(n)
+
+
+async def open_service(settings: Settings, threads: int = 0) -> StickerService:
+    """The one way adapters get a service: the serving model from the settings, schema checked."""
+    from engine.ranking import load_ranker
+
+    kind = "auto" if settings.ranker in ("auto", "pbr") else settings.ranker
+    ranker = load_ranker(kind, settings.serving_model_dir(), max_turns=settings.history_turns, threads=threads)
+    return await StickerService.open(settings, ranker, default_packs=settings.default_packs)

@@ -1,0 +1,44 @@
+"""Content-addressed media store: each decoded still once, as media/<sha[:2]>/<sha>.png, written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+
+class MediaStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / f"{sha256}.png"
+
+    def put(self, png: bytes) -> str:
+        sha = hashlib.sha256(png).hexdigest()
+        target = self.path(sha)
+        if target.is_file():
+            return sha
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(png)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return sha
+
+    def open(self, sha256: str) -> Image.Image:
+        with Image.open(self.path(sha256)) as im:
+            im.load()
+            return im.copy()
+
+    def has(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()

@@ -1,0 +1,104 @@
+"""``stickerpick data …``: convert the public corpora to the dataset format, build the default emoji pack.
+
+Paths are always arguments: nothing here knows where ``shared/data`` lives.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Datasets: convert public corpora to the sticker format.")
+
+
+class DatasetName(StrEnum):
+    tweeteval_emoji = "tweeteval-emoji"
+    meld = "meld"
+    dailydialog = "dailydialog"
+    goemotions = "goemotions"
+
+
+class Variant(StrEnum):
+    accompany = "accompany"
+    reply = "reply"
+
+
+class Style(StrEnum):
+    google = "google"
+    twitter = "twitter"
+    facebook = "facebook"
+
+
+@app.command()
+def convert(
+    dataset: DatasetName = typer.Argument(..., help="Which corpus to convert."),
+    data_root: Path = typer.Option(
+        ..., "--data-root", help="The shared/data folder (holds tweeteval/, meld/, …)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Dataset folder to write (train and val splits)."),
+    style: list[Style] = typer.Option(
+        [Style.google], "--style", help="Emoji art style(s) for the training stickers; repeat for several."
+    ),
+    unseen_style: Style | None = typer.Option(
+        None, "--unseen-style", help="A style kept out of training: the val split uses only it."
+    ),
+    variant: Variant = typer.Option(
+        Variant.accompany,
+        "--variant",
+        help="MELD/DailyDialog: sticker with utterance t, or as the reply to it.",
+    ),
+    max_samples: int | None = typer.Option(None, "--max-samples", min=1, help="At most this many per split."),
+    context_turns: int = typer.Option(8, "--context-turns", min=1, help="Keep the last N turns of context."),
+    node_modules: Path | None = typer.Option(
+        None, "--node-modules", help="Where the npm emoji artwork is (default <repo>/vendor/node_modules)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Convert a public corpus (TweetEval emoji, MELD, DailyDialog, GoEmotions) into a sticker dataset."""
+    from training.data.convert import ConvertOptions
+    from training.data.convert import convert as run_convert
+    from training.data.emoji_art import EmojiArtMissing
+
+    try:
+        opts = ConvertOptions(
+            styles=tuple(s.value for s in style),
+            unseen_style=unseen_style.value if unseen_style else None,
+            max_samples=max_samples,
+            context_turns=context_turns,
+            variant=variant.value,
+            node_modules=node_modules,
+            overwrite=overwrite,
+            progress=progress,
+        )
+        report = run_convert(dataset.value, data_root, out, opts)
+    except (EmojiArtMissing, FileNotFoundError, FileExistsError, ValueError) as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    for split, n in report.counts.items():
+        typer.echo(f"{split}: {n} samples, styles {', '.join(report.styles[split])}")
+    for reason, n in report.skipped.items():
+        typer.echo(f"skipped {n}: {reason}")
+    typer.echo(f"wrote {report.out} in {report.seconds:.1f}s")
+
+
+@app.command("default-pack")
+def default_pack(
+    out: Path = typer.Option(..., "--out", help="Folder to write the pack into (PNG files + pack.json)."),
+    style: Style = typer.Option(Style.google, "--style"),
+    limit: int = typer.Option(300, "--limit", min=1),
+    node_modules: Path | None = typer.Option(None, "--node-modules"),
+) -> None:
+    """Write the bundled default pack: a few hundred expressive emoji in one art style."""
+    from training.data.emoji_art import EmojiArtMissing, write_default_pack
+
+    try:
+        pack = write_default_pack(out, style=style.value, limit=limit, node_modules=node_modules)
+    except EmojiArtMissing as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    meta = json.loads(pack.read_text(encoding="utf-8"))
+    typer.echo(f"{len(meta['stickers'])} stickers ({meta['title']}, licence {meta['licence']}) → {out}")

@@ -1,0 +1,179 @@
+"""The evaluation metrics of ``shared/FORMAT.md``, over ranked candidate lists.
+
+Per sample the caller gives the candidate ids ranked best first, the positive id, and an id → emoji ("alt")
+mapping. :func:`ranking_metrics` returns, **all as percentages (0-100)**, MRR included:
+
+- ``R@1``, ``R@2``, ``R@5``: share of samples whose positive is in the top k (Rn@k, n = the candidates; with
+  fewer than k candidates the positive is always in the top k);
+- ``MRR``: mean of 1 / rank of the positive (equal to MAP with one positive);
+- ``macro_F1``, ``weighted_F1``: the positive's alt is the class, the top-1 candidate's alt the prediction;
+  scikit-learn's ``f1_score`` over the classes seen in gold (``zero_division=0``). Alts are compared without
+  U+FE0F ("❤" and "❤️" are one class). Samples whose positive has no alt are left out of the F1s only.
+
+and the counts ``n`` (samples) and ``n_f1`` (samples in the F1s), which are plain numbers, not percentages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+RECALL_AT = (1, 2, 5)
+NO_ALT = "<no alt>"  # the prediction of a top candidate that has no emoji: always wrong
+
+
+def normalise_alt(alt: str | None) -> str | None:
+    """The class an alt stands for: without U+FE0F and blanks; None where there is none."""
+    if alt is None:
+        return None
+    alt = alt.replace("\ufe0f", "").strip()
+    return alt or None
+
+
+_norm_alt = normalise_alt  # the name training/evaluate.py imports
+
+
+def positive_ranks(rankings: Sequence[Sequence[str]], positives: Sequence[str]) -> list[int]:
+    """The 1-based rank of each positive in its ranking; an error if a positive is missing."""
+    if len(rankings) != len(positives):
+        raise ValueError(f"{len(rankings)} rankings but {len(positives)} positives")
+    ranks: list[int] = []
+    for i, (ranking, pos) in enumerate(zip(rankings, positives, strict=True)):
+        ids = [str(c) for c in ranking]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"sample {i}: the ranking repeats a candidate")
+        try:
+            ranks.append(ids.index(str(pos)) + 1)
+        except ValueError:
+            raise ValueError(f"sample {i}: positive {pos!r} is not among its {len(ids)} candidates") from None
+    return ranks
+
+
+def gold_and_predicted(
+    rankings: Sequence[Sequence[str]], positives: Sequence[str], alt: Mapping[str, str | None]
+) -> tuple[list[str], list[str]]:
+    """(gold class, predicted class) per sample whose positive has an alt: the alt of the positive and of
+    the top-1 candidate (``NO_ALT`` where that has none)."""
+    gold: list[str] = []
+    pred: list[str] = []
+    for ranking, pos in zip(rankings, positives, strict=True):
+        g = _norm_alt(alt.get(str(pos)))
+        if g is None:
+            continue
+        gold.append(g)
+        top = str(ranking[0]) if len(ranking) else ""
+        pred.append(_norm_alt(alt.get(top)) or NO_ALT)
+    return gold, pred
+
+
+def ranking_metrics(
+    rankings: Sequence[Sequence[str]], positives: Sequence[str], alt: Mapping[str, str | None]
+) -> dict[str, float]:
+    """R@1, R@2, R@5, MRR, macro_F1, weighted_F1 (percentages) and n, n_f1 (counts); see the module doc."""
+    from sklearn.metrics import f1_score
+
+    ranks = np.asarray(positive_ranks(rankings, positives), dtype=np.float64)
+    out: dict[str, float] = {}
+    if ranks.size == 0:
+        out.update({f"R@{k}": 0.0 for k in RECALL_AT})
+        out.update(MRR=0.0, macro_F1=0.0, weighted_F1=0.0, n=0, n_f1=0)
+        return out
+    for k in RECALL_AT:
+        out[f"R@{k}"] = float(np.mean(ranks <= k) * 100.0)
+    out["MRR"] = float(np.mean(1.0 / ranks) * 100.0)
+    gold, pred = gold_and_predicted(rankings, positives, alt)
+    if gold:
+        labels = sorted(set(gold))
+        for avg in ("macro", "weighted"):
+            out[f"{avg}_F1"] = float(
+                f1_score(gold, pred, labels=labels, average=avg, zero_division=0) * 100.0  # type: ignore[arg-type]
+            )
+    else:
+        out["macro_F1"] = out["weighted_F1"] = 0.0
+    out["n"] = int(ranks.size)
+    out["n_f1"] = len(gold)
+    return out
+
+
+def _display_label(label: str) -> str:
+    """Emoji rarely have a glyph in matplotlib's fonts: show their English name instead."""
+    from engine.preprocess import emoji_names
+
+    names = emoji_names(label) if label != NO_ALT else []
+    return f"{names[0]}" if names else label
+
+
+def confusion_matrix_png(
+    gold: Sequence[str],
+    pred: Sequence[str],
+    labels: Sequence[str],
+    path: Path | str,
+    *,
+    title: str = "",
+    normalise: bool = True,
+) -> Path:
+    """Save a confusion matrix (rows gold, columns predicted) as a PNG. With ``normalise`` the colours are
+    row shares (per-class recall) and the cells print counts; emoji labels are shown by name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labels = list(labels)
+    cm = confusion_matrix(list(gold), list(pred), labels=labels) if labels else np.zeros((0, 0), dtype=int)
+    shares = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalise else cm
+    names = [_display_label(lab) for lab in labels]
+    side = max(4.0, 0.45 * len(labels) + 2.5)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    try:
+        im = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1 if normalise else None)
+        fig.colorbar(
+            im, ax=ax, fraction=0.046, pad=0.04, label="share of gold class" if normalise else "count"
+        )
+        ax.set_xticks(range(len(labels)), names, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(len(labels)), names, fontsize=8)
+        ax.set_xlabel("predicted (top-1 candidate)")
+        ax.set_ylabel("gold (positive)")
+        if title:
+            ax.set_title(title)
+        if len(labels) <= 30:
+            for i in range(len(labels)):
+                for j in range(len(labels)):
+                    if cm[i, j]:
+                        dark = shares[i, j] > (0.5 if normalise else cm.max() / 2)
+                        ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                                color="white" if dark else "black")  # fmt: skip
+        fig.tight_layout()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing")
+            fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def write_predictions_jsonl(path: Path | str, rankings: Sequence[Sequence[str]]) -> Path:
+    """One line per sample, in input order: ``{"ranking": [ids best first]}`` (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            for ranking in rankings:
+                f.write(json.dumps({"ranking": [str(c) for c in ranking]}, ensure_ascii=False))
+                f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,460 @@
+"""The frozen emotion teacher for emotion knowledge distillation, and where its labels come from.
+
+Labels (``label_emoji_emotion``): an emoji sticker's emotion class is derived, reproducibly and offline, from
+1. an explicit table for the common face emoji (``FACE_EMOJI_EMOTION``; checked by hand), else
+2. the emoji's CLDR English name and GitHub-style aliases (the pinned ``emoji`` package, via
+   ``engine.preprocess.emoji_names``) matched against a small word list for GoEmotions' 27 emotions
+   (``KEYWORD_GOEMOTION``), each GoEmotions emotion mapped to the 7 classes by GoEmotions' own Ekman mapping
+   (``GOEMOTIONS_EKMAN``, copied below); the class with the most matches wins, ties by ``_TIE_ORDER``, else
+3. neutral.
+
+Teacher (``fit_teacher``): frozen EfficientNet-Lite0 (ImageNet) pooled features of each sticker image,
+standardised, → a small MLP (one hidden layer, class-balanced cross-entropy). The teacher's *sticker feature* is
+the MLP's L2-normalised hidden layer (an emotion-shaped space). Anchors: per class, k-means (k =
+``clusters_per_class``, fewer if the class is small) over the hidden features of that class's training stickers
+that the MLP classifies correctly (all of them if none is); the anchors are the normalised cluster centres. A
+sticker's similarity to class c is its cosine to the NEAREST of class c's centres (max over them), and
+``distribution`` = softmax(similarities / temperature). A class with no training sticker gets similarity
+``ABSENT_SIMILARITY`` (probability 0).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from engine.preprocess import ImageSpec, emoji_names, images_to_batch
+from training.emotions import EMOTION_INDEX, EMOTIONS, NEUTRAL, NUM_EMOTIONS
+
+# --- labels ----------------------------------------------------------------------------------------------------
+
+# GoEmotions → Ekman, copied from google-research/google-research, goemotions/data/ekman_mapping.json
+# (Apache-2.0; Demszky et al., "GoEmotions: A Dataset of Fine-Grained Emotions", ACL 2020). "neutral" is not in
+# the file: it maps to our neutral class. Ekman's "joy" is our "happiness".
+GOEMOTIONS_EKMAN: Final[dict[str, tuple[str, ...]]] = {
+    "anger": ("anger", "annoyance", "disapproval"),
+    "disgust": ("disgust",),
+    "fear": ("fear", "nervousness"),
+    "joy": (
+        "joy", "amusement", "approval", "excitement", "gratitude", "love",
+        "optimism", "relief", "pride", "admiration", "desire", "caring",
+    ),
+    "sadness": ("sadness", "disappointment", "embarrassment", "grief", "remorse"),
+    "surprise": ("surprise", "realization", "confusion", "curiosity"),
+}  # fmt: skip
+_EKMAN_TO_CLASS: Final[dict[str, str]] = {"joy": "happiness"}
+GOEMOTION_TO_CLASS: Final[dict[str, int]] = {
+    goemotion: EMOTION_INDEX[_EKMAN_TO_CLASS.get(ekman, ekman)]
+    for ekman, goemotions in GOEMOTIONS_EKMAN.items()
+    for goemotion in goemotions
+} | {"neutral": NEUTRAL}
+
+# Words and phrases of CLDR emoji names / aliases → a GoEmotions emotion. Phrases are matched before single
+# words, and a matched phrase consumes its words ("tears of joy" is joy, not tears → sadness).
+KEYWORD_GOEMOTION: Final[dict[str, str]] = {
+    # phrases
+    "tears of joy": "amusement",
+    "broken heart": "sadness",
+    "thumbs up": "approval",
+    "thumbs down": "disapproval",
+    "ok hand": "approval",
+    "crossed fingers": "optimism",
+    "fingers crossed": "optimism",
+    "folded hands": "gratitude",
+    "raising hands": "joy",
+    "middle finger": "anger",
+    "rolling eyes": "annoyance",
+    "roll eyes": "annoyance",
+    "raised eyebrow": "confusion",
+    "open mouth": "surprise",
+    "hand over mouth": "amusement",
+    "heart eyes": "love",
+    "heart-eyes": "love",
+    "steam from nose": "anger",
+    "symbols on mouth": "anger",
+    "exploding head": "surprise",
+    "light bulb": "realization",
+    "cross mark": "disapproval",
+    "savoring food": "desire",
+    "party popper": "excitement",
+    "flexed biceps": "pride",
+    # GoEmotions' own names and their word forms
+    "admiration": "admiration", "admire": "admiration",
+    "amusement": "amusement", "amused": "amusement", "laugh": "amusement", "laughing": "amusement",
+    "rofl": "amusement", "zany": "amusement", "tongue": "amusement", "wink": "amusement", "winking": "amusement",
+    "anger": "anger", "angry": "anger", "rage": "anger", "enraged": "anger", "pout": "anger", "pouting": "anger",
+    "cursing": "anger", "annoyance": "annoyance", "annoyed": "annoyance", "unamused": "annoyance",
+    "approval": "approval", "approve": "approval", "thumbsup": "approval", "+1": "approval",
+    "caring": "caring", "hug": "caring", "hugs": "caring", "hugging": "caring",
+    "confusion": "confusion", "confused": "confusion", "puzzled": "confusion",
+    "curiosity": "curiosity", "curious": "curiosity", "monocle": "curiosity",
+    "desire": "desire", "drooling": "desire", "yum": "desire",
+    "disappointment": "disappointment", "disappointed": "disappointment",
+    "disapproval": "disapproval", "thumbsdown": "disapproval", "-1": "disapproval", "prohibited": "disapproval",
+    "disgust": "disgust", "disgusted": "disgust", "nauseated": "disgust", "vomiting": "disgust",
+    "vomit": "disgust", "puke": "disgust",
+    "embarrassment": "embarrassment", "embarrassed": "embarrassment",
+    "excitement": "excitement", "excited": "excitement", "partying": "excitement", "tada": "excitement",
+    "star-struck": "excitement", "fireworks": "excitement", "confetti": "excitement",
+    "fear": "fear", "fearful": "fear", "scream": "fear", "screaming": "fear", "scared": "fear",
+    "gratitude": "gratitude", "grateful": "gratitude", "pray": "gratitude", "thanks": "gratitude",
+    "grief": "grief", "sob": "grief", "loudly": "grief",
+    "joy": "joy", "joyful": "joy", "happy": "joy", "grin": "joy", "grinning": "joy", "beaming": "joy",
+    "smile": "joy", "smiling": "joy", "smiley": "joy", "satisfied": "joy", "celebration": "joy",
+    "love": "love", "heart": "love", "hearts": "love", "kiss": "love", "kissing": "love", "cupid": "love",
+    "nervousness": "nervousness", "nervous": "nervousness", "anxious": "nervousness", "worried": "nervousness",
+    "grimacing": "nervousness", "sweat": "nervousness",
+    "optimism": "optimism", "optimistic": "optimism", "rainbow": "optimism",
+    "pride": "pride", "proud": "pride", "muscle": "pride", "trophy": "pride", "medal": "pride",
+    "realization": "realization",
+    "relief": "relief", "relieved": "relief",
+    "remorse": "remorse", "sorry": "remorse", "pleading": "remorse",
+    "sadness": "sadness", "sad": "sadness", "cry": "sadness", "crying": "sadness", "tear": "sadness",
+    "tears": "sadness", "frowning": "sadness", "frown": "sadness", "pensive": "sadness", "wilted": "sadness",
+    "weary": "sadness", "tired": "sadness",
+    "surprise": "surprise", "surprised": "surprise", "astonished": "surprise", "hushed": "surprise",
+    "shocked": "surprise", "flushed": "surprise",
+}  # fmt: skip
+
+# The common face emoji, by hand (the keyword rule gets some of them wrong: 😊's alias is "blush", 🥲 has both
+# "smiling" and "tear"…). Keys have no variation selector and no skin tone.
+_FACE_TABLE_BY_CLASS: Final[dict[str, str]] = {
+    "happiness": "😀😃😄😁😆😅🤣😂🙂😉😊😇🥰😍🤩😘😗☺😚😙🥲😋😛😜🤪😝🤑🤗🤭😏😌🤤🥳😎🤓🤠😺😸😹😻😼😽😈",
+    "surprise": "😮😯😲😳🤯😵🫢🙀😦🧐🤨",
+    "fear": "😨😰😱😬😟🫣😧🫨",
+    "sadness": "😞😔😕🫤🙁☹😣😖😫😩🥺🥹😢😭😿😓😥",
+    "anger": "😠😡🤬👿😤😾",
+    "disgust": "🤢🤮😒🙄",
+    "neutral": "😐😑😶🫥🤐🤔🫡🤫🙃🫠😪😴🥱😷🤒🤕🤧🥵🥶🥴🤥🥸",
+}
+FACE_EMOJI_EMOTION: Final[dict[str, int]] = {
+    ch: EMOTION_INDEX[cls] for cls, chars in _FACE_TABLE_BY_CLASS.items() for ch in chars
+}
+# When keyword votes tie: the more specific (rarer) classes first.
+_TIE_ORDER: Final[tuple[str, ...]] = (
+    "disgust",
+    "fear",
+    "anger",
+    "sadness",
+    "surprise",
+    "happiness",
+    "neutral",
+)
+
+_SKIN_TONES = re.compile("[\U0001f3fb-\U0001f3ff]")
+_PHRASES = sorted((k for k in KEYWORD_GOEMOTION if " " in k), key=len, reverse=True)
+
+
+def normalise_emoji(emoji_char: str) -> str:
+    """Drop variation selectors and skin-tone modifiers (a sticker's emoji is often sent with either)."""
+    return _SKIN_TONES.sub("", emoji_char.replace("\ufe0f", "").replace("\ufe0e", ""))
+
+
+def _keyword_emotions(text: str) -> list[str]:
+    text = " " + text.lower().replace("_", " ").replace(":", " ") + " "
+    found: list[str] = []
+    for phrase in _PHRASES:
+        pattern = f" {phrase} "
+        while pattern in text:
+            found.append(KEYWORD_GOEMOTION[phrase])
+            text = text.replace(pattern, " | ", 1)
+    for word in text.split():
+        if word in KEYWORD_GOEMOTION:
+            found.append(KEYWORD_GOEMOTION[word])
+        elif "-" in word:
+            found.extend(KEYWORD_GOEMOTION[w] for w in word.split("-") if w in KEYWORD_GOEMOTION)
+    return found
+
+
+def explain_emoji_emotion(emoji_char: str | None) -> tuple[int, str]:
+    """(class index, source) with source one of "table", "keywords: <goemotions…>", "default"."""
+    if not emoji_char:
+        return NEUTRAL, "default"
+    key = normalise_emoji(emoji_char)
+    if key in FACE_EMOJI_EMOTION:
+        return FACE_EMOJI_EMOTION[key], "table"
+    names = emoji_names(emoji_char) or emoji_names(key)
+    goemotions = [g for name in names for g in _keyword_emotions(name)]
+    if not goemotions:
+        return NEUTRAL, "default"
+    votes = np.zeros(NUM_EMOTIONS)
+    for g in goemotions:
+        votes[GOEMOTION_TO_CLASS[g]] += 1
+    best = votes.max()
+    winner = next(EMOTION_INDEX[c] for c in _TIE_ORDER if votes[EMOTION_INDEX[c]] == best)
+    return winner, "keywords: " + ",".join(dict.fromkeys(goemotions))
+
+
+def label_emoji_emotion(emoji_char: str | None) -> int:
+    """The emotion class (index into ``EMOTIONS``) of an emoji sticker; unknown → neutral."""
+    return explain_emoji_emotion(emoji_char)[0]
+
+
+def emoji_emotion_name(emoji_char: str | None) -> str:
+    return EMOTIONS[label_emoji_emotion(emoji_char)]
+
+
+def is_emoji_char(s: str) -> bool:
+    return bool(s) and all(unicodedata.category(c) in ("So", "Sk", "Mn", "Cf") or ord(c) > 0xFFFF for c in s)
+
+
+# --- the teacher -----------------------------------------------------------------------------------------------
+
+ABSENT_SIMILARITY: Final[float] = -1e4
+TEACHER_FORMAT: Final[int] = 1
+PRETRAINED_BACKBONE: Final[str] = "efficientnet-lite0"
+
+
+def default_backbone(image_size: int = ImageSpec().size) -> nn.Module:
+    """Frozen pretrained EfficientNet-Lite0 pooled features (1280) in eval mode."""
+    from training.model import EfficientNetTower
+
+    tower = EfficientNetTower(image_size, pretrained=True, drop_connect_rate=0.0)
+    tower.freeze(0)
+    return tower.eval()
+
+
+class _TeacherMLP(nn.Module):
+    def __init__(self, in_dim: int, hidden: int, num_classes: int, dropout: float) -> None:
+        super().__init__()
+        self.hidden = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU())
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.hidden(x)
+        return h, self.out(self.drop(h))
+
+
+@dataclass
+class Teacher:
+    """Frozen. Inputs to every method: backbone features (N, F), a pixel batch (N, 3, S, S) normalised by
+    ``engine.preprocess``, or a list of PIL images."""
+
+    mlp: _TeacherMLP
+    feat_mean: Tensor
+    feat_std: Tensor
+    anchors: Tensor  # (K, H) unit vectors
+    anchor_class: Tensor  # (K,) class index of each anchor
+    temperature: float = 0.1
+    spec: ImageSpec = field(default_factory=ImageSpec)
+    backbone: nn.Module | None = None
+    backbone_kind: str = PRETRAINED_BACKBONE
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.mlp.eval()
+        for p in self.mlp.parameters():
+            p.requires_grad_(False)
+
+    # -- features -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def backbone_features(self, images: Tensor | Sequence[Image.Image], batch_size: int = 64) -> Tensor:
+        if self.backbone is None:
+            raise RuntimeError("this teacher has no image backbone: pass backbone features instead")
+        if not isinstance(images, Tensor):
+            images = torch.from_numpy(images_to_batch(list(images), self.spec))
+        self.backbone.eval()
+        chunks = [self.backbone(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)]
+        return torch.cat(chunks) if chunks else torch.zeros(0, self.feat_mean.shape[0])
+
+    def _as_backbone_features(self, x: Tensor | Sequence[Image.Image]) -> Tensor:
+        if isinstance(x, Tensor) and x.dim() == 2:
+            return x.float()
+        return self.backbone_features(x)
+
+    @torch.no_grad()
+    def features(self, x: Tensor | Sequence[Image.Image]) -> Tensor:
+        """The teacher's sticker features: L2-normalised hidden layer of its MLP, (N, H)."""
+        f = (self._as_backbone_features(x) - self.feat_mean) / self.feat_std
+        h, _ = self.mlp(f)
+        return F.normalize(h, dim=-1)
+
+    @torch.no_grad()
+    def similarities(self, x: Tensor | Sequence[Image.Image]) -> Tensor:
+        """(N, 7) cosine of each sticker's feature to the nearest anchor of each class."""
+        h = self.features(x)
+        sims = h @ self.anchors.T  # (N, K)
+        out = torch.full((h.shape[0], NUM_EMOTIONS), ABSENT_SIMILARITY)
+        for c in range(NUM_EMOTIONS):
+            cols = self.anchor_class == c
+            if bool(cols.any()):
+                out[:, c] = sims[:, cols].max(dim=1).values
+        return out
+
+    @torch.no_grad()
+    def distribution(self, x: Tensor | Sequence[Image.Image], temperature: float | None = None) -> Tensor:
+        """softmax(similarities / T): the distillation target, (N, 7)."""
+        t = self.temperature if temperature is None else temperature
+        return (self.similarities(x) / t).softmax(dim=-1)
+
+    @torch.no_grad()
+    def predict_proba(self, x: Tensor | Sequence[Image.Image]) -> Tensor:
+        """The MLP classifier's own probabilities (for checking the teacher, not for distillation)."""
+        f = (self._as_backbone_features(x) - self.feat_mean) / self.feat_std
+        return self.mlp(f)[1].softmax(dim=-1)
+
+    # -- persistence ----------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Atomic write. A custom backbone is not saved: pass it again to ``load``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": TEACHER_FORMAT,
+            "emotions": list(EMOTIONS),
+            "in_dim": int(self.feat_mean.shape[0]),
+            "hidden": int(self.mlp.out.in_features),
+            "mlp": self.mlp.state_dict(),
+            "feat_mean": self.feat_mean,
+            "feat_std": self.feat_std,
+            "anchors": self.anchors,
+            "anchor_class": self.anchor_class,
+            "temperature": self.temperature,
+            "spec": self.spec.to_dict() | {"mean": list(self.spec.mean), "std": list(self.spec.std)},
+            "backbone_kind": self.backbone_kind,
+            "info": self.info,
+        }
+        payload["spec"]["background"] = list(self.spec.background)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(payload, f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, backbone: nn.Module | None = None) -> Teacher:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if payload.get("format") != TEACHER_FORMAT or tuple(payload["emotions"]) != EMOTIONS:
+            raise ValueError(f"{path} is not a teacher of format {TEACHER_FORMAT} over {EMOTIONS}")
+        mlp = _TeacherMLP(payload["in_dim"], payload["hidden"], NUM_EMOTIONS, 0.0)
+        mlp.load_state_dict(payload["mlp"])
+        spec = ImageSpec.from_dict(payload["spec"])
+        kind = payload["backbone_kind"]
+        if backbone is None and kind == PRETRAINED_BACKBONE:
+            backbone = default_backbone(spec.size)
+        return cls(
+            mlp=mlp,
+            feat_mean=payload["feat_mean"],
+            feat_std=payload["feat_std"],
+            anchors=payload["anchors"],
+            anchor_class=payload["anchor_class"],
+            temperature=float(payload["temperature"]),
+            spec=spec,
+            backbone=backbone,
+            backbone_kind=kind,
+            info=payload.get("info", {}),
+        )
+
+
+def fit_teacher(
+    images: Sequence[Image.Image] | None,
+    labels: Sequence[int],
+    *,
+    features: Tensor | None = None,
+    backbone: nn.Module | None = None,
+    spec: ImageSpec = ImageSpec(),
+    hidden: int = 128,
+    clusters_per_class: int = 3,
+    temperature: float = 0.1,
+    epochs: int = 300,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-3,
+    dropout: float = 0.2,
+    seed: int = 0,
+) -> Teacher:
+    """Train the teacher on sticker images and their class indices (e.g. from ``label_emoji_emotion``).
+
+    ``backbone``: any frozen module mapping a normalised pixel batch to (N, F) features (default: pretrained
+    EfficientNet-Lite0). ``features``: precomputed backbone features instead of images. Deterministic for a seed.
+    """
+    from sklearn.cluster import KMeans
+
+    kind = PRETRAINED_BACKBONE if backbone is None else "custom"
+    if backbone is None and features is None:
+        backbone = default_backbone(spec.size)
+    y = torch.as_tensor(list(labels), dtype=torch.long)
+    if y.numel() == 0 or int(y.min()) < 0 or int(y.max()) >= NUM_EMOTIONS:
+        raise ValueError(f"labels must be class indices in [0, {NUM_EMOTIONS})")
+    shell = Teacher(
+        mlp=_TeacherMLP(1, 1, NUM_EMOTIONS, 0.0),
+        feat_mean=torch.zeros(1),
+        feat_std=torch.ones(1),
+        anchors=torch.zeros(0, 1),
+        anchor_class=torch.zeros(0, dtype=torch.long),
+        spec=spec,
+        backbone=backbone,
+    )
+    if features is None:
+        if images is None:
+            raise ValueError("give images or features")
+        features = shell.backbone_features(list(images))
+    x = features.detach().float()
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"{x.shape[0]} samples but {y.shape[0]} labels")
+    mean, std = x.mean(0), x.std(0, unbiased=False).clamp(min=1e-6)
+    xs = (x - mean) / std
+
+    counts = torch.bincount(y, minlength=NUM_EMOTIONS).float()
+    class_weight = torch.where(counts > 0, counts.sum() / (counts.clamp(min=1) * (counts > 0).sum()), 0.0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mlp = _TeacherMLP(x.shape[1], hidden, NUM_EMOTIONS, dropout)
+        opt = torch.optim.AdamW(mlp.parameters(), lr=lr, weight_decay=weight_decay)
+        mlp.train()
+        for _ in range(epochs):  # full batch: a few thousand stickers at most
+            opt.zero_grad()
+            _, logits = mlp(xs)
+            F.cross_entropy(logits, y, weight=class_weight).backward()
+            opt.step()
+    mlp.eval()
+    with torch.no_grad():
+        h, logits = mlp(xs)
+        h = F.normalize(h, dim=-1)
+        correct = logits.argmax(-1) == y
+
+    anchors: list[Tensor] = []
+    anchor_class: list[int] = []
+    for c in range(NUM_EMOTIONS):
+        members = y == c
+        if not bool(members.any()):
+            continue
+        good = members & correct
+        pts = h[good if bool(good.any()) else members].numpy().astype(np.float64)
+        k = min(clusters_per_class, len(np.unique(pts.round(6), axis=0)))
+        km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(pts)
+        centres = F.normalize(torch.from_numpy(km.cluster_centers_).float(), dim=-1)
+        anchors.append(centres)
+        anchor_class += [c] * k
+    info = {
+        "train_accuracy": float(correct.float().mean()),
+        "class_counts": [int(v) for v in counts.tolist()],
+        "clusters_per_class": clusters_per_class,
+    }
+    return Teacher(
+        mlp=mlp,
+        feat_mean=mean,
+        feat_std=std,
+        anchors=torch.cat(anchors),
+        anchor_class=torch.tensor(anchor_class, dtype=torch.long),
+        temperature=temperature,
+        spec=spec,
+        backbone=backbone,
+        backbone_kind=kind,
+        info=info,
+    )
