@@ -295,6 +295,29 @@ def demo(
         console.print(line, markup=False)
 
 
+# ---------------------------------------------------------------------------------------------- bots
+@app.command()
+def telegram() -> None:
+    """Run the Telegram bot (token from TELEGRAM_BOT_TOKEN; polling, or a webhook when configured)."""
+    from bot.telegram import run
+
+    settings = Settings()
+    if settings.telegram_token is None:
+        _fail("Set TELEGRAM_BOT_TOKEN (environment or .env) to the token BotFather gave you.")
+    run(settings)
+
+
+@app.command()
+def discord() -> None:
+    """Run the Discord bot (token from DISCORD_BOT_TOKEN)."""
+    from bot.discord import run
+
+    settings = Settings()
+    if settings.discord_token is None:
+        _fail("Set DISCORD_BOT_TOKEN (environment or .env) to your application's bot token.")
+    run(settings)
+
+
 # ---------------------------------------------------------------------------------------------- export
 @export_app.command("baseline")
 def export_baseline(

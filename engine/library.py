@@ -12,9 +12,10 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import emoji as emoji_pkg
 from sqlalchemy import select
@@ -205,6 +206,20 @@ def _decode_npy(data: bytes, limits: DecodeLimits):  # StickerChat's own HxWx3 u
     return DecodedSticker(img, "static", "npy", img.width, img.height)
 
 
+@dataclass(frozen=True)
+class PlatformSticker:
+    """A sticker that arrives from a platform (Telegram set, Discord guild) rather than from files."""
+
+    sticker_id: str  # the platform's stable id (Telegram file_unique_id, Discord sticker id)
+    file_id: str | None
+    emoji: str | None
+    tags: tuple[str, ...] = ()
+    # Called only for stickers the library does not have yet: returns the file's bytes (may download).
+    fetch: Callable[[], Awaitable[bytes]] | None = None
+    data: bytes | None = None
+    name: str | None = None  # a display name for reports
+
+
 async def import_pack(
     session: AsyncSession,
     store: MediaStore,
@@ -216,9 +231,66 @@ async def import_pack(
     max_stickers: int = 2000,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Pack, ImportReport]:
-    """Import (or refresh) a pack. The caller commits; on PackError nothing was added to the session."""
+    """Import (or refresh) a pack from a folder or zip. The caller commits; on PackError nothing was added."""
     meta, entries, total = iter_pack_source(Path(source), max_stickers, limits.max_bytes)
     pack_name = validate_pack_name(name or meta.get("name") or slugify_pack_name(Path(source).stem) or "pack")
+
+    async def load(entry: PackEntry):  # -> DecodedSticker
+        return await _decode_entry(entry, limits)
+
+    items = ((e.file, e.sticker_id, None, e.emoji, e.tags, load, e) for e in entries)
+    return await _import_items(
+        session,
+        store,
+        items,
+        total,
+        pack_name,
+        title or meta.get("title") or meta.get("name"),
+        str(source),
+        platform,
+        progress,
+    )
+
+
+async def import_platform_pack(
+    session: AsyncSession,
+    store: MediaStore,
+    stickers: list[PlatformSticker],
+    limits: DecodeLimits,
+    name: str,
+    title: str | None,
+    platform: str,
+    source: str | None = None,
+    max_stickers: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Pack, ImportReport]:
+    """Import (or refresh) a platform's sticker set: only stickers not yet in the pack are fetched."""
+    if len(stickers) > max_stickers:
+        raise PackError(f"the set has {len(stickers)} stickers; a pack may have at most {max_stickers}")
+
+    async def load(s: PlatformSticker):  # -> DecodedSticker
+        data = s.data if s.data is not None else (await s.fetch() if s.fetch else b"")
+        return await decode_sticker_async(data, limits)
+
+    items = ((s.name or s.sticker_id, s.sticker_id, s.file_id, s.emoji, s.tags, load, s) for s in stickers)
+    return await _import_items(
+        session, store, items, len(stickers), validate_pack_name(name), title, source, platform, progress
+    )
+
+
+async def _import_items(
+    session: AsyncSession,
+    store: MediaStore,
+    items: Iterable[
+        tuple[str, str, str | None, str | None, tuple[str, ...], Callable[[Any], Awaitable[Any]], Any]
+    ],
+    total: int,
+    pack_name: str,
+    title: str | None,
+    source: str | None,
+    platform: str,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[Pack, ImportReport]:
     report = ImportReport(pack_name)
     pack = (
         await session.execute(select(Pack).where(Pack.platform == platform, Pack.name == pack_name))
@@ -230,27 +302,34 @@ async def import_pack(
 
     new_stickers: list[Sticker] = []
     seen: set[str] = set()
-    for i, entry in enumerate(entries):
+    for i, (label, sticker_id, file_id, em, tags, load, item) in enumerate(items):
         if progress:
             progress(i, total)
-        if entry.sticker_id in seen:
-            report.skipped.append((entry.file, f"duplicate sticker id {entry.sticker_id!r}"))
+        if sticker_id in seen:
+            report.skipped.append((label, f"duplicate sticker id {sticker_id!r}"))
             continue
-        seen.add(entry.sticker_id)
-        if entry.sticker_id in existing:
+        seen.add(sticker_id)
+        if sticker_id in existing:
             report.unchanged += 1
+            old = existing[sticker_id]
+            if file_id and old.platform_file_id != file_id:  # Telegram file_ids change: keep the newest
+                old.platform_file_id = file_id
             continue
         try:
-            decoded = await _decode_entry(entry, limits)
+            decoded = await load(item)
         except MediaError as exc:
-            report.skipped.append((entry.file, str(exc)))
+            report.skipped.append((label, str(exc)))
+            continue
+        except (OSError, TimeoutError) as exc:  # a failed download is one skipped sticker, not a failed pack
+            report.skipped.append((label, f"could not be fetched: {exc}"))
             continue
         sha = store.put(to_png_bytes(decoded.image))
         new_stickers.append(
             Sticker(
-                platform_sticker_id=entry.sticker_id,
-                emoji=entry.emoji,
-                tags=list(entry.tags),
+                platform_sticker_id=sticker_id,
+                platform_file_id=file_id,
+                emoji=em,
+                tags=list(tags),
                 media_sha256=sha,
                 kind=decoded.kind,
                 source_format=decoded.source_format,
@@ -263,14 +342,10 @@ async def import_pack(
         progress(total, total)
     if not new_stickers and not existing:
         reasons = "; ".join(f"{f}: {r}" for f, r in report.skipped[:5]) or "no image files found"
-        raise PackError(f"Nothing to import from {Path(source).name}: {reasons}")
+        raise PackError(f"Nothing to import into {pack_name}: {reasons}")
     if pack is None:
         pack = Pack(
-            platform=platform,
-            name=pack_name,
-            title=title or meta.get("title") or meta.get("name") or pack_name,
-            source=str(source),
-            status="ready",
+            platform=platform, name=pack_name, title=title or pack_name, source=source, status="ready"
         )
         session.add(pack)
         await session.flush()

@@ -35,7 +35,14 @@ from engine.db import (
     sessionmaker,
 )
 from engine.history import History, HistoryPolicy, Turn
-from engine.library import ImportReport, PackError, import_pack, validate_pack_name
+from engine.library import (
+    ImportReport,
+    PackError,
+    PlatformSticker,
+    import_pack,
+    import_platform_pack,
+    validate_pack_name,
+)
 from engine.media import DecodeLimits
 from engine.ranking import Ranker, StickerInput, top_k
 from engine.settings import Settings
@@ -275,6 +282,33 @@ class StickerService:
         await self._embed_pack(pack_id)
         return report
 
+    async def import_platform_pack(
+        self,
+        platform: str,
+        name: str,
+        stickers: list[PlatformSticker],
+        title: str | None = None,
+        source: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportReport:
+        """Import (or refresh) a platform sticker set; only stickers new to the library are fetched."""
+        async with self.sessions.begin() as session:
+            pack, report = await import_platform_pack(
+                session,
+                self.store,
+                stickers,
+                self.limits,
+                name=name,
+                title=title,
+                platform=platform,
+                source=source,
+                max_stickers=self.settings.max_pack_stickers,
+                progress=progress,
+            )
+            pack_id = pack.id
+        await self._embed_pack(pack_id)
+        return report
+
     async def add_pack(
         self,
         chat: ChatRef,
@@ -288,16 +322,25 @@ class StickerService:
         await self.enable_pack(chat, report.pack_name, by=by)
         return report
 
-    async def _find_pack(self, session: AsyncSession, name: str) -> Pack:
+    async def _find_pack(self, session: AsyncSession, name: str, platform: str | None = None) -> Pack:
+        """A pack by name; where several platforms have one of that name, ``platform``'s wins, then local."""
         validate_pack_name(name)
         packs = list((await session.execute(select(Pack).where(Pack.name == name))).scalars())
         if not packs:
             raise PackError(f"There is no pack called {name!r}. `stickerpick packs list` shows the packs.")
-        return packs[0]
+        preference = {platform: 0, "local": 1}
+        return min(packs, key=lambda p: preference.get(p.platform, 2))
+
+    async def has_pack(self, name: str, platform: str | None = None) -> bool:
+        async with self.sessions() as session:
+            q = select(Pack.id).where(Pack.name == name)
+            if platform:
+                q = q.where(Pack.platform == platform)
+            return (await session.execute(q.limit(1))).first() is not None
 
     async def enable_pack(self, chat: ChatRef, name: str, by: UserRef | None = None) -> None:
         async with self.sessions.begin() as session:
-            pack = await self._find_pack(session, name)
+            pack = await self._find_pack(session, name, chat.platform)
             c = await self._chat(session, chat)
             assert c is not None
             u = await self._user(session, by)
@@ -313,7 +356,7 @@ class StickerService:
     async def remove_pack(self, chat: ChatRef, name: str) -> None:
         """Stop using a pack in one chat (the library keeps it for other chats)."""
         async with self.sessions.begin() as session:
-            pack = await self._find_pack(session, name)
+            pack = await self._find_pack(session, name, chat.platform)
             c = await self._chat(session, chat, create=False)
             link = await session.get(ChatPack, (c.id, pack.id)) if c else None
             if c is None or link is None:
@@ -452,8 +495,15 @@ class StickerService:
 
     # ------------------------------------------------------------------ suggestions
     async def suggest(
-        self, chat: ChatRef, k: int | None = None, user: UserRef | None = None
+        self,
+        chat: ChatRef,
+        k: int | None = None,
+        user: UserRef | None = None,
+        text: str | None = None,
+        cooldown: bool = True,
     ) -> SuggestResult:
+        """The top-k of the chat's stickers for its recent dialogue (or for ``text``, e.g. an inline query).
+        ``cooldown=False`` for requests a platform already rate-limits (inline queries, button presses)."""
         k = max(1, min(k or self.settings.top_k, self.settings.max_k))
         ranker = self.ranker
         async with self.sessions.begin() as session:
@@ -461,7 +511,7 @@ class StickerService:
             assert c is not None
             now = time.monotonic()
             last = self._last_request.get(c.id)
-            if last is not None and now - last < self.settings.sticker_cooldown_s:
+            if cooldown and last is not None and now - last < self.settings.sticker_cooldown_s:
                 wait = self.settings.sticker_cooldown_s - (now - last)
                 return SuggestResult(message=f"Easy there — try /sticker again in {wait:.0f} s.")
             mat = await self._chat_matrix(session, c)
@@ -470,17 +520,17 @@ class StickerService:
                     message="This chat has no sticker packs yet. An admin can add one with /addpack "
                     "(console: `stickerpick packs add PATH --chat ...`)."
                 )
-            turns = await self.history.recent(
-                session,
-                c.id,
-                count_tokens=getattr(getattr(ranker, "encoder", None), "tokenizer", None)
-                and ranker.encoder.tokenizer.count_tokens,  # type: ignore[attr-defined]
-            )
-            if not turns:
-                return SuggestResult(message="There is no conversation here yet: say something first.")
-            self._last_request[c.id] = now
-            text = ranker.dialogue_text([t.text for t in turns])
-            query = (await asyncio.to_thread(ranker.embed_dialogues, [text]))[0]
+            if text is not None and self.history.normalise(text):
+                turns = []
+                query_text = ranker.dialogue_text([text])
+            else:
+                turns = await self.history.recent(session, c.id, count_tokens=ranker.count_tokens)
+                if not turns:
+                    return SuggestResult(message="There is no conversation here yet: say something first.")
+                query_text = ranker.dialogue_text([t.text for t in turns])
+            if cooldown:
+                self._last_request[c.id] = now
+            query = (await asyncio.to_thread(ranker.embed_dialogues, [query_text]))[0]
             scores = mat.matrix @ query
             best = top_k(scores, k)
             chosen_ids = [int(mat.ids[i]) for i in best]
@@ -489,7 +539,7 @@ class StickerService:
                 chat_id=c.id,
                 requested_by=u.id if u else None,
                 model_version=ranker.version,
-                last_message_id=turns[-1].message_id,
+                last_message_id=turns[-1].message_id if turns else None,
             )
             session.add(suggestion)
             await session.flush()
@@ -544,6 +594,32 @@ class StickerService:
                 )
             )
 
+    async def recent_chat_for(self, user: UserRef, within_s: float) -> ChatRef | None:
+        """The chat this user last wrote in, if within ``within_s`` seconds (inline queries carry no chat)."""
+        from datetime import timedelta
+
+        from engine.db import utcnow
+
+        async with self.sessions() as session:
+            u = await self._user(session, user, create=False)
+            if u is None:
+                return None
+            row = (
+                await session.execute(
+                    select(Chat.platform, Chat.platform_chat_id, Chat.title, Message.created_at)
+                    .join(Message, Message.chat_id == Chat.id)
+                    .where(Message.user_id == u.id, Chat.platform == user.platform)
+                    .order_by(Message.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            return None
+        created = row[3] if row[3].tzinfo else row[3].replace(tzinfo=utcnow().tzinfo)
+        if utcnow() - created > timedelta(seconds=within_s):
+            return None
+        return ChatRef(row[0], row[1], row[2])
+
     # ------------------------------------------------------------------ privacy
     async def set_logging(self, chat: ChatRef, enabled: bool) -> None:
         async with self.sessions.begin() as session:
@@ -575,5 +651,7 @@ async def open_service(settings: Settings, threads: int = 0) -> StickerService:
     from engine.ranking import load_ranker
 
     kind = "auto" if settings.ranker in ("auto", "pbr") else settings.ranker
-    ranker = load_ranker(kind, settings.serving_model_dir(), max_turns=settings.history_turns, threads=threads)
+    ranker = load_ranker(
+        kind, settings.serving_model_dir(), max_turns=settings.history_turns, threads=threads
+    )
     return await StickerService.open(settings, ranker, default_packs=settings.default_packs)

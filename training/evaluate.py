@@ -118,9 +118,9 @@ class TextLogRegScorer:
     ) -> None:
         from sklearn.linear_model import LogisticRegression
 
-        from training.metrics import _norm_alt
+        from training.metrics import normalise_alt
 
-        pairs = [(s, _norm_alt(s.current.alt)) for s in train]
+        pairs = [(s, normalise_alt(s.current.alt)) for s in train]
         pairs = [(s, a) for s, a in pairs if a]
         self.embed = embed
         x = self._features([s for s, _ in pairs])
@@ -134,7 +134,7 @@ class TextLogRegScorer:
 
     def score(self, samples, candidates, dataset, sticker_text):  # type: ignore[no-untyped-def]
         from training.data.format import alt_mapping
-        from training.metrics import _norm_alt
+        from training.metrics import normalise_alt
 
         alt = alt_mapping(dataset.index, samples)
         probs = self.model.predict_proba(self._features(samples))
@@ -143,7 +143,7 @@ class TextLogRegScorer:
             out.append(
                 np.array(
                     [
-                        p[self.classes[a]] if (a := _norm_alt(alt.get(c))) in self.classes else 0.0
+                        p[self.classes[a]] if (a := normalise_alt(alt.get(c))) in self.classes else 0.0
                         for c in cands
                     ]
                 )

@@ -89,6 +89,7 @@ KEYWORD_GOEMOTION: Final[dict[str, str]] = {
     "cross mark": "disapproval",
     "savoring food": "desire",
     "party popper": "excitement",
+    "hundred points": "approval",
     "flexed biceps": "pride",
     # GoEmotions' own names and their word forms
     "admiration": "admiration", "admire": "admiration",
@@ -97,6 +98,7 @@ KEYWORD_GOEMOTION: Final[dict[str, str]] = {
     "anger": "anger", "angry": "anger", "rage": "anger", "enraged": "anger", "pout": "anger", "pouting": "anger",
     "cursing": "anger", "annoyance": "annoyance", "annoyed": "annoyance", "unamused": "annoyance",
     "approval": "approval", "approve": "approval", "thumbsup": "approval", "+1": "approval",
+    "clap": "admiration", "clapping": "admiration", "handshake": "approval", "sparkles": "excitement",
     "caring": "caring", "hug": "caring", "hugs": "caring", "hugging": "caring",
     "confusion": "confusion", "confused": "confusion", "puzzled": "confusion",
     "curiosity": "curiosity", "curious": "curiosity", "monocle": "curiosity",

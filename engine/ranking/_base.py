@@ -44,6 +44,10 @@ class Ranker(Protocol):
         """The dialogue as this model reads it (turn selection and formatting)."""
         ...
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens this model's tokenizer makes of ``text`` (the history window's token budget)."""
+        ...
+
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)

@@ -40,6 +40,9 @@ class TextBaselineRanker:
     def dialogue_text(self, turns: Sequence[str]) -> str:
         return dialogue_to_text(turns, self.max_turns)
 
+    def count_tokens(self, text: str) -> int:
+        return self.encoder.tokenizer.count_tokens(text)
+
     def embed_dialogues(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode(list(texts))
 
