@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.library import PackError
 from engine.media import contact_sheet
+from engine.preprocess import emoji_names
 from engine.service import ChatRef, StickerService, SuggestResult, UserRef
 from engine.store import MediaStore
 
@@ -38,6 +39,8 @@ class ConsoleChat:
     out_dir: Path = Path("var/out")
     speaker: str = "you"
     k: int | None = None
+    # The per-chat /sticker cooldown protects group chats from floods; the scripted demo turns it off.
+    cooldown: bool = True
     sheets_written: list[Path] = field(default_factory=list)
     _counter: int = 0
 
@@ -106,7 +109,7 @@ class ConsoleChat:
             return [str(exc)]
 
     async def sticker(self, k: int | None = None) -> list[str]:
-        result = await self.service.suggest(self.chat, k, user=self.user())
+        result = await self.service.suggest(self.chat, k, user=self.user(), cooldown=self.cooldown)
         return self.render(result)
 
     def render(self, result: SuggestResult) -> list[str]:
@@ -115,7 +118,7 @@ class ConsoleChat:
         lines = [f"Stickers for: “{result.context[-1].text}”" if result.context else "Stickers:"]
         for item in result.items:
             lines.append(
-                f"  {item.rank + 1}. {item.emoji or ' '}  {item.platform_sticker_id:<20} "
+                f"  {item.rank + 1}. {item.emoji or ' '}  {_name(item.emoji) or item.platform_sticker_id:<28} "
                 f"[{item.pack_name}]  score {item.score:.3f}"
             )
         path = self.write_sheet(result)
@@ -125,7 +128,9 @@ class ConsoleChat:
     def write_sheet(self, result: SuggestResult) -> Path:
         store: MediaStore = self.service.store
         images = [store.open(item.media_path.stem) for item in result.items]
-        labels = [f"{i.rank + 1}. {i.platform_sticker_id} {i.score:.2f}" for i in result.items]
+        labels = [
+            f"{i.rank + 1}. {_name(i.emoji) or i.platform_sticker_id} {i.score:.2f}" for i in result.items
+        ]
         sheet = contact_sheet(images, labels)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f"suggestion-{result.suggestion_id}.png"
@@ -134,6 +139,11 @@ class ConsoleChat:
         sheet.save(latest)
         self.sheets_written.append(path)
         return path
+
+
+def _name(emoji_char: str | None) -> str:
+    names = emoji_names(emoji_char)
+    return names[0] if names else ""
 
 
 DEMO_SCRIPT: list[str | tuple[str, int]] = [
@@ -154,6 +164,7 @@ DEMO_SCRIPT: list[str | tuple[str, int]] = [
 async def run_demo(chat: ConsoleChat) -> list[str]:
     """The scripted conversation through the same path as `stickerpick chat`; returns what it printed."""
     await chat.service.clear_history(chat.chat)
+    chat.cooldown = False
     printed: list[str] = []
     for step in DEMO_SCRIPT:
         if isinstance(step, tuple):

@@ -501,10 +501,17 @@ class StickerService:
         user: UserRef | None = None,
         text: str | None = None,
         cooldown: bool = True,
+        *,
+        cap: int | None = None,
+        packs_from: ChatRef | None = None,
     ) -> SuggestResult:
         """The top-k of the chat's stickers for its recent dialogue (or for ``text``, e.g. an inline query).
-        ``cooldown=False`` for requests a platform already rate-limits (inline queries, button presses)."""
-        k = max(1, min(k or self.settings.top_k, self.settings.max_k))
+        ``cooldown=False`` for requests a platform already rate-limits (inline queries, button presses).
+        ``cap`` replaces ``settings.max_k`` as the most items returned (Telegram's inline results: up to 50).
+        ``packs_from`` (issue 6, Discord): rank the stickers enabled in that chat instead of in ``chat``, for
+        platforms whose packs belong to a group of chats (a Discord server) while each channel or thread
+        keeps its own history and cooldown."""
+        k = max(1, min(k or self.settings.top_k, cap or self.settings.max_k))
         ranker = self.ranker
         async with self.sessions.begin() as session:
             c = await self._chat(session, chat)
@@ -514,7 +521,9 @@ class StickerService:
             if cooldown and last is not None and now - last < self.settings.sticker_cooldown_s:
                 wait = self.settings.sticker_cooldown_s - (now - last)
                 return SuggestResult(message=f"Easy there — try /sticker again in {wait:.0f} s.")
-            mat = await self._chat_matrix(session, c)
+            pack_chat = c if packs_from is None else await self._chat(session, packs_from)  # issue 6
+            assert pack_chat is not None
+            mat = await self._chat_matrix(session, pack_chat)
             if mat is None:
                 return SuggestResult(
                     message="This chat has no sticker packs yet. An admin can add one with /addpack "
@@ -532,7 +541,7 @@ class StickerService:
                 self._last_request[c.id] = now
             query = (await asyncio.to_thread(ranker.embed_dialogues, [query_text]))[0]
             scores = mat.matrix @ query
-            best = top_k(scores, k)
+            best, scores = await self._rank(ranker, query, mat.matrix, scores, k)
             chosen_ids = [int(mat.ids[i]) for i in best]
             u = await self._user(session, user)
             suggestion = Suggestion(
@@ -571,6 +580,19 @@ class StickerService:
                     )
                 )
             return SuggestResult(items=items, suggestion_id=suggestion.id, context=turns)
+
+    async def _rank(
+        self, ranker: Ranker, query: np.ndarray, matrix: np.ndarray, scores: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by the dual encoder; models with a matching head re-rank the best ``rerank_top`` first."""
+        rerank = getattr(ranker, "rerank_scores", None)
+        if rerank is None or self.settings.rerank_top <= 0:
+            return top_k(scores, k), scores
+        shortlist = top_k(scores, max(k, self.settings.rerank_top))
+        logits = await asyncio.to_thread(rerank, query, matrix[shortlist])
+        final = np.full_like(scores, -np.inf)
+        final[shortlist] = logits
+        return shortlist[np.argsort(-logits, kind="stable")][:k], final
 
     async def feedback(
         self,
@@ -619,6 +641,41 @@ class StickerService:
         if utcnow() - created > timedelta(seconds=within_s):
             return None
         return ChatRef(row[0], row[1], row[2])
+
+    # ------------------------------------------------------------------ chats of a user (issue 5, Telegram)
+    async def chats_of(self, user: UserRef, limit: int = 20) -> list[ChatRef]:
+        """The chats this user has written in (their kept history), most recent first: where a platform
+        adapter may offer to add a pack the user sent it privately. Chats other than groups are included;
+        the adapter decides where the user may act (e.g. is an admin)."""
+        async with self.sessions() as session:
+            u = await self._user(session, user, create=False)
+            if u is None:
+                return []
+            last = func.max(Message.id).label("last")
+            rows = (
+                await session.execute(
+                    select(Chat.platform, Chat.platform_chat_id, Chat.title, last)
+                    .join(Message, Message.chat_id == Chat.id)
+                    .where(Message.user_id == u.id, Chat.platform == user.platform)
+                    .group_by(Chat.id, Chat.platform, Chat.platform_chat_id, Chat.title)
+                    .order_by(last.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [ChatRef(platform, chat_id, title) for platform, chat_id, title, _ in rows]
+
+    async def apply_retention(self, platform: str | None = None) -> int:
+        """Apply the history retention policy to every chat (of one platform), now: a quiet chat's old
+        messages go too, not only when new ones arrive. Returns how many messages were deleted."""
+        async with self.sessions.begin() as session:
+            q = select(Chat.id)
+            if platform:
+                q = q.where(Chat.platform == platform)
+            total = 0
+            for (chat_id,) in (await session.execute(q)).all():
+                total += await self.history.apply_retention(session, chat_id)
+                self._since_retention[chat_id] = 0
+            return total
 
     # ------------------------------------------------------------------ privacy
     async def set_logging(self, chat: ChatRef, enabled: bool) -> None:

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
 
     # Suggestions.
     top_k: int = Field(default=5, ge=1, le=50)
+    # Re-rank the dual encoder's best candidates with the model's matching head (PBR models only).
+    rerank_top: int = Field(default=30, ge=0, le=500)
     max_k: int = Field(default=10, ge=1, le=50)
     sticker_cooldown_s: float = Field(default=3.0, ge=0)
 
@@ -55,6 +57,20 @@ class Settings(BaseSettings):
     # Platform tokens: secrets, only ever from the environment; SecretStr keeps them out of reprs and logs.
     telegram_token: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
     discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_BOT_TOKEN")
+
+    # Telegram
+    # A self-hosted Bot API server (e.g. "http://localhost:8081/bot"); default: Telegram's own.
+    telegram_base_url: str | None = None
+    # Webhook mode when set: the public HTTPS URL Telegram posts updates to (else long polling).
+    telegram_webhook_url: str | None = None
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
+    # Checked against the X-Telegram-Bot-Api-Secret-Token header of every webhook call.
+    telegram_webhook_secret: SecretStr | None = None
+    # Inline queries carry no chat: use the chat the user last wrote in within this many seconds.
+    telegram_inline_window_s: float = Field(default=900.0, ge=0)
+    # How long a chat's administrator list (getChatAdministrators) is trusted.
+    telegram_admin_cache_s: float = Field(default=300.0, ge=0)
 
     log_level: str = "INFO"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from engine.ranking._base import ModelMissing, Ranker, StickerInput, l2_normalise, top_k
 from engine.ranking._onnx import OnnxTextEncoder, read_manifest, sha256_file
+from engine.ranking._pbr import PBRRanker
 from engine.ranking._text_baseline import TextBaselineRanker
 
 
@@ -17,12 +18,15 @@ def load_ranker(kind: str, model_dir: Path, max_turns: int = 8, threads: int = 0
         raise ModelMissing(f"{model_dir} holds a {model_kind!r} model but the ranker {kind!r} was asked for")
     if model_kind == "text-baseline":
         return TextBaselineRanker(Path(model_dir), max_turns=max_turns, threads=threads)
+    if model_kind == "pbr":
+        return PBRRanker(Path(model_dir), max_turns=max_turns, threads=threads)
     raise ModelMissing(f"{model_dir}: unknown model kind {model_kind!r}")
 
 
 __all__ = [
     "ModelMissing",
     "OnnxTextEncoder",
+    "PBRRanker",
     "Ranker",
     "StickerInput",
     "TextBaselineRanker",

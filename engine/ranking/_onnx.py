@@ -72,10 +72,13 @@ class OnnxTextEncoder:
             raise ModelMissing(f"{model_path} has outputs {outputs}, expected {output!r}")
         self._output = output
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def encode(
+        self, texts: list[str], batch_size: int = 32, normalise: bool = True, max_tokens: int | None = None
+    ) -> np.ndarray:
+        """Pooled vectors (L2-normalised unless ``normalise=False``, e.g. before a projection)."""
         chunks = []
         for start in range(0, len(texts), batch_size):
-            enc = self.tokenizer.encode(texts[start : start + batch_size])
+            enc = self.tokenizer.encode(texts[start : start + batch_size], max_tokens)
             (out,) = self.session.run([self._output], enc.as_feed(self._inputs))
             if out.ndim == 3:  # token embeddings: mean-pool over the attention mask
                 mask = enc.attention_mask[..., None].astype(np.float32)
@@ -83,4 +86,5 @@ class OnnxTextEncoder:
             chunks.append(out.astype(np.float32))
         if not chunks:
             return np.zeros((0, 0), dtype=np.float32)
-        return l2_normalise(np.concatenate(chunks))
+        pooled = np.concatenate(chunks)
+        return l2_normalise(pooled) if normalise else pooled

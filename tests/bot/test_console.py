@@ -31,6 +31,7 @@ async def test_console_chat_round_trip(service, tmp_path):
 
 
 async def test_demo_prints_suggestions_and_writes_pngs(service, tmp_path):
+    service.settings.sticker_cooldown_s = 60  # the demo is not slowed down by the group-chat cooldown
     chat = ConsoleChat(service, chat_name="demo", out_dir=tmp_path / "out")
     await service.add_pack(chat.chat, make_pack(tmp_path / "food"))
     printed = await run_demo(chat)

@@ -1,0 +1,200 @@
+"""PBR checkpoint → the model directory the engine serves (onnxruntime only, no torch at serving time).
+
+Layout of the directory (``manifest.json`` lists files, hashes, versions, the training config and metrics):
+- ``text.onnx``   the fine-tuned BERT of the dialogue tower, through optimum's exporter (``last_hidden_state``);
+                  dynamic int8, per channel, by default;
+- ``heads.npz``   what runs in numpy after it: ``text_proj`` (mean-pooled → shared space) and, with sticker text,
+                  ``sticker_text_proj`` and the gate that fuses text with the image embedding;
+- ``image.onnx``  image tower + projection + L2 norm + emotion head, through ``torch.onnx`` (fp32: it runs once
+                  per sticker at indexing time, and Conv int8 is slow on CPUs without VNNI kernels);
+- ``match.onnx``  the matching head for re-ranking the dual encoder's top candidates;
+- ``tokenizer.json`` and the preprocessing config (image size, mean/std) in the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.ranking import sha256_file
+from export.baseline import minilm_dir, quantize_int8
+from training.model import PBRModel, load_checkpoint
+
+MANIFEST_FORMAT = 1
+OPSET = 17
+
+
+class _ImageGraph(nn.Module):
+    def __init__(self, model: PBRModel) -> None:
+        super().__init__()
+        self.tower, self.proj, self.emotion = model.image_tower, model.image_proj, model.emotion_head
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feat = torch.nn.functional.normalize(self.proj(self.tower(pixels)), dim=-1)
+        return feat, self.emotion(feat)
+
+
+class _MatchGraph(nn.Module):
+    def __init__(self, model: PBRModel) -> None:
+        super().__init__()
+        self.head = model.match_head
+
+    def forward(self, dialogue: torch.Tensor, sticker: torch.Tensor) -> torch.Tensor:
+        return self.head(dialogue, sticker)
+
+
+def _linear(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
+    return layer.weight.detach().cpu().numpy().astype(np.float32), layer.bias.detach().cpu().numpy().astype(
+        np.float32
+    )
+
+
+def _export_text(model: PBRModel, tokenizer_dir: Path, out: Path, quantize: bool, work: Path) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from optimum.exporters.onnx import main_export
+
+    hf_dir = work / "bert"
+    model.text_tower.bert.save_pretrained(hf_dir)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (tokenizer_dir / name).is_file():
+            shutil.copy2(tokenizer_dir / name, hf_dir / name)
+    raw = work / "text-raw"
+    main_export(
+        str(hf_dir),
+        output=str(raw),
+        task="feature-extraction",
+        opset=OPSET,
+        do_validation=False,
+        library_name="transformers",
+        device="cpu",
+    )
+    if quantize:
+        quantize_int8(raw / "model.onnx", out)
+    else:
+        shutil.copy2(raw / "model.onnx", out)
+
+
+def _export_torch(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str]) -> None:
+    module.eval()
+    dynamic = {name: {0: "batch"} for name in inputs + outputs}
+    torch.onnx.export(
+        module,
+        args,
+        str(path),
+        input_names=inputs,
+        output_names=outputs,
+        dynamic_axes=dynamic,
+        opset_version=OPSET,
+        dynamo=False,
+    )
+
+
+def export_pbr(
+    checkpoint: Path,
+    out_dir: Path,
+    quantize: bool = True,
+    tokenizer_dir: Path | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``out_dir`` atomically and return its manifest."""
+    started = time.time()
+    loaded = load_checkpoint(checkpoint)
+    model, config = loaded.model.eval(), loaded.config
+    tok_dir = Path(tokenizer_dir) if tokenizer_dir else minilm_dir()
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".export-") as tmp:
+        work, stage = Path(tmp) / "work", Path(tmp) / "stage"
+        work.mkdir()
+        stage.mkdir()
+        _export_text(model, tok_dir, stage / "text.onnx", quantize, work)
+        shutil.copy2(tok_dir / "tokenizer.json", stage / "tokenizer.json")
+        size = config.image_size
+        with torch.no_grad():
+            _export_torch(
+                _ImageGraph(model),
+                (torch.zeros(2, 3, size, size),),
+                stage / "image.onnx",
+                ["pixels"],
+                ["sticker_embedding", "emotion_logits"],
+            )
+            d = config.embed_dim
+            _export_torch(
+                _MatchGraph(model),
+                (torch.zeros(2, d), torch.zeros(2, d)),
+                stage / "match.onnx",
+                ["dialogue", "sticker"],
+                ["match_logit"],
+            )
+        heads: dict[str, np.ndarray] = {}
+        heads["text_proj.weight"], heads["text_proj.bias"] = _linear(model.text_proj)
+        if config.use_sticker_text:
+            heads["sticker_text_proj.weight"], heads["sticker_text_proj.bias"] = _linear(
+                model.sticker_text_proj
+            )
+            heads["text_gate.weight"], heads["text_gate.bias"] = _linear(model.text_gate)
+        np.savez(stage / "heads.npz", **heads)
+        files = {
+            "text": "text.onnx",
+            "tokenizer": "tokenizer.json",
+            "image": "image.onnx",
+            "match": "match.onnx",
+            "heads": "heads.npz",
+        }
+        hashes = {name: sha256_file(stage / name) for name in files.values()}
+        digest = sha256_file_list([stage / n for n in sorted(files.values())])
+        extra = loaded.extra
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "kind": "pbr",
+            "name": "PBR (Perceive before Respond) dual encoder",
+            "version": f"pbr-{'int8' if quantize else 'fp32'}-{digest[:12]}",
+            "files": files,
+            "sha256": hashes,
+            "embedding_dim": config.embed_dim,
+            "max_tokens": config.max_tokens,
+            "sticker_text_max_tokens": config.sticker_text_max_tokens,
+            "use_sticker_text": config.use_sticker_text,
+            "image": config.image_spec().to_dict(),
+            "emotions": list(config.emotions),
+            "opset": OPSET,
+            "quantized": {
+                "text": "int8-dynamic-per-channel" if quantize else None,
+                "image": None,
+                "match": None,
+            },
+            "training_config": {k: v for k, v in config.to_dict().items() if k != "text_config"},
+            "training": {
+                k: v for k, v in extra.items() if isinstance(v, str | int | float | bool | dict | list)
+            },
+            "validation_metrics": metrics if metrics is not None else extra.get("val_metrics"),
+            "checkpoint": Path(checkpoint).name,
+            "versions": loaded.meta.get("versions", {}),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "export_seconds": round(time.time() - started, 1),
+        }
+        (stage / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
+        )
+        if out_dir.exists():
+            out_dir.rename(Path(tmp) / "old")
+        stage.rename(out_dir)
+    return manifest
+
+
+def sha256_file_list(paths: list[Path]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(sha256_file(p).encode())
+    return h.hexdigest()
