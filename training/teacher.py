@@ -90,6 +90,8 @@ KEYWORD_GOEMOTION: Final[dict[str, str]] = {
     "savoring food": "desire",
     "party popper": "excitement",
     "hundred points": "approval",
+    "gesturing no": "disapproval",
+    "gesturing ok": "approval",
     "flexed biceps": "pride",
     # GoEmotions' own names and their word forms
     "admiration": "admiration", "admire": "admiration",
@@ -117,7 +119,7 @@ KEYWORD_GOEMOTION: Final[dict[str, str]] = {
     "smile": "joy", "smiling": "joy", "smiley": "joy", "satisfied": "joy", "celebration": "joy",
     "love": "love", "heart": "love", "hearts": "love", "kiss": "love", "kissing": "love", "cupid": "love",
     "nervousness": "nervousness", "nervous": "nervousness", "anxious": "nervousness", "worried": "nervousness",
-    "grimacing": "nervousness", "sweat": "nervousness",
+    "grimacing": "nervousness", "facepalming": "annoyance", "victory": "approval",
     "optimism": "optimism", "optimistic": "optimism", "rainbow": "optimism",
     "pride": "pride", "proud": "pride", "muscle": "pride", "trophy": "pride", "medal": "pride",
     "realization": "realization",

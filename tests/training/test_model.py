@@ -143,7 +143,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
 
 def test_sticker_text_fusion_is_gated_and_textless_rows_use_the_image() -> None:
     model = build_tiny_pbr(use_sticker_text=True, text_trainable_layers=-1).eval()
-    ids, mask, pixels = _batch()
+    ids, _, pixels = _batch()
     text_ids = ids[:, :5].clone()
     text_mask = torch.ones(B, 5, dtype=torch.long)
     text_mask[1, 2:] = 0  # row 1: only [CLS] [SEP] → no text
@@ -166,7 +166,15 @@ def test_sticker_text_fusion_is_gated_and_textless_rows_use_the_image() -> None:
 def test_no_fusion_parameters_without_sticker_text() -> None:
     model = build_tiny_pbr()
     names = {n.split(".")[0] for n, _ in model.named_parameters()}
-    assert names == {"text_tower", "image_tower", "text_proj", "image_proj", "emotion_head", "match_head", "logit_scale"}
+    assert names == {
+        "text_tower",
+        "image_tower",
+        "text_proj",
+        "image_proj",
+        "emotion_head",
+        "match_head",
+        "logit_scale",
+    }
 
 
 def test_config_round_trip_and_validation() -> None:
@@ -200,10 +208,10 @@ def test_efficientnet_tower_architecture_freezing_and_activation() -> None:
 
 
 @pytest.mark.slow
-def test_real_towers_load_offline_and_encode() -> None:
+def test_real_towers_load_offline_encode_and_round_trip(tmp_path: Path) -> None:
     from PIL import Image
 
-    from engine.preprocess import ImageSpec, TextTokenizer, image_to_array
+    from engine.preprocess import ImageSpec, TextTokenizer, images_to_batch
     from training.model import default_text_dir
 
     model = build_pbr(PBRConfig()).eval()
@@ -217,10 +225,14 @@ def test_real_towers_load_offline_and_encode() -> None:
         emb = model.encode_dialogue(ids, mask)
         spec = ImageSpec()
         imgs = [Image.new("RGB", (64, 40), c) for c in ("red", "blue")]
-        pixels = torch.from_numpy(torch.stack([torch.from_numpy(image_to_array(i, spec)) for i in imgs]).numpy())
+        pixels = torch.from_numpy(images_to_batch(imgs, spec))
         sticker = model.encode_sticker(pixels)
     sims = pooled @ pooled.T
     assert sims[0, 1] > sims[0, 2] + 0.2  # pretrained MiniLM semantics are there
     assert emb.shape == (3, 256) and sticker.shape == (2, 256)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert 0 < n_train < sum(p.numel() for p in model.parameters()) / 2
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "real.pt", model)).model
+    with torch.no_grad():
+        assert torch.allclose(loaded.encode_dialogue(ids, mask), emb, atol=1e-6)
+        assert torch.allclose(loaded.encode_sticker(pixels), sticker, atol=1e-6)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from engine.preprocess import ImageSpec
@@ -42,7 +42,6 @@ class PBRConfig:
     max_tokens: int = 64
     sticker_text_max_tokens: int = 32
     tiny_width: int = 16  # channels of the first conv of the "tiny" image tower (tests)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if tuple(self.emotions) != EMOTIONS:

@@ -108,11 +108,17 @@ class TextTower(_FreezableTower):
 def load_bert(text_dir: str | Path | None = None) -> nn.Module:
     """Pretrained BERT from a local directory only (never a hub)."""
     from transformers import BertModel
+    from transformers.utils import logging as hf_logging
 
     path = Path(text_dir) if text_dir is not None else default_text_dir()
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} is not a local Hugging Face model directory (no config.json)")
-    return BertModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # silence "pooler weights not used": we drop the pooler on purpose
+    try:
+        return BertModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def bert_from_config(config: dict[str, Any]) -> nn.Module:
