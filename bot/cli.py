@@ -421,3 +421,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()
