@@ -3,7 +3,8 @@
 Steps, each bounded: stream-gunzip with a hard output cap (``max_decompressed_bytes``: gzip bombs stop at the
 cap, not at the end of the bomb); parse the JSON; validate ``w``/``h`` (``w*h <= max_pixels``), ``fr``,
 ``ip``/``op`` (frame count ``<= max_frames``) and ``layers``; refuse image assets that point at files (rlottie
-would load them from the local disk, so a crafted sticker could read local pictures into the library); render.
+would load them from the local disk, so a crafted sticker could read local pictures into the library) and
+embedded images whose header is past ``max_pixels`` (rlottie decodes them unbounded); render.
 
 The still is the **middle frame** of the ``ip..op`` range, not the first: many stickers start from a neutral
 pose (or from nothing, fading or scaling in) and show their expression mid-loop. It is rendered at the
@@ -13,6 +14,8 @@ un-premultiplied (rlottie draws premultiplied BGRA).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import zlib
@@ -21,6 +24,7 @@ from typing import Any
 from PIL import Image
 
 from engine.media._errors import CorruptMedia, MediaTooLarge, UnsupportedMedia
+from engine.media._sniff import raster_dimensions, sniff_format
 from engine.media._types import DecodedSticker, DecodeLimits, check_dimensions
 
 RENDER_MAX_SIDE = 512
@@ -78,7 +82,7 @@ def parse_lottie(data: bytes, limits: DecodeLimits) -> tuple[str, dict[str, Any]
         )
     if not isinstance(doc.get("layers"), list):
         raise CorruptMedia("the animated sticker's Lottie JSON has no layer list")
-    _refuse_external_assets(doc)
+    _check_assets(doc, limits)
     return text, doc
 
 
@@ -133,17 +137,35 @@ def _num_field(doc: dict[str, Any], key: str) -> float:
     return float(value)
 
 
-def _refuse_external_assets(doc: dict[str, Any]) -> None:
+def _check_assets(doc: dict[str, Any], limits: DecodeLimits) -> None:
+    """Image assets: only embedded ``data:`` URIs of a sticker format whose header fits ``max_pixels``.
+
+    rlottie loads an asset's ``u`` + ``p`` path from the local disk (so a crafted sticker could pull a local
+    picture into the library) and decodes embedded images with stb_image, unbounded; both are closed here.
+    """
     assets = doc.get("assets", [])
     if not isinstance(assets, list):
         raise CorruptMedia("the animated sticker's 'assets' field is not a list")
     for asset in assets:
-        if not isinstance(asset, dict):
+        if not isinstance(asset, dict) or asset.get("p") is None:  # precompositions carry no "p"
             continue
-        path = asset.get("p")
-        if path is None:  # precomposition, not an image
-            continue
+        path = asset["p"]
         if not (isinstance(path, str) and path.startswith("data:")):
             raise UnsupportedMedia(
                 "the animated sticker refers to external image files, which are not allowed"
             )
+        _check_embedded_image(path, limits)
+
+
+def _check_embedded_image(uri: str, limits: DecodeLimits) -> None:
+    header, _, payload = uri.partition(",")
+    if not header.endswith(";base64"):
+        raise UnsupportedMedia("the animated sticker embeds an image that is not base64-encoded")
+    try:
+        image = base64.b64decode(payload, validate=False)
+    except (binascii.Error, ValueError):
+        raise CorruptMedia("the animated sticker embeds a malformed base64 image") from None
+    fmt = sniff_format(image)
+    if fmt not in ("png", "apng", "jpeg", "gif"):  # what rlottie's stb_image reads, among sticker formats
+        raise UnsupportedMedia("the animated sticker embeds an image in a format that is not allowed")
+    check_dimensions(*raster_dimensions(fmt, image), limits)

@@ -12,6 +12,7 @@ from engine.media._sniff import apng_frame_count, raster_dimensions
 from engine.media._types import DecodedSticker, DecodeLimits, check_dimensions
 
 _PIL_FORMAT = {"png": "PNG", "apng": "PNG", "gif": "GIF", "webp": "WEBP", "jpeg": "JPEG"}
+_NAME = {"png": "PNG", "apng": "APNG", "gif": "GIF", "webp": "WebP", "jpeg": "JPEG"}
 
 
 def decode_raster(fmt: str, data: bytes, limits: DecodeLimits) -> DecodedSticker:
@@ -24,7 +25,7 @@ def decode_raster(fmt: str, data: bytes, limits: DecodeLimits) -> DecodedSticker
         frames = apng_frame_count(data)
         if frames is not None and frames > limits.max_frames:
             raise MediaTooLarge(f"the APNG declares {frames} frames; the limit is {limits.max_frames}")
-    name = "APNG" if fmt == "apng" else _PIL_FORMAT[fmt]
+    name = _NAME[fmt]
     try:
         with Image.open(io.BytesIO(data), formats=[_PIL_FORMAT[fmt]]) as im:
             check_dimensions(im.width, im.height, limits, pillow_cap)  # what Pillow read must agree
@@ -37,6 +38,8 @@ def decode_raster(fmt: str, data: bytes, limits: DecodeLimits) -> DecodedSticker
         raise MediaTooLarge(f"the {name} image is too large to decode ({exc})") from None
     except MemoryError:
         raise MediaTooLarge(f"the {name} image is too large to decode in memory") from None
+    except Image.UnidentifiedImageError:  # its message only names the BytesIO object
+        raise CorruptMedia(f"the {name} file is damaged or truncated (Pillow cannot read it)") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, struct.error...
         raise CorruptMedia(f"the {name} file is damaged or truncated ({describe(exc)})") from None
     still.info = {}

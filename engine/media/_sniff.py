@@ -67,7 +67,8 @@ def raster_dimensions(fmt: str, data: bytes) -> tuple[int, int]:
     except (struct.error, IndexError):
         size = None
     if size is None:
-        raise CorruptMedia(f"the {fmt.upper()} header is truncated or malformed")
+        name = {"apng": "APNG", "webp": "WebP"}.get(fmt, fmt.upper())
+        raise CorruptMedia(f"the {name} header is truncated or malformed")
     return size
 
 

@@ -114,7 +114,14 @@ def lottie_json(w: int = 512, h: int = 512, frames: int = 30, opacity: float = 1
                 "ty": "gr",
                 "nm": "group",
                 "it": [
-                    {"ty": "rc", "d": 1, "nm": "rect", "s": _static([w / 4, h / 4]), "p": _static([0, 0]), "r": _static(0)},
+                    {
+                        "ty": "rc",
+                        "d": 1,
+                        "nm": "rect",
+                        "s": _static([w / 4, h / 4]),
+                        "p": _static([0, 0]),
+                        "r": _static(0),
+                    },
                     {"ty": "fl", "nm": "fill", "c": _static([1, 0, 0, 1]), "o": _static(opacity), "r": 1},
                     {
                         "ty": "tr",
@@ -210,7 +217,12 @@ def huge_png_header(w: int = 20000, h: int = 20000) -> bytes:
     """
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)  # 8-bit RGBA, deflate, no filter, no interlace
     idat = zlib.compressobj(9).compress(b"\0" * (4 * min(w, 4096) + 1) * 4)  # no flush: truncated stream
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 @lru_cache(maxsize=2)

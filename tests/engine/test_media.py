@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import io
 import json
@@ -144,7 +145,7 @@ def test_webm_without_alpha_is_opaque() -> None:
     assert _near(_centre(image), RED, tol=12)
 
 
-def test_jpeg_and_16_bit_png_become_rgba() -> None:
+def test_16_bit_and_palette_pngs_become_rgba() -> None:
     grey16 = Image.new("I;16", (8, 8), 65535)
     buf = io.BytesIO()
     grey16.save(buf, format="PNG")
@@ -152,9 +153,10 @@ def test_jpeg_and_16_bit_png_become_rgba() -> None:
     assert decoded.image.mode == "RGBA"
     assert decoded.image.getpixel((0, 0)) == (255, 255, 255, 255)
     palette = Image.new("P", (8, 8), 3)
+    palette.putpalette([0, 0, 0, 10, 10, 10, 20, 20, 20, 255, 0, 0])
     buf = io.BytesIO()
     palette.save(buf, format="PNG", transparency=3)
-    assert decode_sticker(buf.getvalue()).image.getpixel((0, 0))[3] == 0
+    assert decode_sticker(buf.getvalue()).image.getpixel((0, 0)) == (255, 0, 0, 0)
 
 
 # ------------------------------------------------------------------ sniffing
@@ -207,7 +209,7 @@ BAD = [
     ("garbage-webm", fx.garbage_webm, DecodeLimits(), CorruptMedia, "video sticker"),
     ("png-header-only", lambda: fx.png_bytes()[:30], DecodeLimits(), CorruptMedia, "PNG"),
     ("jpeg-header-only", lambda: fx.jpeg_bytes()[:20], DecodeLimits(), CorruptMedia, "JPEG"),
-    ("webp-header-only", lambda: fx.webp_bytes()[:14], DecodeLimits(), CorruptMedia, "WEBP"),
+    ("webp-header-only", lambda: fx.webp_bytes()[:14], DecodeLimits(), CorruptMedia, "WebP"),
     ("gif-cut", lambda: fx.gif_bytes()[:40], DecodeLimits(), CorruptMedia, "GIF"),
     ("tgs-cut", lambda: fx.tgs_bytes()[:60], DecodeLimits(), CorruptMedia, "gzip"),
     ("webm-cut", lambda: fx.webm_bytes()[:300], DecodeLimits(), CorruptMedia, "video sticker"),
@@ -221,7 +223,9 @@ BAD = [
 
 
 @pytest.mark.parametrize("decode", DECODERS)
-@pytest.mark.parametrize(("factory", "limits", "error", "words"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+@pytest.mark.parametrize(
+    ("factory", "limits", "error", "words"), [b[1:] for b in BAD], ids=[b[0] for b in BAD]
+)
 def test_bad_inputs_raise_a_readable_media_error_quickly(
     decode: Decoder, factory: Callable[[], bytes], limits: DecodeLimits, error: type[MediaError], words: str
 ) -> None:
@@ -279,6 +283,16 @@ def _tgs(**changes: Any) -> bytes:
     return fx.gzip_json(doc)
 
 
+def _image_asset(data: bytes) -> dict[str, Any]:
+    return {
+        "id": "img",
+        "w": 10,
+        "h": 10,
+        "u": "",
+        "p": "data:image/png;base64," + base64.b64encode(data).decode(),
+    }
+
+
 @pytest.mark.parametrize(
     ("data", "error", "words"),
     [
@@ -289,11 +303,21 @@ def _tgs(**changes: Any) -> bytes:
         (_tgs(op=0), CorruptMedia, "frame range"),
         (_tgs(fr=0), CorruptMedia, "frame rate"),
         (_tgs(layers=None), CorruptMedia, "layer list"),
-        (_tgs(assets=[{"id": "img", "w": 10, "h": 10, "u": "/etc/", "p": "passwd"}]), UnsupportedMedia, "external"),
+        (
+            _tgs(assets=[{"id": "img", "w": 10, "h": 10, "u": "/etc/", "p": "passwd"}]),
+            UnsupportedMedia,
+            "external",
+        ),
+        (_tgs(assets=[_image_asset(fx.huge_png_header())]), MediaTooLarge, "20000×20000"),
+        (_tgs(assets=[_image_asset(fx.not_an_image())]), UnsupportedMedia, "format"),
         (fx.gzip_json([]), UnsupportedMedia, "not a supported"),  # sniffs as nothing: JSON, not an object
         (gzip.compress(b'{"w": NaN, "h": 1}', mtime=0), CorruptMedia, "'w'"),
         (gzip.compress(b"{" + b"\xff\xfe" * 10 + b"}", mtime=0), CorruptMedia, "malformed"),
-        (gzip.compress(b"{" * 100_000, mtime=0), CorruptMedia, "malformed"),  # nesting past the recursion limit
+        (
+            gzip.compress(b"{" * 100_000, mtime=0),
+            CorruptMedia,
+            "malformed",
+        ),  # nesting past the recursion limit
     ],
     ids=[
         "no-width",
@@ -304,6 +328,8 @@ def _tgs(**changes: Any) -> bytes:
         "zero-fps",
         "no-layers",
         "external-asset",
+        "embedded-bomb-asset",
+        "embedded-text-asset",
         "json-list",
         "nan-width",
         "not-utf8",
@@ -321,7 +347,13 @@ def test_tgs_that_rlottie_cannot_load_is_corrupt_media() -> None:
 
 
 def test_decode_limits_must_be_positive() -> None:
-    for bad in ({"max_bytes": 0}, {"max_pixels": -1}, {"timeout_s": 0.0}, {"max_frames": 1.5}, {"timeout_s": 1e999}):
+    for bad in (
+        {"max_bytes": 0},
+        {"max_pixels": -1},
+        {"timeout_s": 0.0},
+        {"max_frames": 1.5},
+        {"timeout_s": 1e999},
+    ):
         with pytest.raises(ValueError):
             DecodeLimits(**bad)
 
@@ -379,16 +411,22 @@ def test_damaged_real_files_only_ever_raise_media_error(
 
 def test_bounded_decode_kills_a_job_past_the_timeout_and_recovers() -> None:
     start = time.monotonic()
-    with pytest.raises(DecodeTimeout, match="longer than 0.3 s"):
+    with pytest.raises(DecodeTimeout, match=r"longer than 0\.3 s"):
         run_bounded(time.sleep, (30.0,), 0.3)  # a stand-in for a decoder stuck in C code
     assert time.monotonic() - start < 3.0
     assert decode_sticker_bounded(fx.png_bytes()).kind == "static"  # a fresh worker took the slot
 
 
+# A real decode that takes tens of milliseconds (16 MiB of pixels to inflate and send back), against a 1 ms
+# timeout: pipe polling has millisecond resolution, so a sub-millisecond decode could legitimately win.
+BIG_PNG = fx.png_bytes(1024, 1024)
+TINY = DecodeLimits(timeout_s=1e-3)
+
+
 def test_bounded_real_decode_past_a_tiny_timeout_is_a_decode_timeout() -> None:
-    with pytest.raises(DecodeTimeout):
-        decode_sticker_bounded(fx.tgs_bytes(), DecodeLimits(timeout_s=1e-6))
-    assert decode_sticker_bounded(fx.tgs_bytes()).kind == "animated"
+    with pytest.raises(DecodeTimeout, match=r"longer than 0\.001 s"):
+        decode_sticker_bounded(BIG_PNG, TINY)
+    assert decode_sticker_bounded(BIG_PNG).image.size == (1024, 1024)
 
 
 def test_bounded_decode_survives_a_crashing_decoder() -> None:
@@ -416,7 +454,7 @@ async def test_async_decode_runs_off_the_event_loop_concurrently() -> None:
     assert ticks >= 10  # the loop kept running during the 0.3 s job
 
     with pytest.raises(DecodeTimeout):
-        await decode_sticker_async(fx.tgs_bytes(), DecodeLimits(timeout_s=1e-6))
+        await decode_sticker_async(BIG_PNG, TINY)
     with pytest.raises(UnsupportedMedia):
         await decode_sticker_async(fx.not_an_image())
 
