@@ -24,10 +24,8 @@ app = typer.Typer(
 )
 packs_app = typer.Typer(no_args_is_help=True, help="Sticker packs: import, list, remove.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
-export_app = typer.Typer(no_args_is_help=True, help="Build ONNX model directories for the engine.")
 app.add_typer(packs_app, name="packs")
 app.add_typer(db_app, name="db")
-app.add_typer(export_app, name="export")
 
 console = Console()
 err = Console(stderr=True)
@@ -319,17 +317,81 @@ def discord() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- export
-@export_app.command("baseline")
-def export_baseline(
-    out: Annotated[Path | None, typer.Argument(help="Output model directory")] = None,
-    int8: Annotated[bool, typer.Option(help="Dynamic int8 quantisation (per channel)")] = True,
+@app.command("export")
+def export_cmd(
+    checkpoint: Annotated[
+        str, typer.Argument(help="A PBR checkpoint (.pt), or `baseline` for all-MiniLM-L6-v2")
+    ],
+    out_dir: Annotated[Path | None, typer.Argument(help="The model directory to write")] = None,
+    int8: Annotated[
+        bool, typer.Option("--int8/--fp32", help="Dynamic int8 quantisation of the text tower")
+    ] = True,
 ) -> None:
-    """Export the pretrained all-MiniLM-L6-v2 text baseline to ONNX."""
-    from export.baseline import export_text_baseline
+    """Turn a checkpoint into the ONNX model directory the engine serves (manifest, towers, tokenizer)."""
+    if checkpoint == "baseline":
+        from export.baseline import export_text_baseline
 
-    target = out or Settings().baseline_model_dir
-    manifest = export_text_baseline(target, quantize=int8)
+        target = out_dir or Settings().baseline_model_dir
+        manifest = export_text_baseline(target, quantize=int8)
+    else:
+        if out_dir is None:
+            _fail("Give the output directory: stickerpick export CHECKPOINT OUT_DIR")
+        if not Path(checkpoint).is_file():
+            _fail(
+                f"No checkpoint at {checkpoint}. `stickerpick train --config configs/pbr-default.yaml` makes one."
+            )
+        from export.pbr import export_pbr
+
+        target = out_dir
+        manifest = export_pbr(Path(checkpoint), target, quantize=int8)
     console.print(f"{manifest['version']} → {target}")
+
+
+@app.command("verify")
+def verify_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory from `stickerpick export`")],
+    checkpoint: Annotated[
+        Path | None, typer.Argument(help="Its checkpoint (default: manifest's, beside it)")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="A dataset: real inputs and the int8-vs-fp32 metric change")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split of --data")] = "val",
+    max_samples: Annotated[int, typer.Option(help="Samples for the metric change")] = 1000,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here")] = None,
+) -> None:
+    """Parity of every tower against PyTorch (cosine ≥ 0.999 for fp32; int8 drift reported)."""
+    import json
+
+    from export.verify import verify
+
+    if checkpoint is None:
+        name = json.loads((model_dir / "manifest.json").read_text()).get("checkpoint", "")
+        checkpoint = model_dir / name
+    if not checkpoint.is_file():
+        _fail(f"No checkpoint at {checkpoint}: pass it as the second argument.")
+    report = verify(model_dir, checkpoint, data, split, max_samples)
+    table = Table(
+        "tower",
+        "inputs",
+        "min cosine",
+        "mean cosine",
+        "max |diff|",
+        title=f"{model_dir} vs {checkpoint.name}",
+    )
+    for t in report.towers:
+        table.add_row(
+            t.name, t.inputs, f"{t.min_cosine:.5f}", f"{t.mean_cosine:.5f}", f"{t.max_abs_diff:.2e}"
+        )
+    console.print(table)
+    for name, m in report.metrics.items():
+        console.print(
+            f"{name}: " + ", ".join(f"{k} {v:+.2f}" if "−" in name else f"{k} {v:.2f}" for k, v in m.items())
+        )
+    if json_out:
+        json_out.write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    if not report.ok:
+        _fail("fp32 export differs from PyTorch (cosine < 0.999)")
 
 
 # ---------------------------------------------------------------------------------------------- eval
@@ -402,6 +464,57 @@ def eval_cmd(
     console.print(table)
     if json_out:
         console.print(f"metrics → {json_out} (confusion matrix: {json_out.with_suffix('.png')})")
+
+
+# --- training (lazy imports) ---
+@app.command("train")
+def train_cmd(
+    config: Annotated[Path, typer.Option(help="Training config (YAML/JSON), e.g. configs/pbr-default.yaml")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config value, e.g. losses.intra_topic.enabled=false (repeat)"),
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt")] = False,
+    out: Annotated[str | None, typer.Option(help="Run directory (default: the config's out_dir)")] = None,
+) -> None:
+    """Train a PBR model (cached frozen-tower features; DDP under torchrun). Writes checkpoints, metrics, plots."""
+    from training.train import main as train_main
+
+    argv = ["--config", str(config)]
+    for o in overrides or []:
+        argv += ["--set", o]
+    if resume:
+        argv.append("--resume")
+    if out:
+        argv += ["--out", out]
+    summary = train_main(argv)
+    console.print(
+        f"best mean val R@1 {summary['best'].get('mean_R@1', float('nan')):.2f} → {summary['run_dir']}"
+    )
+
+
+@app.command("ablate")
+def ablate_cmd(
+    config: Annotated[Path, typer.Option(help="Base config of the ablation")] = Path(
+        "configs/pbr-ablation.yaml"
+    ),
+    rows: Annotated[list[str] | None, typer.Option("--row", help="Only these rows (repeat)")] = None,
+    results: Annotated[Path, typer.Option(help="Per-row JSON folder")] = Path("var/results/ablation"),
+    markdown: Annotated[Path, typer.Option(help="Table to (re)write")] = Path("docs/RESULTS.md"),
+    force: Annotated[bool, typer.Option(help="Recompute rows whose JSON exists")] = False,
+) -> None:
+    """Run the ablation table (resumable: rows with a JSON are skipped) and regenerate docs/RESULTS.md."""
+    from training.ablate import main as ablate_main
+
+    argv = ["--config", str(config), "--results", str(results), "--markdown", str(markdown)]
+    for r in rows or []:
+        argv += ["--row", r]
+    if force:
+        argv.append("--force")
+    ablate_main(argv)
+
+
+# --- end training ---
 
 
 def _mount_optional() -> None:

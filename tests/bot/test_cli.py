@@ -10,8 +10,22 @@ runner = CliRunner()
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["demo"], ["chat"], ["setup"], ["packs"], ["packs", "add"], ["packs", "list"], ["packs", "remove"],
-     ["db"], ["db", "upgrade"], ["db", "downgrade"], ["export", "baseline"]],
+    [
+        [],
+        ["demo"],
+        ["chat"],
+        ["setup"],
+        ["packs"],
+        ["packs", "add"],
+        ["packs", "list"],
+        ["packs", "remove"],
+        ["db"],
+        ["db", "upgrade"],
+        ["db", "downgrade"],
+        ["export"],
+        ["verify"],
+        ["eval"],
+    ],
 )
 def test_every_command_has_help(args):
     result = runner.invoke(app, [*args, "--help"])

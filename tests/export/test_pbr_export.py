@@ -102,3 +102,18 @@ def test_serving_path_never_imports_torch(exported):
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_verify_reports_parity_and_int8_drift(exported, tmp_path):
+    from export.verify import verify
+
+    model_dir, model = exported
+    report = verify(model_dir, model_dir.parent / "tiny.pt", n=8)
+    assert report.ok and not report.quantized
+    assert {t.name for t in report.towers} == {"dialogue tower", "sticker tower", "matching head"}
+    assert min(t.min_cosine for t in report.towers) >= 0.999
+    export_pbr(model_dir.parent / "tiny.pt", tmp_path / "int8", quantize=True)
+    q = verify(tmp_path / "int8", model_dir.parent / "tiny.pt", n=8)
+    assert q.quantized and q.ok  # int8 drift is reported, not failed
+    drift = {t.name: t.min_cosine for t in q.towers}
+    assert 0.5 < drift["dialogue tower"] <= 1.0
