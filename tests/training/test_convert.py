@@ -376,3 +376,21 @@ def test_real_corpora_convert(tmp_path: Path, dataset: str, variant: str, n_clas
     assert not any(VS16 in t.text for s in train for t in s.context) or dataset != "tweeteval-emoji"
     index = StickerIndex.scan(tmp_path / "ds")
     assert len(index) == 3 * n_classes and all(index.alt(c) for s in val for c in s.candidates or ())
+
+
+def test_emoji_names_holds_out_one_keyword_per_emoji(tmp_path):
+    from training.data import emoji_art
+    from training.data.convert import ConvertOptions, convert
+    from training.data.format import load_split
+
+    try:
+        emoji_art.find_node_modules()
+    except FileNotFoundError:
+        pytest.skip("emoji artwork not installed (bash dev.sh setup)")
+    out = tmp_path / "names"
+    report = convert("emoji-names", tmp_path / "no-data", out, ConvertOptions(styles=("google",), progress=False))
+    train, val = load_split(out, "train"), load_split(out, "val")
+    assert report.counts == {"train": len(train), "val": len(val)} and len(val) > 200
+    seen = {(s.current.alt, s.context[0].text) for s in train}
+    assert not any((s.current.alt, s.context[0].text) in seen for s in val)  # held-out keywords
+    assert len({s.current.alt for s in train}) >= 290  # every emoji of the default pack is taught

@@ -19,6 +19,7 @@ class DatasetName(StrEnum):
     meld = "meld"
     dailydialog = "dailydialog"
     goemotions = "goemotions"
+    emoji_names = "emoji-names"
 
 
 class Variant(StrEnum):

@@ -67,7 +67,7 @@ EMOTION_ALIASES: dict[str, str] = {
 
 DAILYDIALOG_EMOTIONS = ("neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise")  # ids 0-6
 VARIANTS = ("accompany", "reply")
-DATASETS = ("tweeteval-emoji", "meld", "dailydialog", "goemotions")
+DATASETS = ("tweeteval-emoji", "meld", "dailydialog", "goemotions", "emoji-names")
 DEFAULT_CONTEXT_TURNS = 8
 
 
@@ -432,7 +432,51 @@ def convert_goemotions(
     )
 
 
+def convert_emoji_names(data_root: Path | str, out: Path | str, opts: ConvertOptions) -> ConversionReport:
+    """Emoji names and keywords as one-turn "dialogues" (``data_root`` is not read): every emoji of the
+    default pack, the TweetEval classes and the emotion classes, each keyword → its emoji's sticker.
+
+    Why: the public corpora name 27 distinct emoji, the default pack has ~300; this teaches the sticker tower
+    what every emoji of the pack looks like next to its words (CLDR names, emoji-datasource short names,
+    emojibase tags), the same supervision as the text baseline but learnt. Per emoji, one keyword (seeded) is
+    held out for ``val``.
+    """
+    import random
+
+    cat = emoji_art.load_catalogue(opts.node_modules)
+    chars = [info.char for info in emoji_art.default_pack_emoji(node_modules=cat.node_modules)]
+    te_mapping = Path(data_root) / "tweeteval" / "datasets" / "emoji" / "mapping.txt"
+    chars += read_tweeteval_mapping(te_mapping) if te_mapping.is_file() else []
+    chars += [EMOTION_EMOJI[e] for e in EMOTIONS]
+    chars = [
+        c
+        for c in dict.fromkeys(cat.lookup(c).char for c in chars)
+        if all(cat.has_image(cat.lookup(c), st) for st in opts.all_styles())
+    ]
+    rng = random.Random(0)
+    train: list[_Raw] = []
+    val: list[_Raw] = []
+    for char in chars:
+        words = [w for w in emoji_art.emoji_keywords(char, cat.node_modules) if w.strip()]
+        rng.shuffle(words)
+        if len(words) >= 3:
+            val.append(_Raw((Turn(text=words[0]),), char))
+            words = words[1:]
+        train.extend(_Raw((Turn(text=w),), char) for w in words)
+    rng.shuffle(train)
+    return _convert(
+        "emoji-names",
+        out,
+        {"train": lambda: iter(train), "val": lambda: iter(val)},
+        chars,
+        opts,
+        Counter(),
+        {"corpus": "emoji names and keywords (emoji-datasource short names, emojibase labels and tags)"},
+    )
+
+
 CONVERTERS: dict[str, Callable[[Path | str, Path | str, ConvertOptions], ConversionReport]] = {
+    "emoji-names": convert_emoji_names,
     "tweeteval-emoji": convert_tweeteval_emoji,
     "meld": convert_meld,
     "dailydialog": convert_dailydialog,
