@@ -504,13 +504,16 @@ class StickerService:
         *,
         cap: int | None = None,
         packs_from: ChatRef | None = None,
+        sendable_only: bool = False,
     ) -> SuggestResult:
         """The top-k of the chat's stickers for its recent dialogue (or for ``text``, e.g. an inline query).
         ``cooldown=False`` for requests a platform already rate-limits (inline queries, button presses).
         ``cap`` replaces ``settings.max_k`` as the most items returned (Telegram's inline results: up to 50).
         ``packs_from`` (issue 6, Discord): rank the stickers enabled in that chat instead of in ``chat``, for
         platforms whose packs belong to a group of chats (a Discord server) while each channel or thread
-        keeps its own history and cooldown."""
+        keeps its own history and cooldown.
+        ``sendable_only`` (issue 5, Telegram inline mode): rank only stickers the platform can send by its
+        own file id (an inline answer cannot upload a local pack's picture)."""
         k = max(1, min(k or self.settings.top_k, cap or self.settings.max_k))
         ranker = self.ranker
         async with self.sessions.begin() as session:
@@ -529,6 +532,10 @@ class StickerService:
                     message="This chat has no sticker packs yet. An admin can add one with /addpack "
                     "(console: `stickerpick packs add PATH --chat ...`)."
                 )
+            if sendable_only:  # issue 5
+                mat = await self._sendable_subset(session, pack_chat, mat)
+                if mat is None:
+                    return SuggestResult(message="None of this chat's stickers can be sent from here yet.")
             if text is not None and self.history.normalise(text):
                 turns = []
                 query_text = ranker.dialogue_text([text])
@@ -663,6 +670,22 @@ class StickerService:
                 )
             ).all()
         return [ChatRef(platform, chat_id, title) for platform, chat_id, title, _ in rows]
+
+    async def _sendable_subset(
+        self, session: AsyncSession, chat: Chat, mat: _ChatMatrix
+    ) -> _ChatMatrix | None:
+        """The part of a chat's sticker matrix that has a platform file id (not cached: a view)."""
+        unsendable = (
+            await session.execute(
+                select(Sticker.id)
+                .join(ChatPack, ChatPack.pack_id == Sticker.pack_id)
+                .where(ChatPack.chat_id == chat.id, Sticker.platform_file_id.is_(None))
+            )
+        ).scalars()
+        keep = ~np.isin(mat.ids, np.fromiter(unsendable, dtype=np.int64))
+        if not keep.any():
+            return None
+        return _ChatMatrix(mat.packs_version, mat.model_version, mat.ids[keep], mat.matrix[keep])
 
     async def apply_retention(self, platform: str | None = None) -> int:
         """Apply the history retention policy to every chat (of one platform), now: a quiet chat's old

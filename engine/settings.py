@@ -72,6 +72,19 @@ class Settings(BaseSettings):
     # How long a chat's administrator list (getChatAdministrators) is trusted.
     telegram_admin_cache_s: float = Field(default=300.0, ge=0)
 
+    # Discord
+    # Run on discord.AutoShardedClient (large deployments; Discord requires shards past 2,500 servers).
+    discord_sharded: bool = False
+    # With sharding: how many shards (default: the number Discord recommends).
+    discord_shard_count: int | None = Field(default=None, ge=1)
+    # Sync the slash commands with Discord at start-up (turn off where several processes run one bot).
+    discord_sync_commands: bool = True
+    # Development: sync the commands to these servers only (instant), e.g. [123456789012345678].
+    discord_guild_ids: list[int] = Field(default_factory=list)
+    # Ask for the privileged message-content intent (also switch it on in the Developer Portal). Without it
+    # the bot reads only messages that mention it, and /sticker works from its `about:` text.
+    discord_message_content: bool = True
+
     log_level: str = "INFO"
 
     @cached_property

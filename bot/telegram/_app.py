@@ -1,0 +1,151 @@
+"""The Application: every handler, the rate limiter, the error handler, the retention job; polling or webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import urlparse
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, BaseRateLimiter, ContextTypes
+from telegram.request import BaseRequest
+
+from bot.telegram import _help, _history, _inline, _membership, _packs, _privacy, _sticker
+from bot.telegram._admin import AdminCache
+from bot.telegram._context import DEPS_KEY, PLATFORM, Deps, deps
+from bot.telegram._errors import describe, install_redaction, on_error
+from engine.service import StickerService
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Flood waits (429 RetryAfter): PTB's AIORateLimiter throttles to Telegram's limits and retries this often.
+FLOOD_MAX_RETRIES = 3
+RETENTION_INTERVAL_S = 3600.0  # history retention for quiet chats too, not only when messages arrive
+RETENTION_FIRST_S = 60.0
+ALLOWED_UPDATES = [
+    Update.MESSAGE,
+    Update.EDITED_MESSAGE,
+    Update.CALLBACK_QUERY,
+    Update.INLINE_QUERY,
+    Update.CHOSEN_INLINE_RESULT,
+    Update.MY_CHAT_MEMBER,
+]
+COMMANDS = [
+    BotCommand("sticker", "the stickers that fit the conversation ([k] for how many)"),
+    BotCommand("packs", "the sticker packs this chat uses"),
+    BotCommand("addpack", "admins: add a sticker set (name or t.me/addstickers link)"),
+    BotCommand("removepack", "admins: stop using a pack here"),
+    BotCommand("logging", "admins: on|off, keep messages for retraining"),
+    BotCommand("forget", "delete everything kept about you"),
+    BotCommand("help", "what I do and what I keep"),
+]
+# httpx logs every request URL at INFO, and Bot API URLs contain the token.
+QUIET_LOGGERS = ("httpx", "httpcore")
+
+
+def file_base_url(base_url: str) -> str:
+    """The file-download URL of a Bot API server given its method URL ("…/bot" → "…/file/bot")."""
+    stripped = base_url.rstrip("/")
+    return stripped[: -len("/bot")] + "/file/bot" if stripped.endswith("/bot") else base_url
+
+
+def build_application(
+    settings: Settings,
+    service: StickerService,
+    *,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+    rate_limiter: BaseRateLimiter | None = None,
+) -> Application:
+    """The bot, ready to ``initialize()``/``start()`` or to run. ``request``/``get_updates_request`` replace
+    the HTTP layer (tests: an in-memory Bot API; the emulator test: a request adapter)."""
+    if settings.telegram_token is None:
+        raise ValueError("Set TELEGRAM_BOT_TOKEN (environment or .env) to the token BotFather gave you.")
+    token = settings.telegram_token.get_secret_value()
+    install_redaction(token)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+    builder = (
+        Application.builder()
+        .token(token)
+        .rate_limiter(rate_limiter or AIORateLimiter(max_retries=FLOOD_MAX_RETRIES))
+        .post_init(_post_init)
+    )
+    if settings.telegram_base_url:
+        builder = builder.base_url(settings.telegram_base_url).base_file_url(
+            file_base_url(settings.telegram_base_url)
+        )
+    if request is not None:
+        builder = builder.request(request)
+    if get_updates_request is not None:
+        builder = builder.get_updates_request(get_updates_request)
+    app = builder.build()
+    app.bot_data[DEPS_KEY] = Deps(settings, service, AdminCache(settings.telegram_admin_cache_s))
+    for module in (_help, _history, _sticker, _inline, _packs, _privacy, _membership):
+        app.add_handlers(module.handlers())
+    app.add_error_handler(on_error)
+    if app.job_queue is not None:
+        app.job_queue.run_repeating(
+            retention_job, interval=RETENTION_INTERVAL_S, first=RETENTION_FIRST_S, name="retention"
+        )
+    return app
+
+
+async def _post_init(app: Application) -> None:
+    try:
+        await app.bot.set_my_commands(COMMANDS)
+    except TelegramError as exc:  # a nicety: the command menu; never a reason not to start
+        log.warning("could not set the command menu: %s", describe(exc))
+
+
+async def retention_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    deleted = await deps(context).service.apply_retention(PLATFORM)
+    if deleted:
+        log.info("retention: %d old messages deleted", deleted)
+
+
+def serve(app: Application, settings: Settings) -> None:
+    """Block serving updates: a webhook when ``telegram_webhook_url`` is set, else long polling."""
+    if settings.telegram_webhook_url:
+        url = settings.telegram_webhook_url
+        secret = settings.telegram_webhook_secret
+        app.run_webhook(
+            listen=settings.telegram_webhook_listen,
+            port=settings.telegram_webhook_port,
+            url_path=urlparse(url).path.lstrip("/"),
+            webhook_url=url,
+            secret_token=secret.get_secret_value() if secret else None,
+            allowed_updates=ALLOWED_UPDATES,
+            close_loop=False,
+        )
+    else:
+        app.run_polling(allowed_updates=ALLOWED_UPDATES, close_loop=False)
+
+
+def run(settings: Settings) -> None:
+    """`stickerpick telegram`: open the service, build the bot, serve until SIGINT/SIGTERM."""
+    from engine.db import SchemaOutOfDate
+    from engine.ranking import ModelMissing
+    from engine.service import open_service
+
+    if settings.telegram_token is None:
+        raise SystemExit("Set TELEGRAM_BOT_TOKEN (environment or .env) to the token BotFather gave you.")
+    install_redaction(settings.telegram_token.get_secret_value())
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        try:
+            service = loop.run_until_complete(open_service(settings))
+        except (SchemaOutOfDate, ModelMissing) as exc:
+            raise SystemExit(str(exc)) from None
+        try:
+            app = build_application(settings, service)
+            mode = "webhook" if settings.telegram_webhook_url else "polling"
+            log.info("telegram bot starting (%s, model %s)", mode, service.ranker.version)
+            serve(app, settings)
+        finally:
+            loop.run_until_complete(service.close())
+    finally:
+        loop.close()

@@ -1,0 +1,485 @@
+"""Sticker packs: `/addpack`, `/packs`, `/removepack`, stickers sent in private, a group's own set.
+
+Adding a set (getStickerSet) downloads each sticker new to the library once — static, animated `.tgs` and video
+`.webm` alike; decoding is the engine's — in a background task, while a status message shows the progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+
+from telegram import (
+    Bot,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Sticker,
+    Update,
+)
+from telegram.constants import StickerType
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.telegram import _texts as texts
+from bot.telegram._admin import AdminCheckFailed
+from bot.telegram._context import (
+    PLATFORM,
+    Deps,
+    chat_ref,
+    deps,
+    is_group,
+    message_and_chat,
+    require_admin,
+    speaker,
+    user_ref,
+)
+from bot.telegram._errors import describe, redact
+from engine.library import PackError, PlatformSticker
+from engine.service import ChatRef, PackInfo, UserRef
+
+log = logging.getLogger(__name__)
+
+# Telegram allows about one message edit per second per chat: the progress message changes at most this often.
+PROGRESS_EDIT_INTERVAL_S = 3.0
+MAX_SKIPPED_SHOWN = 3
+OFFER_SCAN_CHATS = 20  # chats of a user checked for admin rights when they send a sticker in private
+OFFER_MAX_GROUPS = 8
+CALLBACK_DATA_MAX_BYTES = 64  # Bot API limit
+REMOVE_PREFIX = "r"
+OFFER_PREFIX = "a"
+
+SET_NAME = r"[A-Za-z0-9_]{1,64}"
+SET_LINK_RE = re.compile(
+    rf"^(?:https?://)?(?:www\.)?(?:t\.me|telegram\.me|telegram\.dog)/addstickers/({SET_NAME})/?(?:\?.*)?$",
+    re.I,
+)
+SET_TG_RE = re.compile(rf"^tg://addstickers\?set=({SET_NAME})$", re.I)
+SET_NAME_RE = re.compile(rf"^{SET_NAME}$")
+
+
+class DownloadFailed(OSError):
+    """One sticker could not be downloaded: the engine skips it and reports why (never with the token)."""
+
+
+def parse_set_name(raw: str) -> str | None:
+    """A sticker set's name from `Name`, `t.me/addstickers/Name` (http(s), telegram.me) or `tg://addstickers`."""
+    raw = raw.strip().strip("<>")
+    for regex in (SET_LINK_RE, SET_TG_RE, SET_NAME_RE):
+        match = regex.match(raw)
+        if match:
+            return match.group(1) if match.groups() else match.group(0)
+    return None
+
+
+def set_link(name: str) -> str:
+    return f"https://t.me/addstickers/{name}"
+
+
+def platform_sticker(bot: Bot, sticker: Sticker, max_bytes: int, position: int = 0) -> PlatformSticker:
+    """The engine's view of a Telegram sticker: keyed by file_unique_id; bytes fetched only if new. Its
+    name in reports is its place in the set and its emoji ("#4 💥"), what a user can find in the set."""
+
+    async def fetch() -> bytes:
+        if sticker.file_size and sticker.file_size > max_bytes:
+            raise DownloadFailed(f"the file is {sticker.file_size} bytes; the limit is {max_bytes}")
+        try:
+            file = await bot.get_file(sticker.file_id)
+            data = await file.download_as_bytearray()
+        except TelegramError as exc:
+            log.info("download of sticker %s failed: %s", sticker.file_unique_id, describe(exc))
+            raise DownloadFailed(f"download failed ({type(exc).__name__})") from None  # no URL in the chain
+        return bytes(data)
+
+    return PlatformSticker(
+        sticker_id=sticker.file_unique_id,
+        file_id=sticker.file_id,
+        emoji=sticker.emoji,
+        fetch=fetch,
+        name=f"#{position + 1} {sticker.emoji or ''}".rstrip(),
+    )
+
+
+class ImportProgress:
+    """The engine's progress callback → edits of one status message, throttled."""
+
+    def __init__(self, status: Message, title: str) -> None:
+        self.status, self.title = status, title
+        self.last_edit = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - self.last_edit < PROGRESS_EDIT_INTERVAL_S:
+            return
+        if self._task is not None and not self._task.done():
+            return
+        self.last_edit = now
+        text = texts.IMPORT_PROGRESS.format(title=texts.html(self.title), done=done, total=total)
+        self._task = asyncio.get_running_loop().create_task(self._edit(text))
+
+    async def _edit(self, text: str) -> None:
+        with suppress(TelegramError):
+            await self.status.edit_text(text, parse_mode=texts.PARSE_MODE)
+
+    async def finish(self, text: str) -> None:
+        if self._task is not None:
+            with suppress(Exception):
+                await self._task
+        await self._edit(text)
+
+
+def _report_text(title: str, name: str, added: int, unchanged: int, skipped: list[tuple[str, str]]) -> str:
+    link = f'<a href="{set_link(name)}">{texts.html(name)}</a>'
+    text = texts.IMPORT_DONE.format(title=texts.html(title), link=link, added=added, unchanged=unchanged)
+    if skipped:
+        examples = "; ".join(f"{label}: {why}" for label, why in skipped[:MAX_SKIPPED_SHOWN])
+        more = f" (+{len(skipped) - MAX_SKIPPED_SHOWN} more)" if len(skipped) > MAX_SKIPPED_SHOWN else ""
+        text += "\n" + texts.IMPORT_SKIPPED.format(
+            n=len(skipped), examples=texts.html(redact(examples)) + more
+        )
+    return text
+
+
+async def import_set(
+    bot: Bot,
+    d: Deps,
+    target: ChatRef,
+    set_name: str,
+    by: UserRef | None,
+    status: Message,
+    announce: Callable[[str], Awaitable[object]] | None = None,
+) -> None:
+    """Look the set up, import it (only new stickers are fetched), enable it in ``target``; report on
+    ``status``. The caller has put ``set_name`` in ``d.importing``; this releases it."""
+    title = set_name
+    try:
+        try:
+            sticker_set = await bot.get_sticker_set(set_name)
+        except BadRequest:
+            await status.edit_text(
+                texts.SET_NOT_FOUND.format(name=texts.html(set_name)), parse_mode=texts.PARSE_MODE
+            )
+            return
+        except TelegramError as exc:
+            log.warning("getStickerSet %s failed: %s", set_name, describe(exc))
+            await status.edit_text(
+                texts.SET_LOOKUP_FAILED.format(name=texts.html(set_name)), parse_mode=texts.PARSE_MODE
+            )
+            return
+        if sticker_set.sticker_type == StickerType.CUSTOM_EMOJI:
+            await status.edit_text(
+                texts.SET_CUSTOM_EMOJI.format(name=texts.html(set_name)), parse_mode=texts.PARSE_MODE
+            )
+            return
+        title = sticker_set.title or sticker_set.name
+        total = len(sticker_set.stickers)
+        with suppress(TelegramError):
+            await status.edit_text(
+                texts.IMPORT_STARTED.format(title=texts.html(title), total=total), parse_mode=texts.PARSE_MODE
+            )
+        progress = ImportProgress(status, title)
+        limit = d.settings.max_media_bytes
+        stickers = [platform_sticker(bot, s, limit, i) for i, s in enumerate(sticker_set.stickers)]
+        try:
+            report = await d.service.import_platform_pack(
+                PLATFORM,
+                sticker_set.name,
+                stickers,
+                title=title,
+                source=set_link(sticker_set.name),
+                progress=progress,
+            )
+            await d.service.enable_pack(target, report.pack_name, by=by)
+        except PackError as exc:
+            reason = texts.html(redact(str(exc)))
+            await progress.finish(texts.IMPORT_FAILED.format(title=texts.html(title), reason=reason))
+            return
+        await progress.finish(
+            _report_text(title, sticker_set.name, report.added, report.unchanged, report.skipped)
+        )
+        if announce is not None:
+            with suppress(TelegramError):
+                await announce(title)
+    except Exception:
+        with suppress(TelegramError):
+            await status.edit_text(
+                texts.IMPORT_CRASHED.format(title=texts.html(title)), parse_mode=texts.PARSE_MODE
+            )
+        raise  # → the application's error handler (logged, redacted)
+    finally:
+        d.importing.discard(set_name.lower())
+
+
+def start_import(
+    context: ContextTypes.DEFAULT_TYPE,
+    target: ChatRef,
+    set_name: str,
+    by: UserRef | None,
+    status: Message,
+    announce: Callable[[str], Awaitable[object]] | None = None,
+) -> None:
+    d = deps(context)
+    d.importing.add(set_name.lower())
+    # Not tied to an update: import_set reports a failure on ``status``; the error handler logs it.
+    d.spawn(context.application, import_set(context.bot, d, target, set_name, by, status, announce))
+
+
+def _already_importing(d: Deps, name: str) -> bool:
+    return name.lower() in d.importing
+
+
+# ------------------------------------------------------------------ /addpack
+async def addpack_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, chat = message_and_chat(update)
+    if not await require_admin(update, context):
+        return
+    if not context.args:
+        await message.reply_text(texts.ADDPACK_USAGE, parse_mode=texts.PARSE_MODE, do_quote=True)
+        return
+    name = parse_set_name(context.args[0])
+    if name is None:
+        await message.reply_text(
+            texts.ADDPACK_BAD_NAME.format(name=texts.html(context.args[0][:80])),
+            parse_mode=texts.PARSE_MODE,
+            do_quote=True,
+        )
+        return
+    d = deps(context)
+    if _already_importing(d, name):
+        await message.reply_text(
+            texts.ALREADY_IMPORTING.format(name=texts.html(name)), parse_mode=texts.PARSE_MODE, do_quote=True
+        )
+        return
+    status = await message.reply_text(
+        texts.LOOKING_UP.format(name=texts.html(name)), parse_mode=texts.PARSE_MODE, do_quote=True
+    )
+    start_import(context, chat_ref(chat), name, speaker(message), status)
+
+
+# ------------------------------------------------------------------ /packs
+def _pack_line(p: PackInfo) -> str:
+    title = texts.html(p.title or p.name)
+    if p.platform == PLATFORM:
+        label = f'<a href="{set_link(p.name)}">{title}</a> ({texts.html(p.name)})'
+    else:
+        label = f"<b>{title}</b> ({texts.html(p.name)})"
+    return texts.PACK_LINE.format(title=label, count=p.stickers)
+
+
+async def packs_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, chat = message_and_chat(update)
+    await ensure_group_set(context, chat)
+    packs = await deps(context).service.list_packs(chat_ref(chat))
+    if not packs:
+        await message.reply_text(texts.NO_PACKS, do_quote=True)
+        return
+    text = "\n".join([texts.PACKS_HEADER, *(_pack_line(p) for p in packs)])
+    await message.reply_text(
+        text,
+        parse_mode=texts.PARSE_MODE,
+        do_quote=True,
+        link_preview_options=LinkPreviewOptions(is_disabled=True),
+    )
+
+
+# ------------------------------------------------------------------ /removepack
+def _find(packs: list[PackInfo], name: str) -> PackInfo | None:
+    return next((p for p in packs if p.name.lower() == name.lower()), None)
+
+
+async def removepack_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, chat = message_and_chat(update)
+    if not await require_admin(update, context):
+        return
+    d = deps(context)
+    ref = chat_ref(chat)
+    packs = await d.service.list_packs(ref)
+    if not context.args:
+        buttons = [
+            [InlineKeyboardButton(p.title or p.name, callback_data=f"{REMOVE_PREFIX}:{p.name}")]
+            for p in packs
+            if len(f"{REMOVE_PREFIX}:{p.name}".encode()) <= CALLBACK_DATA_MAX_BYTES
+        ]
+        if not buttons:
+            await message.reply_text(texts.NO_PACKS, do_quote=True)
+            return
+        await message.reply_text(
+            texts.REMOVEPACK_CHOOSE, reply_markup=InlineKeyboardMarkup(buttons), do_quote=True
+        )
+        return
+    raw = context.args[0]
+    pack = _find(packs, parse_set_name(raw) or raw)
+    if pack is None:
+        await message.reply_text(
+            texts.REMOVEPACK_UNKNOWN.format(name=texts.html(raw[:80])),
+            parse_mode=texts.PARSE_MODE,
+            do_quote=True,
+        )
+        return
+    try:
+        await d.service.remove_pack(ref, pack.name)
+    except PackError as exc:
+        await message.reply_text(str(exc), do_quote=True)
+        return
+    await message.reply_text(
+        texts.REMOVED.format(name=texts.html(pack.title or pack.name)),
+        parse_mode=texts.PARSE_MODE,
+        do_quote=True,
+    )
+
+
+async def removepack_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query, chat = update.callback_query, update.effective_chat
+    assert query is not None
+    if chat is None:
+        await query.answer()
+        return
+    d = deps(context)
+    try:
+        allowed = await d.admins.may_manage(context.bot, chat, query.from_user, None)
+    except AdminCheckFailed:
+        await query.answer(texts.ADMIN_CHECK_FAILED, show_alert=True)
+        return
+    if not allowed:
+        await query.answer(texts.NOT_ADMIN, show_alert=True)
+        return
+    name = (query.data or "").partition(":")[2]
+    try:
+        await d.service.remove_pack(chat_ref(chat), name)
+    except PackError as exc:
+        await query.answer(str(exc)[:200], show_alert=True)
+        return
+    await query.answer()
+    with suppress(TelegramError):
+        await query.edit_message_text(
+            texts.REMOVED.format(name=texts.html(name)), parse_mode=texts.PARSE_MODE
+        )
+
+
+# ------------------------------------------------------------------ a sticker sent in private
+async def private_sticker(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, _ = message_and_chat(update)
+    sticker, user = message.sticker, message.from_user
+    assert sticker is not None and user is not None
+    if not sticker.set_name:
+        await message.reply_text(texts.STICKER_NO_SET, do_quote=True)
+        return
+    d = deps(context)
+    groups: list[ChatRef] = []
+    for ref in await d.service.chats_of(user_ref(user), limit=OFFER_SCAN_CHATS):
+        chat_id = int(ref.chat_id)
+        if chat_id >= 0:  # a private chat; groups have negative ids
+            continue
+        try:
+            if await d.admins.is_admin(context.bot, chat_id, user.id):
+                groups.append(ref)
+        except AdminCheckFailed:
+            continue
+        if len(groups) >= OFFER_MAX_GROUPS:
+            break
+    rows = [
+        [InlineKeyboardButton(ref.title or ref.chat_id, callback_data=f"{OFFER_PREFIX}:{ref.chat_id}")]
+        for ref in groups
+    ]
+    rows.append([InlineKeyboardButton(texts.OFFER_ONLY_ME, callback_data=f"{OFFER_PREFIX}:{user.id}")])
+    text = texts.OFFER_CHOOSE if groups else texts.OFFER_NO_GROUPS
+    await message.reply_text(
+        text.format(name=texts.html(sticker.set_name)),
+        parse_mode=texts.PARSE_MODE,
+        reply_markup=InlineKeyboardMarkup(rows),
+        do_quote=True,
+    )
+
+
+async def offer_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    offer = query.message if isinstance(query.message, Message) else None
+    source = offer.reply_to_message if offer is not None else None
+    set_name = source.sticker.set_name if source is not None and source.sticker is not None else None
+    try:
+        target_id = int((query.data or "").partition(":")[2])
+    except ValueError:
+        target_id = 0
+    if offer is None or not set_name or not target_id:
+        await query.answer(texts.OFFER_GONE, show_alert=True)
+        return
+    d = deps(context)
+    user = query.from_user
+    try:
+        allowed = await d.admins.is_admin(context.bot, target_id, user.id)
+    except AdminCheckFailed:
+        await query.answer(texts.ADMIN_CHECK_FAILED, show_alert=True)
+        return
+    if not allowed:
+        await query.answer(texts.NOT_ADMIN, show_alert=True)
+        return
+    if _already_importing(d, set_name):
+        await query.answer(texts.plain(texts.ALREADY_IMPORTING.format(name=texts.html(set_name))))
+        return
+    await query.answer()
+    await offer.edit_text(texts.LOOKING_UP.format(name=texts.html(set_name)), parse_mode=texts.PARSE_MODE)
+    announce = None
+    if target_id != user.id:
+        who = texts.html(user.full_name)
+
+        async def announce(title: str) -> object:
+            return await context.bot.send_message(
+                target_id,
+                texts.PACK_ANNOUNCED.format(who=who, title=texts.html(title)),
+                parse_mode=texts.PARSE_MODE,
+            )
+
+    target = ChatRef(PLATFORM, str(target_id))
+    start_import(context, target, set_name, user_ref(user), offer, announce)
+
+
+# ------------------------------------------------------------------ the group's own set
+async def ensure_group_set(context: ContextTypes.DEFAULT_TYPE, chat: Chat, force: bool = False) -> None:
+    """Add a group's own sticker set (getChat → sticker_set_name). Checked once per chat and process; only a
+    set the library has never seen is added then (an admin may have removed it here on purpose), while
+    ``force`` (the bot was just added to the group) always adds and enables it."""
+    d = deps(context)
+    if not is_group(chat) or (not force and chat.id in d.group_sets_checked):
+        return
+    d.group_sets_checked.add(chat.id)
+    try:
+        full = await context.bot.get_chat(chat.id)
+    except TelegramError as exc:
+        log.info("getChat %s failed: %s", chat.id, describe(exc))
+        return
+    name = full.sticker_set_name
+    if not name or _already_importing(d, name):
+        return
+    if not force and await d.service.has_pack(name, PLATFORM):
+        return
+    status = await context.bot.send_message(
+        chat.id, texts.GROUP_SET_ANNOUNCE.format(title=texts.html(name)), parse_mode=texts.PARSE_MODE
+    )
+    start_import(context, chat_ref(chat), name, None, status)
+
+
+def handlers() -> list[BaseHandler]:
+    only_messages = filters.UpdateType.MESSAGE
+    return [
+        CommandHandler("addpack", addpack_command, filters=only_messages),
+        CommandHandler("packs", packs_command, filters=only_messages),
+        CommandHandler("removepack", removepack_command, filters=only_messages),
+        CallbackQueryHandler(removepack_button, pattern=rf"^{REMOVE_PREFIX}:"),
+        CallbackQueryHandler(offer_button, pattern=rf"^{OFFER_PREFIX}:-?\d+$"),
+        MessageHandler(filters.ChatType.PRIVATE & filters.Sticker.ALL & only_messages, private_sticker),
+    ]
