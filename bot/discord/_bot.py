@@ -1,0 +1,139 @@
+"""The bot: intents, the command tree that answers every error, the cogs, command sync, and `run`.
+
+The token is read from ``settings.discord_token`` once, in :func:`run`, and handed to discord.py; it is never
+logged or kept anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord._cog import StickerCog
+from bot.discord._errors import answer_error
+from bot.discord._history import HistoryCog
+from engine.service import StickerService
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TOKEN_REFUSED = "Discord refused the bot token: check DISCORD_BOT_TOKEN (Developer Portal → your app → Bot)."
+INTENT_MISSING = (
+    "Discord refused the message-content intent: switch on 'Message Content Intent' in the Developer Portal "
+    "(your app → Bot → Privileged Gateway Intents), or set STICKERPICK_DISCORD_MESSAGE_CONTENT=false to run "
+    "without it (/sticker then works from its `about:` text)."
+)
+
+
+def intents_for(settings: Settings) -> discord.Intents:
+    """Only what the bot uses: servers and channels, server messages, server stickers, and (privileged,
+    optional) the text of messages."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.expressions = True
+    intents.message_content = settings.discord_message_content
+    return intents
+
+
+class StickerTree(app_commands.CommandTree):
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
+    ) -> None:
+        await answer_error(interaction, error)
+
+
+class _StickerBotMixin:
+    """What both bot classes share; a mixin so that sharding is only a choice of discord.py base class."""
+
+    service: StickerService
+    settings: Settings
+
+    def _options(self, settings: Settings) -> dict[str, Any]:
+        return {
+            "command_prefix": commands.when_mentioned,  # no text commands: everything is a slash command
+            "help_command": None,
+            "tree_cls": StickerTree,
+            "intents": intents_for(settings),
+            "allowed_mentions": discord.AllowedMentions.none(),
+            "max_messages": None,  # no message cache: edits arrive as raw events
+            "chunk_guilds_at_startup": False,
+        }
+
+    async def setup_hook(self) -> None:
+        bot: commands.Bot = self  # type: ignore[assignment]
+        await bot.add_cog(HistoryCog(bot, self.service))
+        await bot.add_cog(StickerCog(bot, self.service))
+        await sync_commands(bot.tree, self.settings)
+
+
+class StickerBot(_StickerBotMixin, commands.Bot):
+    def __init__(self, settings: Settings, service: StickerService) -> None:
+        self.settings, self.service = settings, service
+        super().__init__(**self._options(settings))
+
+
+class ShardedStickerBot(_StickerBotMixin, commands.AutoShardedBot):
+    def __init__(self, settings: Settings, service: StickerService) -> None:
+        self.settings, self.service = settings, service
+        super().__init__(shard_count=settings.discord_shard_count, **self._options(settings))
+
+
+def build_bot(settings: Settings, service: StickerService) -> commands.Bot:
+    """The bot, not yet logged in; :func:`run` starts it, tests drive it offline."""
+    # No voice here: spare the log discord.py's warnings about the voice libraries it would need.
+    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+    if settings.discord_sharded:
+        return ShardedStickerBot(settings, service)
+    return StickerBot(settings, service)
+
+
+async def sync_commands(tree: app_commands.CommandTree, settings: Settings) -> None:
+    """Register the slash commands with Discord: in the development servers only (instant) when
+    ``discord_guild_ids`` is set, else globally (Discord may take a while to show changes)."""
+    if not settings.discord_sync_commands:
+        return
+    if settings.discord_guild_ids:
+        for guild_id in settings.discord_guild_ids:
+            guild = discord.Object(guild_id)
+            tree.copy_global_to(guild=guild)
+            synced = await tree.sync(guild=guild)
+            log.info("synced %d commands to server %s", len(synced), guild_id)
+        return
+    synced = await tree.sync()
+    log.info("synced %d global commands", len(synced))
+
+
+async def serve(settings: Settings) -> None:
+    from engine.db import SchemaOutOfDate
+    from engine.ranking import ModelMissing
+    from engine.service import open_service
+
+    if settings.discord_token is None:
+        raise SystemExit("Set DISCORD_BOT_TOKEN (environment or .env) to your application's bot token.")
+    try:
+        service = await open_service(settings)
+    except (SchemaOutOfDate, ModelMissing) as exc:
+        raise SystemExit(str(exc)) from None
+    bot = build_bot(settings, service)
+    try:
+        async with bot:
+            await bot.start(settings.discord_token.get_secret_value())
+    except discord.LoginFailure:
+        raise SystemExit(TOKEN_REFUSED) from None
+    except discord.PrivilegedIntentsRequired:
+        raise SystemExit(INTENT_MISSING) from None
+    finally:
+        await service.close()
+
+
+def run(settings: Settings) -> None:
+    """Run the Discord bot until interrupted (`stickerpick discord`)."""
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: discord.py and the service close on the way out
+        asyncio.run(serve(settings))

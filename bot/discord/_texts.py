@@ -1,0 +1,120 @@
+"""Every user-facing sentence of the Discord adapter (Discord markdown: escape anything dynamic with `md`)."""
+
+from __future__ import annotations
+
+import discord
+
+HELP = """\
+**stickerpick** answers `/sticker` with the stickers from this server's own packs that fit the conversation.
+
+**Everyone**
+`/sticker [k] [about]` — I post the sticker that fits this channel's last messages best (or the text in \
+`about`). Only you see the menu under my answer: pick another of the top {k} to post it instead, or remove it.
+`/packs` — the sticker packs this server uses
+`/forget` — delete everything I keep about you, in every server
+`/help` — this message
+
+**Members with Manage Expressions or Manage Server**
+`/addpack` — add this server's own stickers as a pack (run it again after adding stickers)
+`/addpack file:… [name:…]` — upload images (PNG, APNG, GIF, WebP, JPEG, up to 3) or one .zip of them as a pack
+`/addpack name:…` — use a pack again after `/removepack`, or a shared pack of the bot's library (`noto-emoji`)
+`/removepack name` — stop using a pack in this server
+`/logging on|off` — allow keeping this channel's messages for retraining the model (off by default)
+
+**Privacy**
+To rank stickers I read the recent conversation of a channel or thread: every text message I can see is \
+kept for at most {days} days (and only the last {messages} per channel), then deleted. Nothing is kept for \
+retraining unless a manager turns `/logging on` in that channel. `/forget` deletes your messages and choices."""
+
+NO_MESSAGE_CONTENT_NOTE = (
+    "\n\nThis bot runs without Discord's message-content intent: I only see messages that mention me, so use "
+    "`/sticker about:…` to say what the sticker is for."
+)
+
+# ------------------------------------------------------------------ /sticker
+THINKING_FAILED = "Nothing to suggest."
+POSTED = "Posted {label}{pack}."
+PICK_HINT = "Not the one? Pick another below: it replaces the posted sticker."
+ALREADY_POSTED = "{label} is already posted: noted as your pick."
+REPLACED = "Posted {label}{pack} instead."
+REMOVED = "Removed the sticker."
+PICK_PLACEHOLDER = "Post another instead…"
+BUTTON_REMOVE = "Remove"
+ONLY_REQUESTER = "Only {name} can choose here: run /sticker for your own."
+EXPIRED = "This suggestion has expired: run /sticker again."
+FOR_USER = "-# /sticker · {mention}"
+CANNOT_SEND_HERE = (
+    "I can't post in this channel: give me the **Send Messages** permission here (**Send Messages in "
+    "Threads** in a thread)."
+)
+CANNOT_ATTACH = "I can't post pictures in this channel: give me the **Attach Files** permission here."
+GONE_STICKER = "removed sticker"  # a server sticker deleted since the import: posted as its picture
+STICKER_FILE_MISSING = "That sticker's picture is missing from the library: run /sticker again."
+
+# ------------------------------------------------------------------ packs
+MANAGERS_ONLY = "Sorry, only members with **Manage Expressions** or **Manage Server** can do that."
+GUILD_ONLY = "This command works in a server channel."
+NOT_A_MEMBER = (
+    "I'm not in this server as a bot yet: ask a manager to invite me with the `bot` and "
+    "`applications.commands` scopes."
+)
+NO_PACKS = "This server has no sticker packs yet. A manager can add some with `/addpack`."
+PACKS_HEADER = "Sticker packs in this server:"
+PACK_LINE = "• **{name}** — {n} sticker{s}{title}"
+PACKS_MORE = "… and {n} more"
+SERVER_PACK_TITLE = "{guild}'s server stickers"
+NO_SERVER_STICKERS = (
+    "This server has no stickers of its own yet. Add some in Server Settings → Stickers, or upload images "
+    "with `/addpack file:…`."
+)
+IMPORTED = "Added **{name}**: {added} new, {unchanged} already there. `/sticker` can use them now."
+IMPORTED_SKIPPED = "Skipped {n}:"
+SKIPPED_LINE = "• {file}: {why}"
+LOTTIE_NOTE = (
+    "Animated (Lottie) stickers are ranked by a still frame and posted as the real, animated sticker."
+)
+LOTTIE_SKIPPED_NOTE = "Animated (Lottie) stickers that could not be drawn as a still were skipped."
+PACK_ENABLED = "This server now uses **{name}**."
+NO_SUCH_LIBRARY_PACK = (
+    "There is no shared pack called **{name}**. To make a pack of your own, attach images or a .zip: "
+    "`/addpack file:… name:…`."
+)
+REMOVED_PACK = "This server no longer uses **{name}**."
+NOT_IN_SERVER = "This server doesn't use a pack called **{name}**: `/packs` lists them."
+BAD_UPLOAD_TYPE = "**{file}** is not an image (PNG, APNG, GIF, WebP, JPEG) or a .zip of images."
+UPLOAD_TOO_BIG = "**{file}** is {size} MB; the limit is {limit} MB."
+ONE_ZIP = "Upload either one .zip or up to {n} images, not both."
+NOT_A_ZIP = "**{file}** is not a readable .zip archive."
+BAD_PACK_NAME = "Pack names need at least one letter or digit; **{name}** has none."
+DOWNLOAD_FAILED = "I couldn't download **{file}** from Discord. Please try again in a minute."
+
+# ------------------------------------------------------------------ privacy
+LOGGING_STATE = "Logging for retraining is **{state}** in {channel}."
+LOGGING_SET = (
+    "{user} turned logging for retraining **{state}** in {channel}. {detail} `/forget` deletes your own "
+    "messages at any time."
+)
+LOGGING_ON_DETAIL = "Messages here may now be kept to improve the sticker model."
+LOGGING_OFF_DETAIL = "Messages here are kept only for the recent conversation, then deleted."
+FORGOT = (
+    "Done: I deleted {n} of your message{s} and your sticker choices, in every server. New messages you write "
+    "where I can read them are kept again for the recent conversation."
+)
+
+# ------------------------------------------------------------------ errors
+COOLDOWN = "Easy there: {command} can be used again in {seconds:.0f} s here."
+FAILED = "Something went wrong on my side; it has been logged. Please try again."
+DISCORD_FAILED = "Discord refused that request ({status}). Please try again in a minute."
+
+
+def md(text: object) -> str:
+    """Dynamic text made safe to show: markdown escaped, mentions defused."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(str(text)))
+
+
+def plural(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
