@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a fresh machine and run things. Every command installs what it needs first (idempotent):
 #   bash dev.sh demo        set up, then run the console demo on the bundled default model and pack
-#   bash dev.sh test        set up, then lint + the whole test suite (what CI runs)
+#   bash dev.sh test        set up, then lint + the whole test suite, then the database suites on PostgreSQL
+#                           (what CI runs)
 #   bash dev.sh test-fast   lint + the fast suite only (the inner loop)
 #   bash dev.sh chat        set up, then chat in the console (`alice: hi`, `/sticker`, `/help`)
 #   bash dev.sh setup       only the set-up: .venv, npm artwork, database, baseline model, default pack
@@ -43,6 +44,19 @@ setup() {
   "$VENV/bin/stickerpick" setup
 }
 
+test_pg() {
+  # The database-facing suites again on PostgreSQL (scripts/pg.sh installs and starts a local server).
+  local env
+  if ! env=$(bash scripts/pg.sh start); then
+    if [ "${CI:-}" = true ]; then echo "PostgreSQL could not be started" >&2; return 1; fi
+    echo "== skipping the PostgreSQL pass: scripts/pg.sh could not start a server (needs root or PostgreSQL)" >&2
+    return 0
+  fi
+  eval "$env"
+  echo "== the engine and bot suites on PostgreSQL ($STICKERPICK_TEST_PG)" >&2
+  "$VENV/bin/pytest" -q -m "" tests/engine tests/bot
+}
+
 lint() {
   "$VENV/bin/ruff" check .
   "$VENV/bin/ruff" format --check .
@@ -54,7 +68,8 @@ case "$cmd" in
   setup) setup ;;
   demo) setup && "$VENV/bin/stickerpick" demo "$@" ;;
   chat) setup && "$VENV/bin/stickerpick" chat "$@" ;;
-  test) ensure_venv && ensure_npm && lint && "$VENV/bin/pytest" -q -m "" "$@" ;;
+  test) ensure_venv && ensure_npm && lint && "$VENV/bin/pytest" -q -m "" "$@" && test_pg ;;
+  test-pg) ensure_venv && test_pg ;;
   test-fast) ensure_venv && lint && "$VENV/bin/pytest" -q "$@" ;;
-  *) echo "usage: bash dev.sh setup|demo|chat|test|test-fast" >&2; exit 2 ;;
+  *) echo "usage: bash dev.sh setup|demo|chat|test|test-fast|test-pg" >&2; exit 2 ;;
 esac

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +26,50 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_text_model_dir(tmp_path_factory.mktemp("models") / "tiny")
 
 
+# STICKERPICK_TEST_PG=postgresql+asyncpg://user@host:port/db runs every database test on a fresh PostgreSQL
+# database instead of a SQLite file (`eval "$(bash scripts/pg.sh start)"` starts a local server).
+TEST_PG = os.environ.get("STICKERPICK_TEST_PG")
+
+
+def _pg(sql: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(TEST_PG or "")
+
+    async def run() -> None:
+        conn = await asyncpg.connect(
+            host=url.host, port=url.port, user=url.username, password=url.password, database=url.database
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 @pytest.fixture
-def settings(tmp_path: Path, tiny_model_dir: Path) -> Settings:
+def database_url(tmp_path: Path) -> Iterator[str]:
+    if not TEST_PG:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'home' / 'test.db'}"
+        return
+    from sqlalchemy.engine import make_url
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    _pg(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(TEST_PG).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(tmp_path: Path, tiny_model_dir: Path, database_url: str) -> Settings:
     return Settings(
         _env_file=None,
         home=tmp_path / "home",
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'home' / 'test.db'}",
+        DATABASE_URL=database_url,
         model_dir=tiny_model_dir,
         default_packs=[],
         sticker_cooldown_s=0,
