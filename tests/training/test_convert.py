@@ -388,7 +388,9 @@ def test_emoji_names_holds_out_one_keyword_per_emoji(tmp_path):
     except FileNotFoundError:
         pytest.skip("emoji artwork not installed (bash dev.sh setup)")
     out = tmp_path / "names"
-    report = convert("emoji-names", tmp_path / "no-data", out, ConvertOptions(styles=("google",), progress=False))
+    report = convert(
+        "emoji-names", tmp_path / "no-data", out, ConvertOptions(styles=("google",), progress=False)
+    )
     train, val = load_split(out, "train"), load_split(out, "val")
     assert report.counts == {"train": len(train), "val": len(val)} and len(val) > 200
     seen = {(s.current.alt, s.context[0].text) for s in train}
