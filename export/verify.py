@@ -58,11 +58,8 @@ def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _parity(name: str, inputs: str, got: np.ndarray, want: np.ndarray) -> TowerParity:
-    if got.ndim == 1:
-        got, want = got[:, None], want[:, None]
-        cos = 1.0 - np.abs(got - want).ravel() / np.maximum(np.abs(want).ravel(), 1.0)
-    else:
-        cos = _cos(got, want)
+    """Vectors: cosine per row. Scalar outputs (matching logits): cosine of the whole batch's logit vector."""
+    cos = _cos(got[None, :], want[None, :]) if got.ndim == 1 else _cos(got, want)
     return TowerParity(name, inputs, float(cos.min()), float(cos.mean()), float(np.abs(got - want).max()))
 
 
