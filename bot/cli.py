@@ -517,12 +517,154 @@ def ablate_cmd(
 # --- end training ---
 
 
+# --- retraining (lazy imports) ---
+model_app = typer.Typer(no_args_is_help=True, help="The model registry: list, promote, roll back (issue 7).")
+app.add_typer(model_app, name="model")
+
+
+def _salt(settings: Settings) -> bytes | None:
+    return settings.export_salt.get_secret_value().encode() if settings.export_salt else None
+
+
+async def _export_logs(
+    settings: Settings, out_dir: Path, since: str | None, chats: list[str], overwrite: bool
+):
+    from datetime import UTC, datetime
+
+    from training.chatlogs import export_from_service
+
+    when = datetime.fromisoformat(since) if since else None
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    service = await _service(settings)
+    try:
+        return await export_from_service(
+            service,
+            out_dir,
+            since=when,
+            chats=chats,
+            salt=_salt(settings),
+            val_fraction=settings.retrain_val_fraction,
+            overwrite=overwrite,
+        )
+    finally:
+        await service.close()
+
+
+def data_export_cmd(
+    out_dir: Annotated[Path, typer.Argument(help="The dataset folder to write (FORMAT.md)")],
+    since: Annotated[
+        str | None, typer.Option(help="Only samples from this date on (ISO, e.g. 2026-01-31)")
+    ] = None,
+    chats: Annotated[
+        list[str] | None,
+        typer.Option("--chats", help="Only these chats: platform:chat_id or chat_id (repeat)"),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT_DIR if it exists")] = False,
+) -> None:
+    """Export the logged samples of chats with logging on (user ids hashed, split by time into train/val)."""
+    info = _run(_export_logs(Settings(), out_dir, since, chats or [], overwrite))
+    console.print(
+        f"{info['samples']} samples from {info['chats']} chats, {info['stickers']} stickers → {out_dir}"
+    )
+
+
+@app.command("retrain")
+def retrain_cmd(
+    base: Annotated[
+        Path | None, typer.Option(help="Checkpoint to fine-tune (default: the current version's)")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a training config value (repeat)")
+    ] = None,
+    promote: Annotated[bool, typer.Option(help="Promote the candidate if it passes")] = True,
+    since: Annotated[str | None, typer.Option(help="Only logs from this date on")] = None,
+) -> None:
+    """Export the logs, fine-tune the serving model on them plus the base data, evaluate candidate and serving
+    model on the same held-back logs and validation sets, and promote the candidate unless it is worse."""
+    import time as _time
+
+    from training.retrain import RetrainError, retrain
+
+    settings = Settings()
+    work = settings.home / "retrain" / _time.strftime("%Y%m%d-%H%M%S")
+    info = _run(_export_logs(settings, work / "logs", since, [], False))
+    console.print(f"logs: {info['samples']} samples from {info['chats']} chats")
+    try:
+        report = retrain(
+            settings, work / "logs", work, base_checkpoint=base, promote=promote, overrides=overrides or []
+        )
+    except RetrainError as exc:
+        _fail(str(exc))
+    for line in report["reasons"]:
+        console.print(f"  {line}")
+    verdict = (
+        "promoted" if report["promoted"] else ("passed, not promoted" if report["passed"] else "rejected")
+    )
+    console.print(f"{report['version']}: {verdict} (serving was {report['serving_was']})")
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Every model version with its R@1 on the held-back logs; * marks the one served."""
+    from engine.registry import ModelRegistry
+
+    registry = ModelRegistry(Settings().models_dir)
+    current = registry.current_name()
+    table = Table("", "version", "model", "created", "logs R@1 (cand/serving)", "passed", "promoted")
+    for v in registry.versions():
+        m = v.info.get("metrics") or {}
+        r1 = "/".join(
+            str(m.get(k, {}).get("chat-logs", {}).get("R@1", "-")) for k in ("candidate", "serving")
+        )
+        table.add_row(
+            "*" if v.name == current else "",
+            v.name,
+            str(v.manifest.get("version")),
+            str(v.info.get("created", "")),
+            r1 if m else "-",
+            str(v.info.get("passed", "-")),
+            str(v.info.get("promoted", "-")),
+        )
+    console.print(table)
+
+
+@model_app.command("promote")
+def model_promote(
+    version: Annotated[str, typer.Argument(help="A version from `stickerpick model list`")],
+) -> None:
+    """Serve VERSION (running bots pick it up within STICKERPICK_MODEL_CHECK_S seconds)."""
+    from engine.registry import ModelRegistry, RegistryError
+
+    try:
+        v = ModelRegistry(Settings().models_dir).promote(version)
+    except RegistryError as exc:
+        _fail(str(exc))
+    console.print(f"now serving {v.name} ({v.manifest.get('version')})")
+
+
+@model_app.command("rollback")
+def model_rollback() -> None:
+    """Serve the version that was served before the current one."""
+    from engine.registry import ModelRegistry, RegistryError
+
+    try:
+        v = ModelRegistry(Settings().models_dir).rollback()
+    except RegistryError as exc:
+        _fail(str(exc))
+    console.print(f"rolled back: now serving {v.name} ({v.manifest.get('version')})")
+
+
+# --- end retraining ---
+
+
 def _mount_optional() -> None:
     """Training-side command groups; their modules import torch only inside their commands."""
     try:
         from training.data.cli import app as data_app
     except ImportError:  # the training extras are not installed
         return
+    data_app.command("export")(data_export_cmd)  # issue 7: chat logs → dataset
     app.add_typer(data_app, name="data", help="Datasets: convert public corpora to the sticker format.")
 
 

@@ -2,7 +2,7 @@
 
 Lines look like ``alice: hi there`` (sets the speaker) or plain text (the last speaker again). Commands:
 ``/sticker [k]``, ``/packs``, ``/addpack PATH [name]``, ``/removepack NAME``, ``/logging on|off``,
-``/forget [name]``, ``/history``, ``/help``, ``/quit``.
+``/forget [name]``, ``/history``, ``/send STICKER_ID``, ``/pick N``, ``/help``, ``/quit``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ Type messages as `name: text` (e.g. `alice: hi`); a line without a name is said 
   /logging on|off       allow keeping this chat's messages for retraining (off by default)
   /forget [name]        delete everything kept about a user (default: the current speaker)
   /history              the turns /sticker reads
+  /send STICKER_ID      send a sticker of this chat's packs (kept for retraining where logging is on)
+  /pick N               pick sticker N of the last /sticker (feedback; kept for retraining likewise)
   /quit                 leave"""
 
 
@@ -42,6 +44,7 @@ class ConsoleChat:
     # The per-chat /sticker cooldown protects group chats from floods; the scripted demo turns it off.
     cooldown: bool = True
     sheets_written: list[Path] = field(default_factory=list)
+    last: SuggestResult | None = None
     _counter: int = 0
 
     @property
@@ -102,6 +105,21 @@ class ConsoleChat:
             if cmd == "/history":
                 turns = await self.service.recent(self.chat)
                 return [f"  {t.speaker or '?'}: {t.text}" for t in turns] or ["(no conversation yet)"]
+            if cmd == "/send" and args:  # issue 7
+                self._counter += 1
+                kept = await self.service.record_sticker(
+                    self.chat, self.user(), args[0], message_id=str(self._counter)
+                )
+                return [f"{self.speaker} sent {args[0]}" + (" (logged for retraining)" if kept else "")]
+            if cmd == "/pick" and args and args[0].isdigit():  # issue 7
+                items = self.last.items if self.last else []
+                n = int(args[0])
+                if not 1 <= n <= len(items):
+                    return ["/pick N picks one of the stickers the last /sticker showed."]
+                assert self.last is not None
+                item = items[n - 1]
+                await self.service.feedback(self.last.suggestion_id, item.sticker_id, self.chat, self.user())
+                return [f"{self.speaker} picked {n}. {item.platform_sticker_id}"]
             if cmd in ("/help", "/start"):
                 return HELP.splitlines()
             return [f"Unknown command {cmd}. /help lists them."]
@@ -110,6 +128,7 @@ class ConsoleChat:
 
     async def sticker(self, k: int | None = None) -> list[str]:
         result = await self.service.suggest(self.chat, k, user=self.user(), cooldown=self.cooldown)
+        self.last = result
         return self.render(result)
 
     def render(self, result: SuggestResult) -> list[str]:

@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from engine import samples as logged
 from engine.db import (
     Chat,
     ChatPack,
@@ -29,6 +30,7 @@ from engine.db import (
     StickerEmbedding,
     Suggestion,
     SuggestionItem,
+    TrainingSample,
     User,
     check_schema,
     create_engine,
@@ -139,6 +141,9 @@ class StickerService:
         self._last_request: dict[int, float] = {}
         self._ranker_lock = asyncio.Lock()
         self._since_retention: dict[int, int] = {}
+        self._model_dir: Path | None = None  # issue 7: the directory the ranker was loaded from
+        self._model_checked = time.monotonic()
+        self._model_task: asyncio.Task[bool] | None = None
 
     # ------------------------------------------------------------------ life cycle
     @classmethod
@@ -155,6 +160,8 @@ class StickerService:
         return cls(settings, engine, ranker, default_packs)
 
     async def close(self) -> None:
+        if self._model_task is not None and not self._model_task.done():
+            self._model_task.cancel()
         await self.engine.dispose()
 
     async def swap_ranker(self, ranker: Ranker) -> None:
@@ -162,6 +169,42 @@ class StickerService:
         async with self._ranker_lock:
             self.ranker = ranker
             self._matrices.clear()
+
+    # ------------------------------------------------------------------ model registry (issue 7)
+    async def check_model(self) -> bool:
+        """Serve the model the settings now name (the registry's ``current`` pointer after
+        `stickerpick model promote|rollback`) if it is not the one loaded; True when it swapped. Stickers are
+        re-embedded lazily: embeddings are keyed by model version."""
+        from engine.ranking import load_ranker
+
+        self._model_checked = time.monotonic()
+        if self._model_dir is None:
+            return False
+        target = self.settings.serving_model_dir()
+        if target.resolve() == self._model_dir.resolve():
+            return False
+        kind = "auto" if self.settings.ranker in ("auto", "pbr") else self.settings.ranker
+        try:
+            ranker = await asyncio.to_thread(load_ranker, kind, target, max_turns=self.settings.history_turns)
+        except Exception:
+            log.exception(
+                "could not load the promoted model %s; still serving %s", target, self.ranker.version
+            )
+            return False
+        await self.swap_ranker(ranker)
+        self._model_dir = target
+        log.info("now serving %s from %s", ranker.version, target)
+        return True
+
+    def _maybe_check_model(self) -> None:
+        """Cheap: at most every ``model_check_s``, look at the pointer in the background."""
+        every = self.settings.model_check_s
+        if self._model_dir is None or every <= 0 or time.monotonic() - self._model_checked < every:
+            return
+        if self._model_task is not None and not self._model_task.done():
+            return
+        self._model_checked = time.monotonic()
+        self._model_task = asyncio.create_task(self.check_model())
 
     # ------------------------------------------------------------------ identities
     async def _chat(self, session: AsyncSession, ref: ChatRef, create: bool = True) -> Chat | None:
@@ -515,6 +558,7 @@ class StickerService:
         ``sendable_only`` (issue 5, Telegram inline mode): rank only stickers the platform can send by its
         own file id (an inline answer cannot upload a local pack's picture)."""
         k = max(1, min(k or self.settings.top_k, cap or self.settings.max_k))
+        self._maybe_check_model()  # issue 7
         ranker = self.ranker
         async with self.sessions.begin() as session:
             c = await self._chat(session, chat)
@@ -548,7 +592,8 @@ class StickerService:
                 self._last_request[c.id] = now
             query = (await asyncio.to_thread(ranker.embed_dialogues, [query_text]))[0]
             scores = mat.matrix @ query
-            best, scores = await self._rank(ranker, query, mat.matrix, scores, k)
+            prior = await self._usage_prior(session, c, mat.ids)  # issue 7
+            best, scores = await self._rank(ranker, query, mat.matrix, scores, k, prior)
             chosen_ids = [int(mat.ids[i]) for i in best]
             u = await self._user(session, user)
             suggestion = Suggestion(
@@ -588,15 +633,34 @@ class StickerService:
                 )
             return SuggestResult(items=items, suggestion_id=suggestion.id, context=turns)
 
+    async def _usage_prior(self, session: AsyncSession, chat: Chat, ids: np.ndarray) -> np.ndarray | None:
+        """Issue 7: ``usage_prior_weight`` × how often this chat sent or picked each sticker (logged chats)."""
+        weight = self.settings.usage_prior_weight
+        if weight <= 0 or not chat.logging_enabled:
+            return None
+        counts = await logged.usage_counts(session, chat.id)
+        return weight * logged.usage_prior(ids, counts) if counts else None
+
     async def _rank(
-        self, ranker: Ranker, query: np.ndarray, matrix: np.ndarray, scores: np.ndarray, k: int
+        self,
+        ranker: Ranker,
+        query: np.ndarray,
+        matrix: np.ndarray,
+        scores: np.ndarray,
+        k: int,
+        prior: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k by the dual encoder; models with a matching head re-rank the best ``rerank_top`` first."""
+        """Top-k by the dual encoder; models with a matching head re-rank the best ``rerank_top`` first.
+        ``prior`` (issue 7) is added to the final scores (the dual encoder's, or the re-ranking logits)."""
         rerank = getattr(ranker, "rerank_scores", None)
         if rerank is None or self.settings.rerank_top <= 0:
+            if prior is not None:
+                scores = scores + prior
             return top_k(scores, k), scores
-        shortlist = top_k(scores, max(k, self.settings.rerank_top))
+        shortlist = top_k(scores if prior is None else scores + prior, max(k, self.settings.rerank_top))
         logits = await asyncio.to_thread(rerank, query, matrix[shortlist])
+        if prior is not None:
+            logits = logits + prior[shortlist]
         final = np.full_like(scores, -np.inf)
         final[shortlist] = logits
         return shortlist[np.argsort(-logits, kind="stable")][:k], final
@@ -622,6 +686,93 @@ class StickerService:
                     kind=kind,
                 )
             )
+            if c.logging_enabled and kind in ("picked", "inline"):  # issue 7: a retraining sample
+                await self._log_pick(session, c, u, suggestion_id, sticker_id)
+
+    async def _log_pick(
+        self, session: AsyncSession, c: Chat, u: User | None, suggestion_id: int | None, sticker_id: int
+    ) -> None:
+        """A pick after /sticker: the dialogue the suggestion was made for, and what it showed."""
+        shown: list[int] | None = None
+        upto: int | None = None
+        if suggestion_id is not None:
+            sug = await session.get(Suggestion, suggestion_id)
+            if sug is not None and sug.chat_id == c.id:
+                upto = sug.last_message_id
+                shown = list(
+                    (
+                        await session.execute(
+                            select(SuggestionItem.sticker_id)
+                            .where(SuggestionItem.suggestion_id == suggestion_id)
+                            .order_by(SuggestionItem.rank)
+                        )
+                    ).scalars()
+                )
+        turns = await self.history.recent(session, c.id)
+        if upto is not None:
+            turns = [t for t in turns if t.message_id <= upto]
+        if not turns:
+            return
+        session.add(
+            TrainingSample(
+                chat_id=c.id,
+                user_id=u.id if u else None,
+                sticker_id=sticker_id,
+                kind=logged.PICKED,
+                suggestion_id=suggestion_id if shown is not None else None,
+                context=logged.snapshot(turns),
+                shown=shown,
+            )
+        )
+
+    async def record_sticker(
+        self,
+        chat: ChatRef,
+        user: UserRef | None,
+        sticker: str | int,
+        message_id: str | None = None,
+        at: datetime | None = None,
+        *,
+        packs_from: ChatRef | None = None,
+    ) -> int | None:
+        """Issue 7: a user sent a sticker. Where the chat's logging is on and the sticker is one of its packs'
+        (``sticker``: the platform's stable sticker id, or the database id as an int; ``packs_from`` as in
+        :meth:`suggest`), keep it with the dialogue before it as a retraining sample. Returns the sample id,
+        or None when nothing was kept (logging off, unknown sticker, no dialogue yet)."""
+        async with self.sessions.begin() as session:
+            c = await self._chat(session, chat)
+            assert c is not None
+            if not c.logging_enabled:
+                return None
+            pack_chat = c if packs_from is None else await self._chat(session, packs_from)
+            assert pack_chat is not None
+            s = await logged.find_chat_sticker(session, pack_chat.id, sticker, chat.platform)
+            if s is None:
+                return None
+            turns = await self.history.recent(session, c.id)
+            if not turns:
+                return None
+            u = await self._user(session, user)
+            sample = TrainingSample(
+                chat_id=c.id,
+                user_id=u.id if u else None,
+                sticker_id=s.id,
+                kind=logged.SENT,
+                platform_message_id=message_id,
+                context=logged.snapshot(turns),
+            )
+            if at is not None:
+                sample.created_at = at
+            session.add(sample)
+            await session.flush()
+            return sample.id
+
+    async def logged_samples(
+        self, since: datetime | None = None, chats: Sequence[str] = ()
+    ) -> list[logged.LoggedSample]:
+        """Issue 7: what `stickerpick data export` may write (chats with logging on, oldest first)."""
+        async with self.sessions() as session:
+            return await logged.logged_samples(session, since, chats)
 
     async def recent_chat_for(self, user: UserRef, within_s: float) -> ChatRef | None:
         """The chat this user last wrote in, if within ``within_s`` seconds (inline queries carry no chat)."""
@@ -706,6 +857,8 @@ class StickerService:
             c = await self._chat(session, chat)
             assert c is not None
             c.logging_enabled = enabled
+            if not enabled:  # issue 7: opting out deletes what was logged for retraining
+                await session.execute(delete(TrainingSample).where(TrainingSample.chat_id == c.id))
 
     async def logging_enabled(self, chat: ChatRef) -> bool:
         async with self.sessions() as session:
@@ -720,6 +873,7 @@ class StickerService:
                 return 0
             n = (await session.execute(delete(Message).where(Message.user_id == u.id))).rowcount or 0
             await session.execute(delete(Feedback).where(Feedback.user_id == u.id))
+            await logged.forget_user(session, u.id)  # issue 7: their samples and their turns in others'
             await session.execute(delete(Suggestion).where(Suggestion.requested_by == u.id))
             await session.execute(update(ChatPack).where(ChatPack.added_by == u.id).values(added_by=None))
             await session.delete(u)
@@ -734,4 +888,6 @@ async def open_service(settings: Settings, threads: int = 0) -> StickerService:
     ranker = load_ranker(
         kind, settings.serving_model_dir(), max_turns=settings.history_turns, threads=threads
     )
-    return await StickerService.open(settings, ranker, default_packs=settings.default_packs)
+    service = await StickerService.open(settings, ranker, default_packs=settings.default_packs)
+    service._model_dir = settings.serving_model_dir()  # issue 7: `check_model` compares against it
+    return service

@@ -85,6 +85,28 @@ class Settings(BaseSettings):
     # the bot reads only messages that mention it, and /sticker works from its `about:` text.
     discord_message_content: bool = True
 
+    # Retraining (issue 7)
+    # Re-ranking prior from the chat's own logged sends/picks: score + weight * log1p(n) / log1p(max n).
+    usage_prior_weight: float = Field(default=0.0, ge=0)
+    # Salt of the user-id hashes in `stickerpick data export` (never written out); unset: a random salt per
+    # export (hashes then do not link across exports).
+    export_salt: SecretStr | None = None
+    # The newest fraction (by time) of the logged samples held back as the validation slice.
+    retrain_val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    # The training config whose base datasets and validation sets a retrain reuses.
+    retrain_config: Path = Field(default=REPO_ROOT / "configs" / "pbr-default.yaml")
+    # Checkpoint of the serving model when the registry has none (e.g. var/runs/pbr-default/best.pt).
+    retrain_base_checkpoint: Path | None = None
+    retrain_epochs: int = Field(default=1, ge=1)
+    retrain_log_weight: float = Field(default=2.0, gt=0)  # sampling weight of the chat logs vs base data
+    retrain_lr_scale: float = Field(default=0.3, gt=0)  # fine-tuning learning rates = config's × this
+    # Promote only if the candidate's R@1 (points) is at least the serving model's minus this, on the
+    # held-back logs and on the mean of the standard validation sets.
+    retrain_margin: float = Field(default=0.5, ge=0)
+    retrain_min_samples: int = Field(default=20, ge=1)
+    # How often a running bot looks at the registry's `current` pointer (0: never).
+    model_check_s: float = Field(default=60.0, ge=0)
+
     log_level: str = "INFO"
 
     @cached_property
@@ -98,14 +120,35 @@ class Settings(BaseSettings):
         return self.home / "media"
 
     @property
+    def models_dir(self) -> Path:
+        """The model registry: ``<home>/models/<version>/`` and the ``current`` pointer (issue 7)."""
+        return self.home / "models"
+
+    def registry_model_dir(self) -> Path | None:
+        """The model directory the registry's ``current`` pointer names, if any."""
+        pointer = self.models_dir / "current"
+        try:
+            version = pointer.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        model = self.models_dir / version / "model"
+        return model if version and (model / "manifest.json").is_file() else None
+
+    @property
     def default_model_dir(self) -> Path:
         return REPO_ROOT / "models" / "default"
 
     def serving_model_dir(self) -> Path:
-        """The model the bots serve: an explicit STICKERPICK_MODEL_DIR, else the shipped default PBR model
-        when present, else the text baseline."""
+        """The model the bots serve: an explicit STICKERPICK_MODEL_DIR, else the model promoted in the registry
+        (`stickerpick model promote`), else the shipped default PBR model when present, else the text
+        baseline."""
         if self.model_dir is not None:
             return self.model_dir
+        if self.ranker == "text-baseline":
+            return self.baseline_model_dir
+        promoted = self.registry_model_dir()  # issue 7: a promoted model of the registry
+        if promoted is not None:
+            return promoted
         if self.ranker in ("auto", "pbr") and (self.default_model_dir / "manifest.json").is_file():
             return self.default_model_dir
         return self.baseline_model_dir

@@ -11,7 +11,7 @@ import logging
 import discord
 from discord.ext import commands, tasks
 
-from bot.discord._refs import CONVERSATION_CHANNELS, PLATFORM, channel_chat, user_ref
+from bot.discord._refs import CONVERSATION_CHANNELS, PLATFORM, channel_chat, guild_chat, user_ref
 from engine.service import StickerService
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ class HistoryCog(commands.Cog, name="History"):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
+        if message.stickers and message.guild is not None:  # issue 7
+            await self._record_stickers(message)
         if not should_record(message):
             return
         reply_to = message.reference.message_id if message.reference else None
@@ -59,6 +61,30 @@ class HistoryCog(commands.Cog, name="History"):
             )
         except Exception:  # one bad message never stops the bot; ids only in the log, never the text
             log.exception("could not record message %s in channel %s", message.id, message.channel.id)
+
+    async def _record_stickers(self, message: discord.Message) -> None:
+        """Issue 7: stickers someone sent; the engine keeps them for retraining where logging is on and the
+        sticker is one of the server's packs."""
+        if (
+            not isinstance(message.channel, CONVERSATION_CHANNELS)
+            or message.author.bot
+            or message.webhook_id is not None
+            or message.type not in RECORDED_TYPES
+        ):
+            return
+        assert message.guild is not None
+        for item in message.stickers:
+            try:
+                await self.service.record_sticker(
+                    channel_chat(message.channel),
+                    user_ref(message.author),
+                    str(item.id),
+                    message_id=str(message.id),
+                    at=message.created_at,
+                    packs_from=guild_chat(message.guild),
+                )
+            except Exception:
+                log.exception("could not record sticker %s of message %s", item.id, message.id)
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:

@@ -28,6 +28,21 @@ async def record_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     )
 
 
+async def record_sticker(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Issue 7: a sticker someone sent in a group; the engine keeps it for retraining if logging is on there
+    and the sticker is one of the chat's packs (keyed by its stable ``file_unique_id``)."""
+    message, chat = message_and_chat(update)
+    if message.sticker is None:
+        return
+    await deps(context).service.record_sticker(
+        chat_ref(chat),
+        speaker(message),
+        message.sticker.file_unique_id,
+        message_id=str(message.message_id),
+        at=message.date,
+    )
+
+
 async def record_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message, chat = message_and_chat(update)
     await deps(context).service.edit(
@@ -38,5 +53,8 @@ async def record_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 def handlers() -> list[BaseHandler]:
     return [
         MessageHandler(filters.UpdateType.MESSAGE & CONVERSATION, record_message),
+        MessageHandler(
+            filters.UpdateType.MESSAGE & filters.ChatType.GROUPS & filters.Sticker.ALL, record_sticker
+        ),
         MessageHandler(filters.UpdateType.EDITED_MESSAGE & CONVERSATION, record_edit),
     ]

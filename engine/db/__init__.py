@@ -11,6 +11,7 @@ from engine.db._models import (
     StickerEmbedding,
     Suggestion,
     SuggestionItem,
+    TrainingSample,
     User,
     utcnow,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "StickerEmbedding",
     "Suggestion",
     "SuggestionItem",
+    "TrainingSample",
     "User",
     "check_schema",
     "create_engine",

@@ -193,3 +193,26 @@ class Feedback(Base):
     sticker_id: Mapped[int] = mapped_column(ForeignKey("stickers.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))  # picked | sent | inline
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingSample(Base):
+    """A logged retraining sample (issue 7): a sticker a user sent, or picked after /sticker, with the dialogue
+    before it snapshotted at capture time. Written only while the chat's logging is on; history retention never
+    touches it, ``/forget`` (the sender's samples, and their turns in others' contexts) and ``/logging off``
+    (the chat's samples) delete it."""
+
+    __tablename__ = "training_samples"
+    __table_args__ = (Index("ix_training_samples_chat_id_sticker_id", "chat_id", "sticker_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    sticker_id: Mapped[int] = mapped_column(ForeignKey("stickers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # sent | picked
+    suggestion_id: Mapped[int | None] = mapped_column(ForeignKey("suggestions.id", ondelete="SET NULL"))
+    platform_message_id: Mapped[str | None] = mapped_column(String(64))
+    # [{"id": messages.id, "from": users.id | null, "text": ...}], oldest first; users.ids never leave the DB.
+    context: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The sticker ids the suggestion showed (picked samples only).
+    shown: Mapped[list[int] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -21,6 +21,7 @@ TABLES = {
     "suggestions",
     "suggestion_items",
     "feedback",
+    "training_samples",
 }
 
 

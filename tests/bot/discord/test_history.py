@@ -71,3 +71,24 @@ async def test_retention_runs_for_quiet_channels(server: OfflineServer, alice):
     cog = server.bot.get_cog("History")
     await cog.retention()  # one run of the periodic task
     assert await texts_in(server, server.channel_id) == [("Alice", "today")]
+
+
+async def test_a_sent_sticker_is_kept_for_retraining_only_where_logging_is_on(
+    stocked: OfflineServer, alice, bob
+):
+    """Issue 7: a message with stickers → record_sticker, looked up in the server's packs."""
+    from engine.db import TrainingSample
+    from tests.bot.discord.conftest import sticker_id
+
+    service = stocked.bot.service
+    sid = sticker_id(stocked, "pizza_party")
+    item = {"id": str(sid), "name": "pizza_party", "format_type": 1}
+    await stocked.say(bob, "pizza tonight?")
+    await stocked.say(alice, "", sticker_items=[item])  # logging off: nothing kept
+    await service.set_logging(chat_of(stocked.channel_id), True)
+    await stocked.say(alice, "", sticker_items=[item])
+    async with service.sessions() as session:
+        rows = list((await session.execute(select(TrainingSample))).scalars())
+    assert len(rows) == 1 and rows[0].kind == "sent"
+    assert [t["text"] for t in rows[0].context] == ["pizza tonight?"]
+    assert await texts_in(stocked, stocked.channel_id) == [("Bob", "pizza tonight?")]

@@ -57,3 +57,21 @@ async def test_anonymous_admin_messages_are_recorded_without_a_user(tg: Harness)
     await tg.send(tg.api.message(GROUP, anonymous, "announcement: party on friday", sender_chat=GROUP))
     [turn] = await tg.service.recent(GROUP_REF)
     assert turn.from_id is None and turn.text == "announcement: party on friday"
+
+
+async def test_a_sent_sticker_is_kept_for_retraining_only_where_logging_is_on(tg: Harness):
+    """Issue 7: a sticker message in a group → record_sticker (its file_unique_id, looked up in the packs)."""
+    from engine.db import TrainingSample
+    from tests.auxil.media import webp_bytes
+
+    food = tg.api.add_sticker_set("Food_by_x", "Food", [("🍕", "static", webp_bytes())])
+    await tg.send(tg.api.message(GROUP, ALICE, "/addpack Food_by_x"))
+    await tg.send(tg.api.message(GROUP, BOB, "pizza tonight?"))
+    await tg.send(tg.api.message(GROUP, ALICE, None, sticker=food["stickers"][0]))  # logging off: nothing
+    await tg.service.set_logging(GROUP_REF, True)
+    await tg.send(tg.api.message(GROUP, ALICE, None, sticker=food["stickers"][0]))
+    async with tg.service.sessions() as session:
+        rows = list((await session.execute(select(TrainingSample))).scalars())
+    assert len(rows) == 1 and rows[0].kind == "sent"
+    assert [t["text"] for t in rows[0].context] == ["pizza tonight?"]
+    assert [t.text for t in await tg.service.recent(GROUP_REF)] == ["pizza tonight?"]  # history: text only

@@ -1,0 +1,164 @@
+"""`stickerpick data export`: the logged samples of opted-in chats as a dataset in the format of FORMAT.md.
+
+- Only chats whose logging is on *now*; users who ran ``/forget`` no longer exist in the database, and their
+  turns were removed from other samples' contexts (``engine.samples``), so nothing of theirs comes out.
+- User and chat ids become salted hashes (HMAC-SHA256, 16 hex digits); the salt is never written out.
+- Sticker images come from the engine's media store: set id ``p<pack id>``, sticker id the database id.
+- Train/val split by time: the newest ``val_fraction`` of the samples (ties at the boundary go to val as a
+  whole), so every val sample is strictly later than every train sample.
+- Each sample lists explicit candidates: the positive plus up to 9 other stickers the chat could choose from
+  (its enabled packs at export time), a seeded draw; a chat with fewer stickers gives all of them.
+- Beside each split, ``release_<split>.meta.json`` (one line per sample, same order): the hashed chat, the
+  time and the kind (sent | picked), which the usage-prior evaluation reads. ``export.json`` describes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import random
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.samples import LoggedSample
+from training.data.format import CurrentSticker, Sample, StickerEntry, Turn, write_dataset
+
+CANDIDATES = 10
+
+
+def pseudonym(key: str, salt: bytes) -> str:
+    return hmac.new(salt, key.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def split_by_time(
+    samples: Sequence[LoggedSample], val_fraction: float
+) -> tuple[list[LoggedSample], list[LoggedSample]]:
+    ordered = sorted(samples, key=lambda s: (s.created_at, s.id))
+    if len(ordered) < 2:
+        return ordered, []
+    n_val = max(1, math.ceil(len(ordered) * val_fraction))
+    boundary = ordered[len(ordered) - n_val].created_at
+    train = [s for s in ordered if s.created_at < boundary]
+    val = [s for s in ordered if s.created_at >= boundary]
+    return train, val
+
+
+def _candidates(s: LoggedSample) -> list[int] | None:
+    others = sorted(set(s.chat_sticker_ids) - {s.sticker_id})
+    if not others:
+        return None
+    rng = random.Random(s.id * 7919 + 17)
+    chosen = [*rng.sample(others, min(CANDIDATES - 1, len(others))), s.sticker_id]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def export_logs(
+    samples: Sequence[LoggedSample],
+    stickers: dict[int, tuple[int, str | None, str]],
+    media_path: Any,
+    out_dir: Path,
+    salt: bytes | None = None,
+    val_fraction: float = 0.2,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write the dataset; ``stickers``: id → (pack id, emoji, sha) for every positive and candidate;
+    ``media_path``: sha → the PNG in the media store. Returns the description written to export.json."""
+    random_salt = salt is None
+    key = salt if salt is not None else secrets.token_bytes(32)
+    train, val = split_by_time(samples, val_fraction)
+    used: set[int] = set()
+
+    def convert(s: LoggedSample) -> tuple[Sample, dict[str, Any]]:
+        pack_id, emoji, _ = stickers[s.sticker_id]
+        turns = tuple(
+            Turn(
+                text=str(t["text"]),
+                id=str(t["id"]),
+                from_id=pseudonym(s.user_keys[t["from"]], key) if t.get("from") in s.user_keys else None,  # type: ignore[index]
+            )
+            for t in s.context
+        )
+        cands = _candidates(s)
+        cands = [c for c in cands if c in stickers] if cands else None
+        used.add(s.sticker_id)
+        used.update(cands or ())
+        sample = Sample(
+            context=turns,
+            current=CurrentSticker(
+                set_id=f"p{pack_id}",
+                sticker_id=str(s.sticker_id),
+                alt=emoji,
+                from_id=pseudonym(s.user_key, key) if s.user_key else None,
+            ),
+            candidates=tuple(str(c) for c in cands) if cands else None,
+        )
+        meta = {"chat": pseudonym(s.chat_key, key), "at": s.created_at.isoformat(), "kind": s.kind}
+        return sample, meta
+
+    splits: dict[str, list[Sample]] = {}
+    metas: dict[str, list[dict[str, Any]]] = {}
+    for name, part in (("train", train), ("val", val)):
+        pairs = [convert(s) for s in part]
+        splits[name] = [p[0] for p in pairs]
+        metas[name] = [p[1] for p in pairs]
+    # candidates of a set's default draw must exist too: every sticker of the packs the samples use
+    entries = [
+        StickerEntry(f"p{stickers[i][0]}", str(i), Path(media_path(stickers[i][2])), stickers[i][1])
+        for i in sorted(used)
+    ]
+    last_train: datetime | None = max((s.created_at for s in train), default=None)
+    first_val: datetime | None = min((s.created_at for s in val), default=None)
+    info = {
+        "samples": {"train": len(train), "val": len(val)},
+        "chats": len({s.chat_key for s in samples}),
+        "stickers": len(entries),
+        "kinds": {k: sum(1 for s in samples if s.kind == k) for k in sorted({s.kind for s in samples})},
+        "split": {"val_fraction": val_fraction, "last_train": last_train, "first_val": first_val},
+        "pseudonyms": "HMAC-SHA256(salt, 'platform:id')[:16]; salt not written"
+        + (" (random salt for this export)" if random_salt else ""),
+    }
+    extra = {
+        f"release_{name}.meta.json": "".join(json.dumps(m) + "\n" for m in metas[name]) for name in metas
+    }
+    extra["export.json"] = json.dumps(info, indent=2, default=str) + "\n"
+    write_dataset(out_dir, splits, entries, extra_files=extra, overwrite=overwrite)
+    return info
+
+
+async def export_from_service(
+    service: Any,
+    out_dir: Path,
+    since: datetime | None = None,
+    chats: Sequence[str] = (),
+    salt: bytes | None = None,
+    val_fraction: float = 0.2,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    from engine.samples import sticker_rows
+
+    samples = await service.logged_samples(since=since, chats=chats)
+    ids = sorted({i for s in samples for i in (s.sticker_id, *s.chat_sticker_ids)})
+    async with service.sessions() as session:
+        stickers = await sticker_rows(session, ids)
+    return export_logs(
+        samples,
+        stickers,
+        service.store.path,
+        out_dir,
+        salt=salt,
+        val_fraction=val_fraction,
+        overwrite=overwrite,
+    )
+
+
+def read_meta(root: Path, split: str) -> list[dict[str, Any]]:
+    path = Path(root) / f"release_{split}.meta.json"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
