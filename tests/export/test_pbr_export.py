@@ -107,7 +107,7 @@ def test_serving_path_never_imports_torch(exported):
 def test_verify_reports_parity_and_int8_drift(exported, tmp_path):
     from export.verify import verify
 
-    model_dir, model = exported
+    model_dir, _model = exported
     report = verify(model_dir, model_dir.parent / "tiny.pt", n=8)
     assert report.ok and not report.quantized
     assert {t.name for t in report.towers} == {"dialogue tower", "sticker tower", "matching head"}

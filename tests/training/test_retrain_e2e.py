@@ -105,7 +105,9 @@ async def test_log_export_retrain_promote_rollback(tmp_path: Path, database_url:
         info = await export_from_service(service, logs, salt=b"pepper", val_fraction=0.25)
         ds = StickerDataset.open(logs)
         train, val = ds.load("train"), ds.load("val")
-        assert info["chats"] == 1 and len(train) + len(val) == 4 * 4 + 4  # bob's 16 sends + alice's 4 picks; carol's gone
+        assert (
+            info["chats"] == 1 and len(train) + len(val) == 4 * 4 + 4
+        )  # bob's 16 sends + alice's 4 picks; carol's gone
         text = "".join(p.read_text() for p in logs.glob("release_*"))
         assert "opted-out" not in text and "carol" not in text and "pepper" not in text
         assert '"alice"' not in text and "console:" not in text  # ids are salted hashes
