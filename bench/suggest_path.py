@@ -58,6 +58,7 @@ async def run_size(model_dir: Path, n: int, requests: int, work: Path) -> dict:
         home=home,
         model_dir=model_dir,
         default_packs=[],
+        max_pack_stickers=10_000,
         sticker_cooldown_s=0,
         history_turns=20,
         history_tokens=128,

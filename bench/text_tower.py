@@ -77,8 +77,12 @@ def worker(backend: str, model_dir: Path, runs: int, threads: int) -> dict:
         torch.set_num_threads(threads)
         from training.model._towers import load_bert, mean_pool
 
-        src = manifest.get("torch_source")
-        bert = load_bert(src).eval()
+        if os.environ.get("BENCH_CHECKPOINT"):
+            from training.model import load_checkpoint
+
+            bert = load_checkpoint(os.environ["BENCH_CHECKPOINT"]).model.text_tower.bert.eval()
+        else:
+            bert = load_bert().eval()
 
         def run(texts: list[str]) -> np.ndarray:
             enc = tok.encode(texts)
@@ -137,6 +141,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "bench")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--checkpoint", type=Path, default=None, help="PBR model dirs: the checkpoint they came from"
+    )
     ap.add_argument("--worker", default=None)
     args = ap.parse_args()
     if args.worker:
@@ -144,10 +151,12 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_fp32(args.model_dir, Path(tmp))
+        fp32 = export_fp32(args.model_dir, Path(tmp), args.checkpoint)
         results = []
         for backend in ("torch-fp32", "onnx-fp32", "onnx-int8"):
             env = dict(os.environ, BENCH_ONNX=str(fp32), PYTHONPATH=str(REPO))
+            if args.checkpoint:
+                env["BENCH_CHECKPOINT"] = str(args.checkpoint)
             out = subprocess.run(
                 [
                     sys.executable,
@@ -174,7 +183,7 @@ def main() -> None:
     report(results, args)
 
 
-def export_fp32(model_dir: Path, tmp: Path) -> Path:
+def export_fp32(model_dir: Path, tmp: Path, checkpoint: Path | None) -> Path:
     """The fp32 ONNX of the same text tower (the model dir ships int8)."""
     manifest = json.loads((model_dir / "manifest.json").read_text())
     if manifest["kind"] == "text-baseline":
@@ -182,7 +191,12 @@ def export_fp32(model_dir: Path, tmp: Path) -> Path:
 
         export_text_baseline(tmp / "fp32", quantize=False, library="transformers")
         return tmp / "fp32" / "text.onnx"
-    raise SystemExit("PBR model dirs: pass --model-dir of a baseline, or see bench/suggest_path.py")
+    if checkpoint is None:
+        raise SystemExit("a PBR model dir needs --checkpoint (the .pt it was exported from)")
+    from export.pbr import export_pbr
+
+    export_pbr(checkpoint, tmp / "fp32", quantize=False)
+    return tmp / "fp32" / "text.onnx"
 
 
 def report(results: list[dict], args: argparse.Namespace) -> None:
