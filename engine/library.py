@@ -230,8 +230,10 @@ async def import_pack(
     platform: str = "local",
     max_stickers: int = 2000,
     progress: Callable[[int, int], None] | None = None,
+    captions: Callable[[Any], Awaitable[str | None]] | None = None,
 ) -> tuple[Pack, ImportReport]:
-    """Import (or refresh) a pack from a folder or zip. The caller commits; on PackError nothing was added."""
+    """Import (or refresh) a pack from a folder or zip. The caller commits; on PackError nothing was added.
+    ``captions``: an OCR reader of the decoded still (engine.ocr), or None."""
     meta, entries, total = iter_pack_source(Path(source), max_stickers, limits.max_bytes)
     pack_name = validate_pack_name(name or meta.get("name") or slugify_pack_name(Path(source).stem) or "pack")
 
@@ -249,6 +251,7 @@ async def import_pack(
         str(source),
         platform,
         progress,
+        captions,
     )
 
 
@@ -263,6 +266,7 @@ async def import_platform_pack(
     source: str | None = None,
     max_stickers: int = 2000,
     progress: Callable[[int, int], None] | None = None,
+    captions: Callable[[Any], Awaitable[str | None]] | None = None,
 ) -> tuple[Pack, ImportReport]:
     """Import (or refresh) a platform's sticker set: only stickers not yet in the pack are fetched."""
     if len(stickers) > max_stickers:
@@ -274,7 +278,16 @@ async def import_platform_pack(
 
     items = ((s.name or s.sticker_id, s.sticker_id, s.file_id, s.emoji, s.tags, load, s) for s in stickers)
     return await _import_items(
-        session, store, items, len(stickers), validate_pack_name(name), title, source, platform, progress
+        session,
+        store,
+        items,
+        len(stickers),
+        validate_pack_name(name),
+        title,
+        source,
+        platform,
+        progress,
+        captions,
     )
 
 
@@ -290,6 +303,7 @@ async def _import_items(
     source: str | None,
     platform: str,
     progress: Callable[[int, int], None] | None,
+    captions: Callable[[Any], Awaitable[str | None]] | None = None,
 ) -> tuple[Pack, ImportReport]:
     report = ImportReport(pack_name)
     pack = (
@@ -324,12 +338,14 @@ async def _import_items(
             report.skipped.append((label, f"could not be fetched: {exc}"))
             continue
         sha = store.put(to_png_bytes(decoded.image))
+        caption = await captions(decoded.image) if captions is not None else None
         new_stickers.append(
             Sticker(
                 platform_sticker_id=sticker_id,
                 platform_file_id=file_id,
                 emoji=em,
                 tags=list(tags),
+                caption=caption,
                 media_sha256=sha,
                 kind=decoded.kind,
                 source_format=decoded.source_format,

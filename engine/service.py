@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
@@ -140,10 +141,25 @@ class StickerService:
         self._matrices: dict[int, _ChatMatrix] = {}
         self._last_request: dict[int, float] = {}
         self._ranker_lock = asyncio.Lock()
+        self._captions: Any = None
         self._since_retention: dict[int, int] = {}
         self._model_dir: Path | None = None  # issue 7: the directory the ranker was loaded from
         self._model_checked = time.monotonic()
         self._model_task: asyncio.Task[bool] | None = None
+
+    async def _caption(self, image: object) -> str | None:
+        """OCR of a sticker's caption at import (STICKERPICK_OCR_CAPTIONS); failures never fail an import."""
+        if not self.settings.ocr_captions:
+            return None
+        if self._captions is None:
+            from engine.ocr import CaptionReader
+
+            self._captions = CaptionReader()
+        try:
+            return await asyncio.to_thread(self._captions.read, image)
+        except Exception:  # OCR is a nicety: log and go on without a caption
+            log.warning("OCR failed on a sticker; imported without a caption", exc_info=True)
+            return None
 
     # ------------------------------------------------------------------ life cycle
     @classmethod
@@ -320,6 +336,7 @@ class StickerService:
                 platform=platform,
                 max_stickers=self.settings.max_pack_stickers,
                 progress=progress,
+                captions=self._caption,
             )
             pack_id = pack.id
         await self._embed_pack(pack_id)
@@ -347,6 +364,7 @@ class StickerService:
                 source=source,
                 max_stickers=self.settings.max_pack_stickers,
                 progress=progress,
+                captions=self._caption,
             )
             pack_id = pack.id
         await self._embed_pack(pack_id)

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     max_decompressed_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     decode_timeout_s: float = Field(default=10.0, gt=0)
     max_pack_stickers: int = Field(default=2000, ge=1)
+    # Read captions written on stickers with OCR at import (RapidOCR; ~0.1-1 s per sticker, once).
+    ocr_captions: bool = False
 
     # Platform tokens: secrets, only ever from the environment; SecretStr keeps them out of reprs and logs.
     telegram_token: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")

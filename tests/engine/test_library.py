@@ -163,3 +163,24 @@ def test_emoji_from_filename():
     assert emoji_from_filename("party 🎉 time") == "🎉"
     assert emoji_from_filename("plain") is None
     assert emoji_from_filename("deadbeef") is None
+
+
+async def test_ocr_reads_a_caption_at_import_when_turned_on(service, tmp_path):
+    from PIL import Image, ImageDraw, ImageFont
+
+    from engine.preprocess import sticker_text
+
+    pytest.importorskip("rapidocr_onnxruntime")
+    im = Image.new("RGBA", (320, 160), (0, 0, 0, 0))
+    ImageDraw.Draw(im).text((20, 50), "NO WAY", fill=(0, 0, 0, 255), font=ImageFont.load_default(size=48))
+    folder = tmp_path / "captioned"
+    folder.mkdir()
+    im.save(folder / "1f62e.png")
+    (folder / "1f602.png").write_bytes(media.png_bytes())  # no text on it
+    service.settings.ocr_captions = True
+    await service.import_pack(folder, name="captioned")
+    async with service.sessions() as session:
+        rows = {s.platform_sticker_id: s for s in (await session.execute(select(Sticker))).scalars()}
+    assert rows["1f62e"].caption == "NO WAY"
+    assert rows["1f602"].caption is None
+    assert sticker_text(rows["1f62e"].emoji, rows["1f62e"].tags, rows["1f62e"].caption).endswith("NO WAY")
