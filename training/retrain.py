@@ -187,7 +187,8 @@ def retrain(
     if base_checkpoint is None or not Path(base_checkpoint).is_file():
         raise RetrainError(
             "no checkpoint of the serving model to fine-tune: set STICKERPICK_RETRAIN_BASE_CHECKPOINT "
-            "(e.g. var/runs/pbr-default/best.pt) or pass --base"
+            "(e.g. var/runs/pbr-default/best.pt) or pass --base; the shipped model's checkpoint is rebuilt by "
+            "`bash scripts/prepare_data.sh && stickerpick train --config configs/pbr-default.yaml`"
         )
     if (
         current is None
