@@ -325,22 +325,9 @@ class StickerService:
         progress: Callable[[int, int], None] | None = None,
     ) -> ImportReport:
         """Import a pack into the library (no chat); embeddings are computed now, once."""
-        async with self.sessions.begin() as session:
-            pack, report = await import_pack(
-                session,
-                self.store,
-                source,
-                self.limits,
-                name=name,
-                title=title,
-                platform=platform,
-                max_stickers=self.settings.max_pack_stickers,
-                progress=progress,
-                captions=self._caption,
-            )
-            pack_id = pack.id
-        await self._embed_pack(pack_id)
-        return report
+        return await self._import_and_embed(
+            import_pack, source, name=name, title=title, platform=platform, progress=progress
+        )
 
     async def import_platform_pack(
         self,
@@ -352,19 +339,27 @@ class StickerService:
         progress: Callable[[int, int], None] | None = None,
     ) -> ImportReport:
         """Import (or refresh) a platform sticker set; only stickers new to the library are fetched."""
+        return await self._import_and_embed(
+            import_platform_pack,
+            stickers,
+            name=name,
+            title=title,
+            platform=platform,
+            source=source,
+            progress=progress,
+        )
+
+    async def _import_and_embed(self, importer: Callable[..., Any], what: Any, **kwargs: Any) -> ImportReport:
+        """One transaction for the library import (files or a platform set), then embed the new stickers."""
         async with self.sessions.begin() as session:
-            pack, report = await import_platform_pack(
+            pack, report = await importer(
                 session,
                 self.store,
-                stickers,
+                what,
                 self.limits,
-                name=name,
-                title=title,
-                platform=platform,
-                source=source,
                 max_stickers=self.settings.max_pack_stickers,
-                progress=progress,
                 captions=self._caption,
+                **kwargs,
             )
             pack_id = pack.id
         await self._embed_pack(pack_id)

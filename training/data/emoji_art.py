@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from training.data.format import EMOJI_MAPPING, STICKER_DIR, StickerEntry, read_emoji_mapping
+from training.data.format import EMOJI_MAPPING, STICKER_DIR, StickerEntry, read_emoji_mapping, replace_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NODE_MODULES = REPO_ROOT / "vendor" / "node_modules"
@@ -371,13 +371,7 @@ def write_default_pack(
         (tmp / "pack.json").write_text(
             json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
         )
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

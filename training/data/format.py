@@ -506,14 +506,19 @@ def write_dataset(
                 (tmp / STICKER_DIR / set_id / EMOJI_MAPPING).write_text(lines, encoding="utf-8")
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
-        if root.exists():
-            old = root.with_name(f".{root.name}.old-{os.getpid()}")
-            os.replace(root, old)
-            os.replace(tmp, root)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, root)
+        replace_dir(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return counts
+
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Move a fully written ``staged`` folder into place as ``target`` (replacing any old one) by renames."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(staged, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staged, target)
