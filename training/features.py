@@ -56,6 +56,20 @@ def module_digest(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+def frozen_prefix_digest(bert: nn.Module, stop_layer: int) -> str:
+    """Identity of a BERT's embeddings and encoder layers ``0 .. stop_layer-1`` (what the states entering
+    layer ``stop_layer`` depend on)."""
+    keep = ("embeddings.", *(f"encoder.layer.{i}." for i in range(stop_layer)))
+    h = hashlib.sha256(f"stop={stop_layer}|".encode())
+    for name, t in sorted(bert.state_dict().items()):
+        if not name.startswith(keep):
+            continue
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def texts_digest(texts: Sequence[str]) -> str:
     h = hashlib.sha256()
     for t in texts:
@@ -240,7 +254,10 @@ class TextFeatureStore:
         self.progress = progress
         self.identity = {
             "format": CACHE_FORMAT,
-            "bert": module_digest(bert),
+            # Only what computes the cached values: the whole tower for pooled outputs, the embeddings and the
+            # layers below ``stop_layer`` for hidden states (the trainable top layers may differ freely, so a
+            # fine-tune from another checkpoint of the same base reuses the cache).
+            "bert": module_digest(bert) if stop_layer is None else frozen_prefix_digest(bert, stop_layer),
             "tokenizer": tokenizer_digest,
             "max_tokens": max_tokens,
             "stop_layer": stop_layer,

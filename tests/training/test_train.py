@@ -280,3 +280,21 @@ def test_ddp_two_ranks_identical_parameters(tiny_root: Path, tmp_path: Path) -> 
     assert r0["param_digest"] == r1["param_digest"]
     single = json.loads((Path(cfg.out_dir) / "metrics.json").read_text())
     assert single["world_size"] == 2
+
+
+def test_hidden_state_cache_key_ignores_the_trainable_top_layers():
+    """A fine-tune from another checkpoint of the same base must reuse the cached states entering the
+    trainable layers; a change below them must not."""
+    import torch
+
+    from training.features import frozen_prefix_digest
+    from training.model import build_tiny_pbr
+
+    bert = build_tiny_pbr(seed=0).text_tower.bert
+    before = frozen_prefix_digest(bert, 1)
+    with torch.no_grad():
+        bert.encoder.layer[1].output.dense.weight.add_(1.0)  # a trainable (top) layer moves
+    assert frozen_prefix_digest(bert, 1) == before
+    with torch.no_grad():
+        bert.encoder.layer[0].output.dense.weight.add_(1.0)  # a frozen layer below moves
+    assert frozen_prefix_digest(bert, 1) != before
