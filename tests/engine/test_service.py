@@ -164,3 +164,15 @@ def test_top_k_is_sorted_and_bounded():
     assert top_k(scores, 3).tolist() == [1, 3, 2]
     assert top_k(scores, 10).tolist() == [1, 3, 2, 4, 0]
     assert top_k(scores, 0).tolist() == []
+
+
+def test_the_engine_keeps_numpy_blas_single_threaded_unless_told_otherwise():
+    import subprocess
+    import sys
+
+    code = "import os; os.environ.pop('OPENBLAS_NUM_THREADS', None); import engine; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+    code = "import os; os.environ['OPENBLAS_NUM_THREADS'] = '2'; import engine; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "2"
