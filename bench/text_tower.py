@@ -19,10 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+import engine  # noqa: E402, F401  (first: it configures numpy's BLAS threads as the bots run them)
 
 TURNS = [
     "hey are you coming tonight?",
