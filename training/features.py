@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from engine.preprocess import ImageSpec, TextTokenizer, image_to_array
+from training._io import atomic_torch_save
 from training.augment import AugmentConfig, augment_images
 
 CACHE_FORMAT = 1
@@ -81,18 +80,6 @@ def key_of(parts: dict[str, Any]) -> str:
     return sha256_bytes(json.dumps(parts, sort_keys=True, default=str).encode("utf-8"))
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class FeatureCache:
     """``get(kind, parts, build)``: load ``cache_dir/kind/<sha(parts)>.pt`` or build, save and return it.
 
@@ -122,7 +109,7 @@ class FeatureCache:
             obj = build()
             self.builds[kind] = self.builds.get(kind, 0) + 1
             if self.enabled:
-                atomic_save(obj, path)
+                atomic_torch_save(obj, path)
         self._memo[memo_key] = obj
         return obj
 
@@ -304,7 +291,7 @@ class TextFeatureStore:
             new_digests = list(missing)
             if self.cache.enabled:
                 name = f"{key_of({'texts': new_digests})[:32]}.pt"
-                atomic_save({"digests": new_digests, "features": feats.to_payload()}, self.dir / name)
+                atomic_torch_save({"digests": new_digests, "features": feats.to_payload()}, self.dir / name)
                 self._loaded.add(name)
             self._add_shard(new_digests, feats)
             self.cache.builds[self.kind] = self.cache.builds.get(self.kind, 0) + 1

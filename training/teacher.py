@@ -20,9 +20,7 @@ sticker's similarity to class c is its cosine to the NEAREST of class c's centre
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from engine.preprocess import ImageSpec, emoji_names, images_to_batch
+from training._io import atomic_torch_save
 from training.emotions import EMOTION_INDEX, EMOTIONS, NEUTRAL, NUM_EMOTIONS
 
 # --- labels ----------------------------------------------------------------------------------------------------
@@ -314,7 +313,6 @@ class Teacher:
     def save(self, path: str | Path) -> Path:
         """Atomic write. A custom backbone is not saved: pass it again to ``load``."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": TEACHER_FORMAT,
             "emotions": list(EMOTIONS),
@@ -331,15 +329,7 @@ class Teacher:
             "info": self.info,
         }
         payload["spec"]["background"] = list(self.spec.background)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_torch_save(payload, path)
 
     @classmethod
     def load(cls, path: str | Path, backbone: nn.Module | None = None) -> Teacher:

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 
+from training._io import atomic_torch_save
 from training.model._config import PBRConfig
 from training.model._pbr import PBRModel, build_pbr
 
@@ -40,7 +39,6 @@ def save_checkpoint(
     load with ``weights_only=True``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     config = config if config is not None else model.config
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -49,16 +47,7 @@ def save_checkpoint(
         "extra": dict(extra or {}),
         "meta": {"versions": _versions(), "num_parameters": sum(p.numel() for p in model.parameters())},
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_torch_save(payload, path)
     return path
 
 
