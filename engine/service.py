@@ -7,10 +7,11 @@ translate platform updates into these calls and the results back into platform m
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,10 @@ from engine.db import (
     check_schema,
     create_engine,
     sessionmaker,
+    utcnow,
 )
 from engine.history import History, HistoryPolicy, Turn
+from engine.ingest import LRU, MessageWriter, PendingMessage
 from engine.library import (
     ImportReport,
     PackError,
@@ -138,11 +141,17 @@ class StickerService:
         )
         self.default_packs = list(default_packs)
         self._vectors: dict[str, dict[int, np.ndarray]] = {}
-        self._matrices: dict[int, _ChatMatrix] = {}
-        self._last_request: dict[int, float] = {}
+        # issue 8: per-chat state is bounded. A chat maps to the key of its sticker matrix; chats with the
+        # same enabled stickers (e.g. only the default pack) share one matrix, kept within matrix_cache_mb.
+        self._chat_matrix_keys: LRU[int, tuple[int, str, bytes]] = LRU(settings.identity_cache)
+        self._matrices: LRU[tuple[str, bytes], _ChatMatrix] = LRU(1_000_000)
+        self._ids: LRU[tuple[str, str, str], tuple[int, str | None]] = LRU(settings.identity_cache)
+        self._claims: LRU[int, float] = LRU(settings.identity_cache)  # when /sticker last answered a chat
         self._ranker_lock = asyncio.Lock()
         self._captions: Any = None
-        self._since_retention: dict[int, int] = {}
+        self.writer = MessageWriter(
+            self.sessions, self.history.apply_retention, max_batch=settings.ingest_batch
+        )
         self._model_dir: Path | None = None  # issue 7: the directory the ranker was loaded from
         self._model_checked = time.monotonic()
         self._model_task: asyncio.Task[bool] | None = None
@@ -178,6 +187,7 @@ class StickerService:
     async def close(self) -> None:
         if self._model_task is not None and not self._model_task.done():
             self._model_task.cancel()
+        await self.writer.flush()  # messages already acknowledged are committed; these too
         await self.engine.dispose()
 
     async def swap_ranker(self, ranker: Ranker) -> None:
@@ -185,6 +195,9 @@ class StickerService:
         async with self._ranker_lock:
             self.ranker = ranker
             self._matrices.clear()
+            self._chat_matrix_keys.clear()
+            for version in [v for v in self._vectors if v != ranker.version]:
+                del self._vectors[version]  # the old model's sticker vectors stay in the database only
 
     # ------------------------------------------------------------------ model registry (issue 7)
     async def check_model(self) -> bool:
@@ -237,6 +250,8 @@ class StickerService:
                 chat = (await session.execute(q)).scalar_one()
         elif chat is not None and ref.title and chat.title != ref.title:
             chat.title = ref.title
+        if chat is not None:
+            self._ids[("c", ref.platform, str(ref.chat_id))] = (chat.id, chat.title)
         return chat
 
     async def _enable_defaults(self, session: AsyncSession, chat: Chat) -> None:
@@ -264,7 +279,35 @@ class StickerService:
                 user = (await session.execute(q)).scalar_one()
         elif user is not None and ref.name and user.display_name != ref.name:
             user.display_name = ref.name
+        if user is not None:
+            self._ids[("u", ref.platform, str(ref.user_id))] = (user.id, user.display_name)
         return user
+
+    async def _chat_id(self, ref: ChatRef) -> int:
+        """The chat's database id (created on first sight) from a bounded cache: no lookup per message."""
+        hit = self._ids.get(("c", ref.platform, str(ref.chat_id)))
+        if hit is not None and (not ref.title or hit[1] == ref.title):
+            return hit[0]
+        async with self.sessions.begin() as session:
+            chat = await self._chat(session, ref)
+            assert chat is not None
+            return chat.id
+
+    async def _user_id(self, ref: UserRef | None) -> int | None:
+        if ref is None:
+            return None
+        hit = self._ids.get(("u", ref.platform, str(ref.user_id)))
+        if hit is not None and (not ref.name or hit[1] == ref.name):
+            return hit[0]
+        async with self.sessions.begin() as session:
+            user = await self._user(session, ref)
+            return user.id if user else None
+
+    def _forget_ids(self, chat: ChatRef | None = None, user: UserRef | None = None) -> None:
+        if chat is not None:
+            self._ids.pop(("c", chat.platform, str(chat.chat_id)))
+        if user is not None:
+            self._ids.pop(("u", user.platform, str(user.user_id)))
 
     # ------------------------------------------------------------------ history
     async def record(
@@ -277,21 +320,24 @@ class StickerService:
         at: datetime | None = None,
     ) -> int | None:
         """Append a message to the chat's history. Returns its id, or None when there was no text."""
-        if not self.history.normalise(text):
+        clean = self.history.normalise(text)
+        if not clean:
             return None
-        async with self.sessions.begin() as session:
-            c = await self._chat(session, chat)
-            assert c is not None
-            u = await self._user(session, user)
-            msg = await self.history.append(
-                session, c.id, u.id if u else None, text, message_id, reply_to, at
-            )
-            n = self._since_retention.get(c.id, 0) + 1
-            if n >= 50:  # retention is cheap but not free: apply it every 50 messages per chat
-                await self.history.apply_retention(session, c.id)
-                n = 0
-            self._since_retention[c.id] = n
-            return msg.id
+        pending = PendingMessage(
+            chat_id=await self._chat_id(chat),
+            user_id=await self._user_id(user),
+            text=clean,
+            platform_message_id=message_id,
+            reply_to=reply_to,
+            created_at=at or utcnow(),
+        )
+        try:
+            return await self.writer.write(pending)  # issue 8: group commit; returns once committed
+        except IntegrityError:
+            # a cached id went stale (the user /forget-ed on another worker a moment ago): look up again
+            self._forget_ids(chat, user)
+            pending = replace(pending, chat_id=await self._chat_id(chat), user_id=await self._user_id(user))
+            return await self.writer.write(pending)
 
     async def edit(self, chat: ChatRef, message_id: str, text: str) -> bool:
         async with self.sessions.begin() as session:
@@ -523,9 +569,11 @@ class StickerService:
 
     async def _chat_matrix(self, session: AsyncSession, chat: Chat) -> _ChatMatrix | None:
         ranker = self.ranker
-        cached = self._matrices.get(chat.id)
-        if cached and cached.packs_version == chat.packs_version and cached.model_version == ranker.version:
-            return cached
+        key = self._chat_matrix_keys.get(chat.id)
+        if key is not None and key[:2] == (chat.packs_version, ranker.version):
+            cached = self._matrices.get((ranker.version, key[2]))
+            if cached is not None:
+                return cached
         rows = await session.execute(
             select(Sticker.id, Sticker.media_sha256)
             .join(ChatPack, ChatPack.pack_id == Sticker.pack_id)
@@ -542,12 +590,31 @@ class StickerService:
             ids.append(sid)
         if not ids:
             return None
+        id_array = np.asarray(ids, dtype=np.int64)
+        digest = hashlib.blake2b(id_array.tobytes(), digest_size=16).digest()
+        self._chat_matrix_keys[chat.id] = (chat.packs_version, ranker.version, digest)
+        shared = self._matrices.get((ranker.version, digest))
+        if shared is not None:  # another chat with the same stickers built it
+            return shared
         await self._ensure_embeddings(ids)
         cache = self._cache(ranker.version)
         matrix = np.stack([cache[i] for i in ids]).astype(np.float32)
-        built = _ChatMatrix(chat.packs_version, ranker.version, np.asarray(ids, dtype=np.int64), matrix)
-        self._matrices[chat.id] = built
+        built = _ChatMatrix(chat.packs_version, ranker.version, id_array, matrix)
+        self._matrices[(ranker.version, digest)] = built
+        self._trim_matrices(keep=built)
         return built
+
+    def _trim_matrices(self, keep: _ChatMatrix) -> None:
+        """Forget the least recently used matrices beyond ``matrix_cache_mb`` (rebuilt from the embedding
+        cache when their chats speak again)."""
+        budget = self.settings.matrix_cache_mb * 2**20
+        while len(self._matrices) > 1:
+            if sum(m.matrix.nbytes + m.ids.nbytes for m in self._matrices.values()) <= budget:
+                return
+            oldest = self._matrices.oldest()
+            if oldest is None or oldest[1] is keep:
+                return
+            self._matrices.pop(oldest[0])
 
     # ------------------------------------------------------------------ suggestions
     async def suggest(
@@ -576,11 +643,14 @@ class StickerService:
         async with self.sessions.begin() as session:
             c = await self._chat(session, chat)
             assert c is not None
-            now = time.monotonic()
-            last = self._last_request.get(c.id)
-            if cooldown and last is not None and now - last < self.settings.sticker_cooldown_s:
+            # issue 8: the cooldown lives in the database, so every worker sharing it enforces the same one
+            now = time.time()
+            cooling = cooldown and self.settings.sticker_cooldown_s > 0
+            if cooling:
+                last = max(c.last_sticker_at or 0.0, self._claims.get(c.id) or 0.0)
                 wait = self.settings.sticker_cooldown_s - (now - last)
-                return SuggestResult(message=f"Easy there — try /sticker again in {wait:.0f} s.")
+                if wait > 0:
+                    return self._cooldown_answer(wait)
             pack_chat = c if packs_from is None else await self._chat(session, packs_from)  # issue 6
             assert pack_chat is not None
             mat = await self._chat_matrix(session, pack_chat)
@@ -601,13 +671,17 @@ class StickerService:
                 if not turns:
                     return SuggestResult(message="There is no conversation here yet: say something first.")
                 query_text = ranker.dialogue_text([t.text for t in turns])
-            if cooldown:
-                self._last_request[c.id] = now
+            if cooling:  # this process's guard, until the database claim below settles it for every worker
+                self._claims[c.id] = now
             query = (await asyncio.to_thread(ranker.embed_dialogues, [query_text]))[0]
             scores = mat.matrix @ query
             prior = await self._usage_prior(session, c, mat.ids)  # issue 7
             best, scores = await self._rank(ranker, query, mat.matrix, scores, k, prior)
             chosen_ids = [int(mat.ids[i]) for i in best]
+            # the first write of the request, after the model ran: SQLite's write lock is held only for the
+            # writes, and of two workers answering one chat at once exactly one wins
+            if cooling and not await self._claim_cooldown(session, c, now):
+                return self._cooldown_answer(self.settings.sticker_cooldown_s)
             u = await self._user(session, user)
             suggestion = Suggestion(
                 chat_id=c.id,
@@ -645,6 +719,25 @@ class StickerService:
                     )
                 )
             return SuggestResult(items=items, suggestion_id=suggestion.id, context=turns)
+
+    @staticmethod
+    def _cooldown_answer(wait: float) -> SuggestResult:
+        return SuggestResult(message=f"Easy there — try /sticker again in {max(1, round(wait))} s.")
+
+    async def _claim_cooldown(self, session: AsyncSession, chat: Chat, now: float) -> bool:
+        """Take this chat's /sticker slot: one conditional UPDATE, so of two workers answering the same chat
+        at once exactly one wins (the row lock holds until this request's transaction ends)."""
+        result = await session.execute(
+            update(Chat)
+            .where(
+                Chat.id == chat.id,
+                (Chat.last_sticker_at.is_(None))
+                | (Chat.last_sticker_at <= now - self.settings.sticker_cooldown_s),
+            )
+            .values(last_sticker_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)
 
     async def _usage_prior(self, session: AsyncSession, chat: Chat, ids: np.ndarray) -> np.ndarray | None:
         """Issue 7: ``usage_prior_weight`` × how often this chat sent or picked each sticker (logged chats)."""
@@ -791,8 +884,6 @@ class StickerService:
         """The chat this user last wrote in, if within ``within_s`` seconds (inline queries carry no chat)."""
         from datetime import timedelta
 
-        from engine.db import utcnow
-
         async with self.sessions() as session:
             u = await self._user(session, user, create=False)
             if u is None:
@@ -861,7 +952,7 @@ class StickerService:
             total = 0
             for (chat_id,) in (await session.execute(q)).all():
                 total += await self.history.apply_retention(session, chat_id)
-                self._since_retention[chat_id] = 0
+                self.writer.reset_retention(chat_id)
             return total
 
     # ------------------------------------------------------------------ privacy
@@ -890,7 +981,8 @@ class StickerService:
             await session.execute(delete(Suggestion).where(Suggestion.requested_by == u.id))
             await session.execute(update(ChatPack).where(ChatPack.added_by == u.id).values(added_by=None))
             await session.delete(u)
-            return int(n)
+        self._forget_ids(user=user)
+        return int(n)
 
 
 async def open_service(settings: Settings, threads: int = 0) -> StickerService:

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     max_k: int = Field(default=10, ge=1, le=50)
     sticker_cooldown_s: float = Field(default=3.0, ge=0)
 
+    # Runtime bounds (issue 8).
+    # Messages that arrive together share one transaction (group commit), at most this many; 1: one each.
+    ingest_batch: int = Field(default=512, ge=1)
+    # Memory for the sticker matrices of recently active chats (chats with the same packs share one).
+    matrix_cache_mb: float = Field(default=128.0, gt=0)
+    # Chats and users whose database ids are remembered (saves a lookup per message).
+    identity_cache: int = Field(default=100_000, ge=1)
+
     # Media decoding bounds (one decoder for every path).
     max_media_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     max_media_pixels: int = Field(default=4096 * 4096, ge=1)

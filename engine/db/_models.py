@@ -55,6 +55,8 @@ class Chat(Base):
     logging_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped whenever the chat's enabled packs change: lets every worker invalidate its sticker matrix.
     packs_version: Mapped[int] = mapped_column(Integer, default=0)
+    # When /sticker last answered here (Unix seconds): the per-chat cooldown, shared by every worker.
+    last_sticker_at: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
