@@ -36,7 +36,7 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)  # never break a path or a command in two
     raise typer.Exit(code)
 
 
