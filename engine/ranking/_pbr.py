@@ -6,8 +6,10 @@ Reads a model directory written by ``stickerpick export`` (see export/pbr.py for
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +48,12 @@ class PBRRanker:
             "last_hidden_state",
             threads,
         )
-        self.image = make_session(self.model_dir / files["image"], threads)
+        # The image tower runs only when stickers are indexed: loaded on first use (issue 8: a serving bot
+        # whose library is embedded never pays its memory).
+        self._image_path = self.model_dir / files["image"]
+        self._threads = threads
+        self._image: Any = None
+        self._image_lock = threading.Lock()
         self.match = make_session(self.model_dir / files["match"], threads)
         heads = np.load(self.model_dir / files["heads"])
         self.heads = {k: heads[k] for k in heads.files}
@@ -57,6 +64,12 @@ class PBRRanker:
             else (sticker_text_on and bool(manifest.get("use_sticker_text")))
         )
         self.sticker_text_max_tokens = int(manifest.get("sticker_text_max_tokens", 32))
+
+    def image_session(self) -> Any:
+        with self._image_lock:
+            if self._image is None:
+                self._image = make_session(self._image_path, self._threads)
+            return self._image
 
     # -- the Ranker protocol ---------------------------------------------------------------------------
     def dialogue_text(self, turns: Sequence[str]) -> str:
@@ -75,7 +88,7 @@ class PBRRanker:
     def embed_images(self, images: Sequence) -> tuple[np.ndarray, np.ndarray]:
         """(L2-normalised image embeddings, emotion logits)."""
         batch = images_to_batch(images, self.spec)
-        emb, emotion = self.image.run(["sticker_embedding", "emotion_logits"], {"pixels": batch})
+        emb, emotion = self.image_session().run(["sticker_embedding", "emotion_logits"], {"pixels": batch})
         return emb.astype(np.float32), emotion.astype(np.float32)
 
     def embed_stickers(self, stickers: Sequence[StickerInput]) -> np.ndarray:
