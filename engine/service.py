@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -640,6 +640,9 @@ class StickerService:
         k = max(1, min(k or self.settings.top_k, cap or self.settings.max_k))
         self._maybe_check_model()  # issue 7
         ranker = self.ranker
+        # before this request's transaction: on SQLite a lookup that creates the user in a transaction of its
+        # own must not wait on this one's write lock
+        requested_by = await self._user_id(user)
         async with self.sessions.begin() as session:
             c = await self._chat(session, chat)
             assert c is not None
@@ -682,43 +685,63 @@ class StickerService:
             # writes, and of two workers answering one chat at once exactly one wins
             if cooling and not await self._claim_cooldown(session, c, now):
                 return self._cooldown_answer(self.settings.sticker_cooldown_s)
-            u = await self._user(session, user)
-            suggestion = Suggestion(
-                chat_id=c.id,
-                requested_by=u.id if u else None,
-                model_version=ranker.version,
-                last_message_id=turns[-1].message_id if turns else None,
-            )
-            session.add(suggestion)
-            await session.flush()
+            # Core statements, not the ORM unit of work: a third of the request's Python time went to flushes
+            suggestion_id = (
+                await session.execute(
+                    insert(Suggestion)
+                    .values(
+                        chat_id=c.id,
+                        requested_by=requested_by,
+                        model_version=ranker.version,
+                        last_message_id=turns[-1].message_id if turns else None,
+                        created_at=utcnow(),
+                    )
+                    .returning(Suggestion.id)
+                )
+            ).scalar_one()
             details = {
-                s.id: (s, name)
-                for s, name in (
+                row.id: row
+                for row in (
                     await session.execute(
-                        select(Sticker, Pack.name).join(Pack).where(Sticker.id.in_(chosen_ids))
+                        select(
+                            Sticker.id,
+                            Pack.name,
+                            Sticker.platform_sticker_id,
+                            Sticker.platform_file_id,
+                            Sticker.emoji,
+                            Sticker.media_sha256,
+                        )
+                        .join(Pack)
+                        .where(Sticker.id.in_(chosen_ids))
                     )
                 ).all()
             }
-            items: list[SuggestedSticker] = []
-            for rank, (idx, sid) in enumerate(zip(best, chosen_ids, strict=True)):
-                s, pack_name = details[sid]
-                score = float(scores[idx])
-                session.add(
-                    SuggestionItem(suggestion_id=suggestion.id, rank=rank, sticker_id=sid, score=score)
+            items = [
+                SuggestedSticker(
+                    rank,
+                    sid,
+                    details[sid].name,
+                    details[sid].platform_sticker_id,
+                    details[sid].platform_file_id,
+                    details[sid].emoji,
+                    float(scores[idx]),
+                    self.store.path(details[sid].media_sha256),
                 )
-                items.append(
-                    SuggestedSticker(
-                        rank,
-                        sid,
-                        pack_name,
-                        s.platform_sticker_id,
-                        s.platform_file_id,
-                        s.emoji,
-                        score,
-                        self.store.path(s.media_sha256),
-                    )
-                )
-            return SuggestResult(items=items, suggestion_id=suggestion.id, context=turns)
+                for rank, (idx, sid) in enumerate(zip(best, chosen_ids, strict=True))
+            ]
+            await session.execute(
+                insert(SuggestionItem),
+                [
+                    {
+                        "suggestion_id": suggestion_id,
+                        "rank": i.rank,
+                        "sticker_id": i.sticker_id,
+                        "score": i.score,
+                    }
+                    for i in items
+                ],
+            )
+            return SuggestResult(items=items, suggestion_id=suggestion_id, context=turns)
 
     @staticmethod
     def _cooldown_answer(wait: float) -> SuggestResult:

@@ -133,3 +133,14 @@ def test_lru_forgets_the_least_recently_used():
     assert lru.get("a") == 1  # a is now the most recent
     lru["c"] = 3
     assert lru.get("b") is None and lru.get("a") == 1 and lru.get("c") == 3 and len(lru) == 2
+
+
+async def test_a_first_time_requester_with_the_cooldown_on(service, tmp_path):
+    """/sticker from a user the bot has never seen, with the cooldown on: the new user, the claim and the
+    suggestion are all written, promptly."""
+    service.settings.sticker_cooldown_s = 30
+    chat = ChatRef("test", "g")
+    await service.add_pack(chat, make_pack(tmp_path / "food"))
+    await service.record(chat, UserRef("test", "a"), "pizza?")
+    result = await asyncio.wait_for(service.suggest(chat, user=UserRef("test", "new", "Newcomer")), 5)
+    assert result.items and result.suggestion_id is not None
