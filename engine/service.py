@@ -408,6 +408,13 @@ class StickerService:
                 **kwargs,
             )
             pack_id = pack.id
+            # chats using this pack rebuild their sticker matrix (every worker: the version is in the database)
+            await session.execute(
+                update(Chat)
+                .where(Chat.id.in_(select(ChatPack.chat_id).where(ChatPack.pack_id == pack_id)))
+                .values(packs_version=Chat.packs_version + 1)
+                .execution_options(synchronize_session=False)
+            )
         await self._embed_pack(pack_id)
         return report
 

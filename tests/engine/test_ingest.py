@@ -144,3 +144,24 @@ async def test_a_first_time_requester_with_the_cooldown_on(service, tmp_path):
     await service.record(chat, UserRef("test", "a"), "pizza?")
     result = await asyncio.wait_for(service.suggest(chat, user=UserRef("test", "new", "Newcomer")), 5)
     assert result.items and result.suggestion_id is not None
+
+
+async def test_a_refreshed_pack_reaches_chats_that_already_use_it(service, tmp_path):
+    """Re-importing a pack with a new sticker: chats whose matrix is cached rank the new one too."""
+    import json
+
+    from tests.auxil.media import png_bytes
+    from tests.engine.test_service import PACK
+
+    chat = ChatRef("test", "g")
+    folder = make_pack(tmp_path / "food")
+    await service.add_pack(chat, folder, name="food")
+    await service.record(chat, UserRef("test", "a"), "a donut please")
+    before = await service.suggest(chat, k=10, cooldown=False)
+    new = {"file": "donut.png", "id": "donut", "emoji": "🍩", "tags": ["donut", "sprinkles"]}
+    (folder / "donut.png").write_bytes(png_bytes(48, 48, (10, 100, 250, 255)))
+    (folder / "pack.json").write_text(json.dumps({**PACK, "stickers": [*PACK["stickers"], new]}))
+    await service.import_pack(folder, name="food")
+    after = await service.suggest(chat, k=10, cooldown=False)
+    assert len(after.items) == len(before.items) + 1
+    assert after.items[0].platform_sticker_id == "donut"
