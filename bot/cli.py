@@ -154,9 +154,14 @@ def packs_list(
             await service.close()
 
     packs = _run(go())
-    table = Table("name", "title", "platform", "stickers")
+    table = Table("name", "title", "platform", "stickers", "status")
     for p in packs:
-        table.add_row(p.name, p.title or "", p.platform, str(p.stickers))
+        status = (
+            p.status
+            if p.status == "ready"
+            else f"{p.status} (interrupted? run `stickerpick packs add` again)"
+        )
+        table.add_row(p.name, p.title or "", p.platform, str(p.stickers), status)
     console.print(table if packs else "no packs yet: `stickerpick packs add PATH`")
 
 

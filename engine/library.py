@@ -231,8 +231,10 @@ async def import_pack(
     max_stickers: int = 2000,
     progress: Callable[[int, int], None] | None = None,
     captions: Callable[[Any], Awaitable[str | None]] | None = None,
+    commit_every: int = 0,
 ) -> tuple[Pack, ImportReport]:
-    """Import (or refresh) a pack from a folder or zip. The caller commits; on PackError nothing was added.
+    """Import (or refresh) a pack from a folder or zip. The caller commits (``commit_every``: see
+    :func:`_import_items`); on PackError nothing was added.
     ``captions``: an OCR reader of the decoded still (engine.ocr), or None."""
     meta, entries, total = iter_pack_source(Path(source), max_stickers, limits.max_bytes)
     pack_name = validate_pack_name(name or meta.get("name") or slugify_pack_name(Path(source).stem) or "pack")
@@ -252,6 +254,7 @@ async def import_pack(
         platform,
         progress,
         captions,
+        commit_every,
     )
 
 
@@ -267,6 +270,7 @@ async def import_platform_pack(
     max_stickers: int = 2000,
     progress: Callable[[int, int], None] | None = None,
     captions: Callable[[Any], Awaitable[str | None]] | None = None,
+    commit_every: int = 0,
 ) -> tuple[Pack, ImportReport]:
     """Import (or refresh) a platform's sticker set: only stickers not yet in the pack are fetched."""
     if len(stickers) > max_stickers:
@@ -288,6 +292,7 @@ async def import_platform_pack(
         platform,
         progress,
         captions,
+        commit_every,
     )
 
 
@@ -304,7 +309,12 @@ async def _import_items(
     platform: str,
     progress: Callable[[int, int], None] | None,
     captions: Callable[[Any], Awaitable[str | None]] | None = None,
+    commit_every: int = 0,
 ) -> tuple[Pack, ImportReport]:
+    """Add the items not yet in the pack. With ``commit_every`` (issue 8) new stickers are committed in batches
+    of that size while a new pack stays ``importing`` (never served); a re-run after a crash finds them and
+    resumes. The caller commits the rest, with the pack turned ``ready``. Without it, the caller's one
+    transaction holds everything (on PackError nothing was added)."""
     report = ImportReport(pack_name)
     pack = (
         await session.execute(select(Pack).where(Pack.platform == platform, Pack.name == pack_name))
@@ -314,8 +324,29 @@ async def _import_items(
         for s in (await session.execute(select(Sticker).where(Sticker.pack_id == pack.id))).scalars():
             existing[s.platform_sticker_id] = s
 
-    new_stickers: list[Sticker] = []
+    pending: list[Sticker] = []
     seen: set[str] = set()
+
+    async def save_batch(last: bool = False) -> None:
+        """Commit what is decoded so far (issue 8): a killed import keeps it, and a re-run resumes there."""
+        nonlocal pack
+        if not pending:
+            return
+        if pack is None:  # a new pack: created with its first good sticker, served only once complete
+            pack = Pack(
+                platform=platform, name=pack_name, title=title or pack_name, source=source, status="importing"
+            )
+            session.add(pack)
+            await session.flush()
+        for s in pending:
+            s.pack_id = pack.id
+            session.add(s)
+        report.added += len(pending)
+        pending.clear()
+        await session.flush()
+        if commit_every and not last:
+            await session.commit()
+
     for i, (label, sticker_id, file_id, em, tags, load, item) in enumerate(items):
         if progress:
             progress(i, total)
@@ -337,9 +368,9 @@ async def _import_items(
         except (OSError, TimeoutError) as exc:  # a failed download is one skipped sticker, not a failed pack
             report.skipped.append((label, f"could not be fetched: {exc}"))
             continue
-        sha = store.put(to_png_bytes(decoded.image))
+        sha = store.put(to_png_bytes(decoded.image))  # atomic (temp file + rename): never half a picture
         caption = await captions(decoded.image) if captions is not None else None
-        new_stickers.append(
+        pending.append(
             Sticker(
                 platform_sticker_id=sticker_id,
                 platform_file_id=file_id,
@@ -354,20 +385,15 @@ async def _import_items(
                 position=i,
             )
         )
+        if commit_every and len(pending) >= commit_every:
+            await save_batch()
     if progress:
         progress(total, total)
-    if not new_stickers and not existing:
+    if not pending and not report.added and not existing:
         reasons = "; ".join(f"{f}: {r}" for f, r in report.skipped[:5]) or "no image files found"
         raise PackError(f"Nothing to import into {pack_name}: {reasons}")
-    if pack is None:
-        pack = Pack(
-            platform=platform, name=pack_name, title=title or pack_name, source=source, status="ready"
-        )
-        session.add(pack)
-        await session.flush()
-    for s in new_stickers:
-        s.pack_id = pack.id
-        session.add(s)
-    report.added = len(new_stickers)
+    await save_batch(last=True)  # the caller commits it together with the status
+    assert pack is not None
+    pack.status = "ready"
     await session.flush()
     return pack, report

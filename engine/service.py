@@ -57,6 +57,7 @@ from engine.store import MediaStore
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
+IMPORT_BATCH = 64  # stickers per commit while a pack is imported
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class PackInfo:
     platform: str
     stickers: int
     enabled: bool
+    # "ready", or "importing": an import still running or interrupted (run it again to resume)
+    status: str = "ready"
 
 
 @dataclass
@@ -396,8 +399,10 @@ class StickerService:
         )
 
     async def _import_and_embed(self, importer: Callable[..., Any], what: Any, **kwargs: Any) -> ImportReport:
-        """One transaction for the library import (files or a platform set), then embed the new stickers."""
-        async with self.sessions.begin() as session:
+        """The library import (files or a platform set), committed every ``IMPORT_BATCH`` new stickers (a
+        killed import keeps its work and resumes when run again; a new pack is served once complete), then
+        embed the new stickers (or lazily on first use, after a crash in between)."""
+        async with self.sessions() as session:  # closing it uncommitted (an error) rolls the rest back
             pack, report = await importer(
                 session,
                 self.store,
@@ -405,6 +410,7 @@ class StickerService:
                 self.limits,
                 max_stickers=self.settings.max_pack_stickers,
                 captions=self._caption,
+                commit_every=IMPORT_BATCH,
                 **kwargs,
             )
             pack_id = pack.id
@@ -415,6 +421,7 @@ class StickerService:
                 .values(packs_version=Chat.packs_version + 1)
                 .execution_options(synchronize_session=False)
             )
+            await session.commit()
         await self._embed_pack(pack_id)
         return report
 
@@ -501,7 +508,7 @@ class StickerService:
                 q = q.where(Pack.id.in_(enabled))
             rows = (await session.execute(q.order_by(Pack.name))).all()
             return [
-                PackInfo(p.name, p.title, p.platform, int(n), chat is None or p.id in enabled)
+                PackInfo(p.name, p.title, p.platform, int(n), chat is None or p.id in enabled, p.status)
                 for p, n in rows
             ]
 
