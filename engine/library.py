@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import Pack, Sticker
 from engine.media import DecodeLimits, MediaError, decode_sticker_async, to_png_bytes
+from engine.preprocess import clean_label
 from engine.store import MediaStore
 
 IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".gif", ".apng", ".tgs", ".webm", ".npy"}
@@ -316,6 +317,7 @@ async def _import_items(
     resumes. The caller commits the rest, with the pack turned ``ready``. Without it, the caller's one
     transaction holds everything (on PackError nothing was added)."""
     report = ImportReport(pack_name)
+    title = clean_label(title, 256)  # issue 8: text from a pack.json or a platform is untrusted
     pack = (
         await session.execute(select(Pack).where(Pack.platform == platform, Pack.name == pack_name))
     ).scalar_one_or_none()
@@ -347,9 +349,16 @@ async def _import_items(
         if commit_every and not last:
             await session.commit()
 
-    for i, (label, sticker_id, file_id, em, tags, load, item) in enumerate(items):
+    for i, (label, raw_id, raw_file_id, raw_emoji, raw_tags, load, item) in enumerate(items):
         if progress:
             progress(i, total)
+        sticker_id = clean_label(raw_id, 128)
+        if sticker_id is None:
+            report.skipped.append((label, "the sticker has no usable id"))
+            continue
+        file_id = clean_label(raw_file_id, 256)
+        em = clean_label(raw_emoji, 64)
+        tags = [t for t in (clean_label(x, 64) for x in raw_tags) if t][:32]
         if sticker_id in seen:
             report.skipped.append((label, f"duplicate sticker id {sticker_id!r}"))
             continue

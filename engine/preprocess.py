@@ -77,17 +77,33 @@ def images_to_batch(images: Iterable[Image.Image], spec: ImageSpec) -> np.ndarra
     return np.stack(arrays)
 
 
+# Invisible characters that carry no meaning for the model and can garble what the bot echoes back: the
+# zero-width space, bidirectional embeddings/overrides/isolates, the BOM. ZWJ/ZWNJ (emoji sequences, Persian,
+# Indic scripts) and the RTL/LTR marks stay.
+_DROPPED = frozenset("\u200b\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
+
+
 def clean_text(text: str) -> str:
-    """Collapse whitespace and drop control characters (keeps every script, RTL and emoji)."""
+    """Collapse whitespace and drop control characters, lone surrogates (not encodable: a database would
+    refuse the text) and invisible direction overrides; keeps every script, RTL and emoji."""
     out = []
     for ch in text:
+        o = ord(ch)
         if ch in "\t\n\r":
             out.append(" ")
-        elif ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0:
+        elif o < 32 or 0x7F <= o < 0xA0 or 0xD800 <= o < 0xE000 or ch in _DROPPED:
             continue
         else:
             out.append(ch)
     return " ".join("".join(out).split())
+
+
+def clean_label(text: str | None, limit: int) -> str | None:
+    """A name, title, tag or id from outside (a chat title, a pack.json field) as the database may keep it:
+    cleaned like message text and cut to its column's length; None when nothing is left."""
+    if text is None:
+        return None
+    return clean_text(str(text)[: 4 * limit])[:limit] or None
 
 
 def dialogue_to_text(turns: Sequence[str], max_turns: int | None = None) -> str:

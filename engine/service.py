@@ -50,6 +50,7 @@ from engine.library import (
     validate_pack_name,
 )
 from engine.media import DecodeLimits
+from engine.preprocess import clean_label
 from engine.ranking import Ranker, StickerInput, top_k
 from engine.settings import Settings
 from engine.store import MediaStore
@@ -66,12 +67,18 @@ class ChatRef:
     chat_id: str
     title: str | None = None
 
+    def __post_init__(self) -> None:  # a platform's title is untrusted text (NUL, overrides, any length)
+        object.__setattr__(self, "title", clean_label(self.title, 256))
+
 
 @dataclass(frozen=True)
 class UserRef:
     platform: str
     user_id: str
     name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", clean_label(self.name, 256))
 
 
 @dataclass(frozen=True)

@@ -512,3 +512,36 @@ def test_engine_media_pulls_in_no_torch_nor_platform_sdk() -> None:
 
 def test_lottie_fixture_is_plain_json() -> None:
     assert json.loads(gzip.decompress(fx.tgs_bytes()))["layers"][0]["ty"] == 4
+
+
+# ------------------------------------------------------------------ long animations (issue 8)
+
+LONG = [
+    pytest.param(lambda: fx.gif_bytes(frames=1000), "gif", id="gif-1000-frames"),
+    pytest.param(lambda: fx.apng_bytes(frames=1000), "apng", id="apng-1000-frames"),
+    pytest.param(lambda: fx.webp_bytes(animated=True, frames=1000), "webp", id="webp-1000-frames"),
+]
+
+
+@pytest.fixture(scope="module")
+def long_animations() -> dict[str, bytes]:
+    return {}
+
+
+@pytest.mark.parametrize("decode", DECODERS)
+@pytest.mark.parametrize(("factory", "fmt"), LONG)
+def test_a_thousand_frame_animation_is_its_first_frame_quickly(
+    decode: Decoder, factory: Callable[[], bytes], fmt: str, long_animations: dict[str, bytes]
+) -> None:
+    """Only the first frame of a long animation is decoded: bounded time whatever the frame count."""
+    data = long_animations.setdefault(fmt, factory())
+    start = time.monotonic()
+    decoded = decode(data, DecodeLimits())
+    assert time.monotonic() - start < BAD_INPUT_SECONDS
+    assert decoded.source_format == fmt and decoded.kind == "animated"
+    assert _near(_centre(decoded.image), fx.FRAME_COLOURS[0])
+
+
+def test_a_thousand_frame_apng_past_the_frame_limit_is_refused_from_its_header() -> None:
+    with pytest.raises(MediaTooLarge, match="1000 frames; the limit is 999"):
+        decode_sticker(fx.apng_bytes(frames=1000), DecodeLimits(max_frames=999))

@@ -1,0 +1,124 @@
+"""Issue 8, bad text: huge messages, control characters, NUL, lone surrogates, RTL and zero-width characters,
+SQL-looking text and pack names. Runs on SQLite, and on PostgreSQL with STICKERPICK_TEST_PG (which refuses NUL
+in text and unencodable strings outright)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.db import Message, Pack
+from engine.library import PackError
+from engine.preprocess import clean_text
+from engine.service import ChatRef, UserRef
+from tests.engine.test_service import make_pack
+
+CHAT = ChatRef("test", "g", "Group")
+ALICE = UserRef("test", "a", "alice")
+
+NASTY = [
+    pytest.param("pizza\x00 with\x00 NUL", "pizza with NUL", id="nul"),
+    pytest.param("bell\x07 escape\x1b[31m red\x7f del\x9b csi", "bell escape[31m red del csi", id="controls"),
+    pytest.param("lone \ud83d surrogate \udca9 halves", "lone surrogate halves", id="lone-surrogates"),
+    pytest.param("zero\u200bwidth\ufeff bom", "zerowidth bom", id="zero-width"),
+    pytest.param("evil \u202egnp.exe\u202c name", "evil gnp.exe name", id="bidi-override"),
+    pytest.param("שלום עולם \u200f!", "שלום עולם \u200f!", id="rtl-kept"),
+    pytest.param("مرحبا بالعالم", "مرحبا بالعالم", id="arabic-kept"),
+    pytest.param("family 👨\u200d👩\u200d👧 ok", "family 👨\u200d👩\u200d👧 ok", id="zwj-emoji-kept"),
+    pytest.param("'; DROP TABLE messages; --", "'; DROP TABLE messages; --", id="sql-text"),
+    pytest.param("100% _done_ \\ %s %(x)s {0}", "100% _done_ \\ %s %(x)s {0}", id="format-specifiers"),
+    pytest.param("  tabs\tand\nnew\r\nlines  ", "tabs and new lines", id="whitespace"),
+]
+
+
+@pytest.mark.parametrize(("raw", "kept"), NASTY)
+async def test_nasty_text_is_stored_clean_and_read_back(service, raw: str, kept: str):
+    assert clean_text(raw) == kept
+    mid = await service.record(CHAT, ALICE, raw)
+    async with service.sessions() as session:
+        stored = await session.get(Message, mid)
+    assert stored is not None and stored.text == kept
+    assert [t.text for t in await service.recent(CHAT)] == [kept]
+
+
+async def test_text_that_is_only_invisible_is_not_a_message(service):
+    assert await service.record(CHAT, ALICE, "\x00\u200b\u202e \t\n\ud800") is None
+
+
+async def test_a_megabyte_message_is_cut_quickly(service):
+    huge = ("all work and no play " * 60_000)[:1_000_000]
+    start = time.monotonic()
+    mid = await service.record(CHAT, ALICE, huge)
+    elapsed = time.monotonic() - start
+    async with service.sessions() as session:
+        stored = await session.get(Message, mid)
+    assert stored is not None and len(stored.text) == service.settings.max_message_chars
+    assert huge.startswith(stored.text.rstrip())
+    assert elapsed < 1.0  # cut before cleaning, not a megabyte of per-character work
+
+
+async def test_nasty_text_still_gets_suggestions(service, tmp_path):
+    await service.add_pack(CHAT, make_pack(tmp_path / "food"))
+    for raw, _ in (p.values for p in NASTY):
+        await service.record(CHAT, ALICE, raw)
+    await service.record(CHAT, ALICE, "pizza with extra cheese " * 400)
+    result = await service.suggest(CHAT, cooldown=False)
+    assert result.items and result.items[0].emoji == "🍕"
+    inline = await service.suggest(CHAT, text="sushi\x00 \ud83d \u202e rice", cooldown=False)
+    assert inline.items
+
+
+SQLISH = [
+    "x'); DROP TABLE packs;--",
+    "packs; DELETE FROM stickers",
+    "%",
+    "_",
+    "a%",
+    "' OR '1'='1",
+    "name with spaces",
+    "ünïcödé",
+    "../../etc/passwd",
+    "x" * 65,
+]
+
+
+@pytest.mark.parametrize("name", SQLISH)
+async def test_sql_looking_pack_names_are_refused_clearly_and_change_nothing(service, tmp_path, name: str):
+    await service.import_pack(make_pack(tmp_path / "food"), name="food")
+    with pytest.raises(PackError, match="Pack names use letters"):
+        await service.import_pack(make_pack(tmp_path / "other"), name=name)
+    with pytest.raises(PackError):  # an unknown pack, not a pattern that matches another
+        await service.enable_pack(CHAT, name)
+    with pytest.raises(PackError):
+        await service.remove_pack(CHAT, name)
+    with pytest.raises(PackError):
+        await service.delete_pack(name)
+    async with service.sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(Pack))).scalar_one() == 1
+    assert [p.name for p in await service.list_packs()] == ["food"]
+
+
+async def test_sql_looking_titles_and_tags_are_data(service, tmp_path):
+    spec = {
+        "name": "weird",
+        "title": "Robert'); DROP TABLE packs;-- \x00\u202e",
+        "stickers": [{"file": "a.png", "id": "a'--", "emoji": "🍕", "tags": ["'; DELETE FROM stickers; --"]}],
+    }
+    report = await service.add_pack(CHAT, make_pack(tmp_path / "weird", spec))
+    assert report.added == 1
+    [info] = await service.list_packs()
+    assert info.title is not None and info.title.startswith("Robert'); DROP TABLE packs;--")
+    await service.record(CHAT, ALICE, "pizza")
+    assert (await service.suggest(CHAT, cooldown=False)).items[0].platform_sticker_id == "a'--"
+
+
+async def test_platform_titles_and_names_are_cleaned_and_bounded(service):
+    """Chat titles and display names come from the platform: NUL, overrides, any length."""
+    chat = ChatRef("test", "t", "Group\x00 \u202eemaN " + "long " * 200)
+    user = UserRef("test", "u", "Mallory\x00\ud800 " + "x" * 1000)
+    assert await service.record(chat, user, "hello") is not None
+    [turn] = await service.recent(chat)
+    assert turn.speaker is not None and turn.speaker.startswith("Mallory x") and len(turn.speaker) == 256
+    assert chat.title is not None and "\x00" not in chat.title and len(chat.title) <= 256
