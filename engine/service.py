@@ -160,7 +160,10 @@ class StickerService:
         self._ranker_lock = asyncio.Lock()
         self._captions: Any = None
         self.writer = MessageWriter(
-            self.sessions, self.history.apply_retention, max_batch=settings.ingest_batch
+            self.sessions,
+            self.history.apply_retention,
+            max_batch=settings.ingest_batch,
+            max_chats=settings.identity_cache,
         )
         self._model_dir: Path | None = None  # issue 7: the directory the ranker was loaded from
         self._model_checked = time.monotonic()
