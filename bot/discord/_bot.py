@@ -18,6 +18,7 @@ from discord.ext import commands
 from bot.discord._cog import StickerCog
 from bot.discord._errors import answer_error
 from bot.discord._history import HistoryCog
+from bot.redaction import describe, install_redaction
 from engine.service import StickerService
 from engine.settings import Settings
 
@@ -121,14 +122,20 @@ async def serve(settings: Settings) -> None:
         service = await open_service(settings)
     except (SchemaOutOfDate, ModelMissing) as exc:
         raise SystemExit(str(exc)) from None
+    token = settings.discord_token.get_secret_value()
+    # Discord tokens are ``<base64 bot id>.<timestamp>.<hmac>``: the id is public, the rest is not.
+    install_redaction(token, [token.partition(".")[2], token.rpartition(".")[2]])
     bot = build_bot(settings, service)
     try:
         async with bot:
-            await bot.start(settings.discord_token.get_secret_value())
+            await bot.start(token)
     except discord.LoginFailure:
         raise SystemExit(TOKEN_REFUSED) from None
     except discord.PrivilegedIntentsRequired:
         raise SystemExit(INTENT_MISSING) from None
+    except Exception as exc:  # anything else: logged (scrubbed) with its traceback, then a clean exit
+        log.error("the Discord bot stopped", exc_info=exc)
+        raise SystemExit(f"The Discord bot stopped: {describe(exc)}") from None
     finally:
         await service.close()
 

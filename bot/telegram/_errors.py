@@ -8,84 +8,24 @@ rewrites messages and tracebacks before any handler sees them; :func:`redact` cl
 from __future__ import annotations
 
 import logging
-import threading
-import traceback
-from typing import Any
 
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.redaction import REDACTED, describe, redact
+from bot.redaction import install_redaction as _install
 from bot.telegram import _texts as texts
+
+__all__ = ["REDACTED", "describe", "install_redaction", "on_error", "redact"]
 
 log = logging.getLogger(__name__)
 
-REDACTED = "<redacted>"
-# The bot id before the colon is public; the secret is what follows it. Shorter strings are not redacted.
-MIN_SECRET_CHARS = 8
-
-_secrets: set[str] = set()
-_lock = threading.Lock()
-_installed = False
-
-
-def _parts(token: str) -> set[str]:
-    parts = {token}
-    _, _, secret = token.partition(":")
-    if len(secret) >= MIN_SECRET_CHARS:
-        parts.add(secret)
-    return {p for p in parts if len(p) >= MIN_SECRET_CHARS}
-
-
-def redact(text: str) -> str:
-    """``text`` with every registered secret replaced (longest first, so the whole token goes at once)."""
-    for secret in sorted(_secrets, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
-
-
-def _contains_secret(text: str) -> bool:
-    return any(s in text for s in _secrets)
-
 
 def install_redaction(token: str) -> None:
-    """Register ``token`` and (once per process) wrap the log-record factory so no record keeps it."""
-    global _installed
-    with _lock:
-        _secrets.update(_parts(token))
-        if _installed:
-            return
-        previous = logging.getLogRecordFactory()
-
-        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-            record = previous(*args, **kwargs)
-            if _secrets:
-                _scrub(record)
-            return record
-
-        logging.setLogRecordFactory(factory)
-        _installed = True
-
-
-def _scrub(record: logging.LogRecord) -> None:
-    try:
-        message = record.getMessage()
-    except Exception:  # a malformed record is logging's problem, not ours
-        message = str(record.msg)
-    if _contains_secret(message):
-        record.msg, record.args = redact(message), None
-    if record.exc_info and record.exc_info[1] is not None:
-        text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-        if _contains_secret(text):
-            record.exc_text = redact(text)  # formatters use exc_text when it is set
-    if record.stack_info and _contains_secret(record.stack_info):
-        record.stack_info = redact(record.stack_info)
-
-
-def describe(exc: BaseException) -> str:
-    """A short, token-free description of an exception, for reports shown to users."""
-    return redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    """Telegram tokens are ``<bot id>:<secret>``: the id is public, the whole token and the secret are not."""
+    _, _, secret = token.partition(":")
+    _install(token, [secret])
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -1,0 +1,74 @@
+"""Secrets never reach a log line, a traceback or a chat, whichever platform the bot runs on.
+
+Platform tokens travel in URLs and headers, so any exception that quotes a request may carry one.
+:func:`install_redaction` registers a token (and its secret part) with a log-record factory that rewrites
+messages and tracebacks before any handler sees them; :func:`redact` cleans strings we build ourselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "<redacted>"
+# Shorter strings are not redacted (they would match ordinary text).
+MIN_SECRET_CHARS = 8
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+_installed = False
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced (longest first, so the whole token goes at once)."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _contains_secret(text: str) -> bool:
+    return any(s in text for s in _secrets)
+
+
+def install_redaction(token: str, parts: Iterable[str] = ()) -> None:
+    """Register ``token`` and its secret ``parts``, and (once per process) wrap the log-record factory so no
+    record keeps any of them."""
+    global _installed
+    with _lock:
+        _secrets.update(p for p in {token, *parts} if len(p) >= MIN_SECRET_CHARS)
+        if _installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if _secrets:
+                _scrub(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _installed = True
+
+
+def _scrub(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed record is logging's problem, not ours
+        message = str(record.msg)
+    if _contains_secret(message):
+        record.msg, record.args = redact(message), None
+    if record.exc_info and record.exc_info[1] is not None:
+        text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        if _contains_secret(text):
+            record.exc_text = redact(text)  # formatters use exc_text when it is set
+    if record.stack_info and _contains_secret(record.stack_info):
+        record.stack_info = redact(record.stack_info)
+
+
+def describe(exc: BaseException) -> str:
+    """A short, secret-free description of an exception, for messages shown to people."""
+    return redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
