@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,17 @@ class SuggestResult:
 
 
 @dataclass(frozen=True)
+class StoredSuggestion:
+    """A /sticker answer as the database keeps it: what any worker needs to act on its buttons."""
+
+    suggestion_id: int
+    requester: UserRef | None
+    created_at: datetime
+    items: list[SuggestedSticker]
+    picked: set[int]  # ranks already picked
+
+
+@dataclass(frozen=True)
 class PackInfo:
     name: str
     title: str | None
@@ -111,6 +122,19 @@ class PackInfo:
     enabled: bool
     # "ready", or "importing": an import still running or interrupted (run it again to resume)
     status: str = "ready"
+    source: str | None = None  # the folder/zip (local packs) or the platform's set it was imported from
+
+    @property
+    def resume_hint(self) -> str | None:
+        """For a pack that is not ready: how to finish its import (None for a ready pack)."""
+        if self.status == "ready":
+            return None
+        if self.platform == "local":
+            import shlex
+
+            src = shlex.quote(self.source) if self.source else "PATH"
+            return f"run `stickerpick packs add {src} --name {self.name}` again to finish it"
+        return "add the set again to finish it"
 
 
 @dataclass
@@ -412,6 +436,7 @@ class StickerService:
         """The library import (files or a platform set), committed every ``IMPORT_BATCH`` new stickers (a
         killed import keeps its work and resumes when run again; a new pack is served once complete), then
         embed the new stickers (or lazily on first use, after a crash in between)."""
+        await asyncio.to_thread(self.store.sweep_temp)  # what a killed import left half-written
         async with self.sessions() as session:  # closing it uncommitted (an error) rolls the rest back
             pack, report = await importer(
                 session,
@@ -518,7 +543,9 @@ class StickerService:
                 q = q.where(Pack.id.in_(enabled))
             rows = (await session.execute(q.order_by(Pack.name))).all()
             return [
-                PackInfo(p.name, p.title, p.platform, int(n), chat is None or p.id in enabled, p.status)
+                PackInfo(
+                    p.name, p.title, p.platform, int(n), chat is None or p.id in enabled, p.status, p.source
+                )
                 for p, n in rows
             ]
 
@@ -817,6 +844,81 @@ class StickerService:
         final = np.full_like(scores, -np.inf)
         final[shortlist] = logits
         return shortlist[np.argsort(-logits, kind="stable")][:k], final
+
+    async def stored_suggestion(
+        self, suggestion_id: int, chat: ChatRef, max_age_s: float | None = None
+    ) -> StoredSuggestion | None:
+        """A suggestion made in ``chat`` (by any worker sharing the database), with its items in rank order
+        and the ranks already picked. None when it is another chat's, older than ``max_age_s``, or one of its
+        stickers was deleted since."""
+        async with self.sessions() as session:
+            head = (
+                await session.execute(
+                    select(Suggestion.created_at, User.platform, User.platform_user_id, User.display_name)
+                    .join(Chat, Chat.id == Suggestion.chat_id)
+                    .outerjoin(User, User.id == Suggestion.requested_by)
+                    .where(
+                        Suggestion.id == suggestion_id,
+                        Chat.platform == chat.platform,
+                        Chat.platform_chat_id == str(chat.chat_id),
+                    )
+                )
+            ).first()
+            if head is None:
+                return None
+            created = head.created_at if head.created_at.tzinfo else head.created_at.replace(tzinfo=UTC)
+            if max_age_s is not None and (utcnow() - created).total_seconds() > max_age_s:
+                return None
+            rows = (
+                await session.execute(
+                    select(
+                        SuggestionItem.rank,
+                        SuggestionItem.score,
+                        Sticker.id,
+                        Pack.name,
+                        Sticker.platform_sticker_id,
+                        Sticker.platform_file_id,
+                        Sticker.emoji,
+                        Sticker.media_sha256,
+                    )
+                    .join(Sticker, Sticker.id == SuggestionItem.sticker_id)
+                    .join(Pack, Pack.id == Sticker.pack_id)
+                    .where(SuggestionItem.suggestion_id == suggestion_id)
+                    .order_by(SuggestionItem.rank)
+                )
+            ).all()
+            picked_ids = set(
+                (
+                    await session.execute(
+                        select(Feedback.sticker_id).where(
+                            Feedback.suggestion_id == suggestion_id, Feedback.kind == "picked"
+                        )
+                    )
+                ).scalars()
+            )
+        items = [
+            SuggestedSticker(
+                r.rank,
+                r.id,
+                r.name,
+                r.platform_sticker_id,
+                r.platform_file_id,
+                r.emoji,
+                r.score,
+                self.store.path(r.media_sha256),
+            )
+            for r in rows
+        ]
+        if not items or [i.rank for i in items] != list(range(len(items))):
+            return None
+        requester = (
+            UserRef(head.platform, head.platform_user_id, head.display_name)
+            if head.platform_user_id
+            else None
+        )
+        return StoredSuggestion(
+            suggestion_id, requester, created, items, {i.rank for i in items if i.sticker_id in picked_ids}
+        )
 
     async def feedback(
         self,

@@ -94,6 +94,10 @@ class Deps:
     suggestions: BoundedCache[int, PendingSuggestion] = field(
         default_factory=lambda: BoundedCache(SUGGESTION_CACHE_SIZE, SUGGESTION_TTL_S)
     )
+    # Suggestions settled here (kept or removed): never rebuilt from the database for a stale button press.
+    settled: BoundedCache[int, bool] = field(
+        default_factory=lambda: BoundedCache(SUGGESTION_CACHE_SIZE, SUGGESTION_TTL_S)
+    )
     uploads: BoundedCache[int, str] = field(default_factory=lambda: BoundedCache(UPLOAD_CACHE_SIZE))
     inline_chats: BoundedCache[int, ChatRef] = field(
         default_factory=lambda: BoundedCache(INLINE_CHAT_CACHE_SIZE, INLINE_CHAT_TTL_S)

@@ -32,6 +32,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 from bot.telegram import _texts as texts
 from bot.telegram._admin import AdminCheckFailed
 from bot.telegram._context import (
+    SUGGESTION_TTL_S,
     Deps,
     PendingSuggestion,
     chat_ref,
@@ -173,6 +174,25 @@ async def sticker_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     )
 
 
+async def pending_from_database(d: Deps, sid: int, message: Message) -> PendingSuggestion | None:
+    """A /sticker answer this process does not hold (another worker gave it, or this one before a restart),
+    rebuilt from the suggestion the engine stored: with several workers behind a load balancer a button press
+    may reach any of them. None when it is not this chat's, too old, or its requester was forgotten."""
+    stored = await d.service.stored_suggestion(sid, chat_ref(message.chat), max_age_s=SUGGESTION_TTL_S)
+    if stored is None or stored.requester is None or not stored.requester.user_id.lstrip("-").isdigit():
+        return None
+    reply = message.reply_to_message  # the bot answered the command as a reply to it
+    return PendingSuggestion(
+        chat=chat_ref(message.chat),
+        requester_id=int(stored.requester.user_id),
+        requester_name=stored.requester.name or "the person who asked",
+        items=stored.items,
+        command_message_id=reply.message_id if reply is not None else 0,
+        thread_id=thread_of(message),
+        picked=stored.picked,
+    )
+
+
 async def _record_pick(d: Deps, sid: int, pending: PendingSuggestion, rank: int, user: User) -> None:
     if rank in pending.picked:
         return
@@ -193,6 +213,10 @@ async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not isinstance(query.message, Message):  # too old for Telegram to show us
         await query.answer(texts.SUGGESTION_EXPIRED)
         return
+    if pending is None and not d.settled.get(sid):
+        pending = await pending_from_database(d, sid, query.message)
+        if pending is not None:
+            d.suggestions.put(sid, pending)
     if pending is None:
         await query.answer(texts.SUGGESTION_EXPIRED)
         with suppress(TelegramError):
@@ -203,6 +227,7 @@ async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     if action == KEEP:
         d.suggestions.pop(sid)
+        d.settled.put(sid, True)
         if shown < len(pending.items):
             await _record_pick(d, sid, pending, shown, query.from_user)
         with suppress(TelegramError):
@@ -211,6 +236,7 @@ async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     if action == REMOVE:
         d.suggestions.pop(sid)
+        d.settled.put(sid, True)
         with suppress(TelegramError):
             await query.delete_message()
         await query.answer()

@@ -51,6 +51,7 @@ class ApiCall:
     method: str
     params: dict[str, Any]
     uploads: dict[str, bytes] = field(default_factory=dict)
+    origin: str = ""  # FakeBotApiServer: the URL prefix of the client (which worker called)
 
 
 @dataclass
@@ -183,6 +184,28 @@ class FakeBotApi:
             return self._error(exc)
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
+    async def call(
+        self, method: str, params: dict[str, Any], uploads: dict[str, bytes], origin: str = ""
+    ) -> tuple[int, bytes]:
+        """One Bot API method with decoded parameters (what :meth:`handle` does after parsing a URL); for
+        :class:`FakeBotApiServer`, whose clients are other processes."""
+        self.calls.append(ApiCall(method, params, uploads, origin))
+        if self.script.get(method):
+            scripted = self.script[method].pop(0)
+            if scripted.raise_ is not None:
+                raise scripted.raise_
+            return self._error(ApiError(scripted.code, scripted.description, scripted.parameters))
+        handler = getattr(self, f"api_{method}", None)
+        if handler is None:
+            return self._error(ApiError(404, "Not Found: method not found"))
+        try:
+            result = handler(params, uploads)
+            if asyncio.iscoroutine(result):
+                result = await result
+        except ApiError as exc:
+            return self._error(exc)
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
     @staticmethod
     def _error(exc: ApiError) -> tuple[int, bytes]:
         body: dict[str, Any] = {"ok": False, "error_code": exc.code, "description": exc.description}
@@ -239,6 +262,14 @@ class FakeBotApi:
 
     def api_deleteWebhook(self, params: dict, uploads: dict) -> bool:
         return True
+
+    def api_setWebhook(self, params: dict, uploads: dict) -> bool:
+        return True
+
+    def api_getWebhookInfo(self, params: dict, uploads: dict) -> dict[str, Any]:
+        last = self.called("setWebhook")
+        url = last[-1].params.get("url", "") if last else ""
+        return {"url": url, "has_custom_certificate": False, "pending_update_count": 0}
 
     def api_sendMessage(self, params: dict, uploads: dict) -> dict[str, Any]:
         chat_id = int(params["chat_id"])
@@ -505,6 +536,79 @@ class FakeBotApi:
                 "new_chat_member": member(new),
             },
         }
+
+
+class FakeBotApiServer:
+    """A :class:`FakeBotApi` behind a real HTTP server on loopback, for bots running in other processes.
+
+    Each client gets its own prefix: ``{url}/<origin>/bot`` is its Bot API base URL (a self-hosted Bot API
+    server's form, ``STICKERPICK_TELEGRAM_BASE_URL``) and ``{url}/<origin>/file/bot`` its file URL, so every
+    recorded :class:`ApiCall` says which client (``origin``) made it. Parameters arrive the way
+    python-telegram-bot sends them: form fields, objects JSON-encoded, files as multipart parts.
+    Use ``async with FakeBotApiServer(api) as server:`` inside a running event loop.
+    """
+
+    def __init__(self, api: FakeBotApi) -> None:
+        self.api = api
+        self.url = ""
+        self._runner: Any = None
+
+    def base_url(self, origin: str) -> str:
+        return f"{self.url}/{origin}/bot"
+
+    async def __aenter__(self) -> FakeBotApiServer:
+        from aiohttp import web
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{origin}/{rest:.*}", self._serve)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @staticmethod
+    def _decode(value: str) -> Any:
+        if value[:1] in ("{", "["):
+            with contextlib.suppress(ValueError):
+                return json.loads(value)
+        return value
+
+    async def _serve(self, request: Any) -> Any:
+        from aiohttp import web
+
+        origin, rest = request.match_info["origin"], request.match_info["rest"]
+        token = self.api.token
+        if unquote(rest).startswith(f"file/bot{token}/"):
+            path = unquote(rest)[len(f"file/bot{token}/") :]
+            try:
+                code, body = self.api._download(str(request.url), path)
+            except ConnectionResetError:
+                return web.Response(status=500)
+            return web.Response(status=code, body=body)
+        if not rest.startswith(f"bot{token}/"):
+            return web.Response(
+                status=404, body=b'{"ok": false, "error_code": 404, "description": "Not Found"}'
+            )
+        method = rest[len(f"bot{token}/") :]
+        params: dict[str, Any] = {}
+        uploads: dict[str, bytes] = {}
+        if request.content_type == "application/json":
+            params = dict(await request.json())
+        elif request.can_read_body:
+            for key, value in (await request.post()).items():
+                if isinstance(value, str):
+                    params[key] = self._decode(value)
+                else:  # an uploaded file
+                    uploads[key] = value.file.read()
+        code, body = await self.api.call(method, params, uploads, origin)
+        return web.Response(status=code, body=body, content_type="application/json")
 
 
 class FakeRequest(BaseRequest):
