@@ -144,6 +144,8 @@ def packs_list(
     chat: Annotated[str | None, typer.Option(help="Only packs enabled in this console chat")] = None,
 ) -> None:
     """List the packs in the library (or in one console chat)."""
+    from rich.markup import escape
+
     from engine.service import ChatRef
 
     async def go():
@@ -156,13 +158,16 @@ def packs_list(
     packs = _run(go())
     table = Table("name", "title", "platform", "stickers", "status")
     for p in packs:
-        status = (
-            p.status
-            if p.status == "ready"
-            else f"{p.status} (interrupted? run `stickerpick packs add` again)"
-        )
-        table.add_row(p.name, p.title or "", p.platform, str(p.stickers), status)
+        status = p.status if p.resume_hint is None else f"{p.status} (not served)"
+        table.add_row(escape(p.name), escape(p.title or ""), p.platform, str(p.stickers), status)
     console.print(table if packs else "no packs yet: `stickerpick packs add PATH`")
+    for p in packs:  # an import still running, or interrupted (killed): running it again resumes it
+        if p.resume_hint is not None:  # below the table: a command is never broken in two
+            console.print(
+                f"[yellow]{escape(p.name)}[/yellow] is {p.status} (interrupted?): {escape(p.resume_hint)}",
+                soft_wrap=True,
+                highlight=False,
+            )
 
 
 @packs_app.command("remove")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -34,6 +35,20 @@ class MediaStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return sha
+
+    def sweep_temp(self, older_than_s: float = 3600.0) -> int:
+        """Delete temp files that a killed writer left behind (issue 8). A live writer's temp file exists for
+        milliseconds, so only those older than ``older_than_s`` go. Returns how many were removed."""
+        removed = 0
+        cutoff = time.time() - older_than_s
+        for tmp in self.root.glob("*/.tmp-*"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another process swept or renamed it
+                pass
+        return removed
 
     def open(self, sha256: str) -> Image.Image:
         with Image.open(self.path(sha256)) as im:
