@@ -282,6 +282,39 @@ def test_ddp_two_ranks_identical_parameters(tiny_root: Path, tmp_path: Path) -> 
     assert single["world_size"] == 2
 
 
+@pytest.mark.slow
+def test_training_under_torchrun_with_two_processes(tiny_root: Path, tmp_path: Path) -> None:
+    """The real launcher: `torchrun --nproc_per_node 2 -m training.train --config …` (issue 8)."""
+    import subprocess
+    import sys
+
+    cfg = tiny_cfg(tiny_root, tmp_path, "max_steps=4", "threads=1")
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(cfg.to_dict()))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "training.train",
+            "--config",
+            str(config),
+        ],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((Path(cfg.out_dir) / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+
+
 def test_hidden_state_cache_key_ignores_the_trainable_top_layers():
     """A fine-tune from another checkpoint of the same base must reuse the cached states entering the
     trainable layers; a change below them must not."""
