@@ -3,7 +3,8 @@
 A pack's metadata may come from ``pack.json`` ({"name", "title", "stickers": [{"file", "id", "emoji", "tags"}]}),
 from StickerChat's ``emoji_mapping.txt`` ("<sticker_id>\\t<emoji>"), or from file names that are emoji code
 points (``1f602.png``) or contain an emoji. Bad files are reported and skipped; a pack with no good sticker is
-refused and changes nothing.
+refused and changes nothing. With ``commit_every`` a new pack is committed in batches while it is ``importing``
+(never served): a killed import keeps what it stored, and running it again skips those and finishes the pack.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ everything the child was told was committed is there, and an interrupted import 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from engine.db import Message, Pack, Sticker
+from engine.db import Message, Pack, Sticker, StickerEmbedding
 from engine.service import ChatRef, UserRef, open_service
 from engine.settings import REPO_ROOT, Settings
 
@@ -65,6 +66,26 @@ if __name__ == "__main__":
 """
 
 
+IMPORT_NO_EMBED = """
+import asyncio, sys, time
+from pathlib import Path
+from engine.service import StickerService, open_service
+from engine.settings import Settings
+
+async def killed_here(self, pack_id):  # the import is committed; the process dies before embedding
+    print("imported", pack_id, flush=True)
+    time.sleep(600)
+
+async def main():
+    StickerService._embed_pack = killed_here
+    service = await open_service(Settings())
+    await service.import_pack(Path(sys.argv[1]), name="small")
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
 def _child_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STICKERPICK_")}
     env.update(
@@ -73,6 +94,7 @@ def _child_env(settings: Settings) -> dict[str, str]:
         STICKERPICK_MODEL_DIR=str(settings.model_dir),
         STICKERPICK_DEFAULT_PACKS="[]",
         PYTHONPATH=str(REPO_ROOT),
+        COLUMNS="200",
     )
     return env
 
@@ -117,7 +139,6 @@ def _check_sqlite(settings: Settings) -> None:
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
-@pytest.mark.slow
 async def test_killed_during_ingestion_loses_nothing_acknowledged(migrated, tmp_path):
     lines = _run_and_kill(INGEST, [], migrated, tmp_path, until=lambda got: len(got) >= 2000)
     acked = {}
@@ -141,6 +162,30 @@ async def test_killed_during_ingestion_loses_nothing_acknowledged(migrated, tmp_
         await service.close()
 
 
+def _check_media(service) -> None:
+    """Every file under a final name is whole (its name is its content's hash); a killed writer can only
+    leave a ``.tmp-`` file behind, which no row points at."""
+    for f in service.store.root.rglob("*"):
+        if f.is_file() and not f.name.startswith(".tmp-"):
+            assert hashlib.sha256(f.read_bytes()).hexdigest() == f.stem, f
+            with Image.open(f) as im:
+                im.load()
+
+
+def _packs_list(settings: Settings, tmp: Path) -> str:
+    """`stickerpick packs list` in a fresh process, as a user would run it after the crash."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from bot.cli import main; main()", "packs", "list"],
+        capture_output=True,
+        text=True,
+        env=_child_env(settings),
+        cwd=tmp,
+        timeout=KILL_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def _make_big_pack(folder: Path, n: int) -> None:
     folder.mkdir()
     stickers = []
@@ -151,7 +196,6 @@ def _make_big_pack(folder: Path, n: int) -> None:
     (folder / "pack.json").write_text(json.dumps({"name": "big", "stickers": stickers}))
 
 
-@pytest.mark.slow
 async def test_killed_during_pack_indexing_reports_and_resumes(migrated, tmp_path):
     total = 400
     _make_big_pack(tmp_path / "big", total)
@@ -169,17 +213,19 @@ async def test_killed_during_pack_indexing_reports_and_resumes(migrated, tmp_pat
         assert info.name == "big" and info.status == "importing"
         assert 64 <= info.stickers < total  # the committed batches survived, the rest did not happen
         kept = info.stickers
+        assert info.resume_hint is not None and "--name big" in info.resume_hint
+        listed = _packs_list(migrated, tmp_path)  # the user is told, with the command that finishes it
+        assert "importing" in listed and f"stickerpick packs add {tmp_path / 'big'} --name big" in listed
         # an interrupted pack is never served
         chat = ChatRef("test", "g")
         await service.enable_pack(chat, "big")
         await service.record(chat, None, "smile")
         assert not (await service.suggest(chat, cooldown=False)).items
-        # every stored picture is whole
+        # every stored picture is whole, and every committed sticker has its picture
         async with service.sessions() as session:
             shas = set((await session.execute(select(Sticker.media_sha256))).scalars())
-        for sha in shas:
-            with Image.open(service.store.path(sha)) as im:
-                im.load()
+        assert all(service.store.has(sha) for sha in shas)
+        _check_media(service)
         # run again: it resumes where the kill stopped it
         report = await service.import_pack(tmp_path / "big", name="big")
         assert report.unchanged == kept and report.added == total - kept and not report.skipped
@@ -190,5 +236,40 @@ async def test_killed_during_pack_indexing_reports_and_resumes(migrated, tmp_pat
             status = (await session.execute(select(Pack.status))).scalar_one()
         assert n == total and status == "ready"
         assert (await service.suggest(chat, cooldown=False)).items
+        _check_media(service)
+    finally:
+        await service.close()
+    assert "importing" not in _packs_list(migrated, tmp_path)
+
+
+async def test_killed_between_import_and_embedding_serves_after_restart(migrated, tmp_path):
+    _make_big_pack(tmp_path / "small", 10)
+    _run_and_kill(
+        IMPORT_NO_EMBED,
+        [str(tmp_path / "small")],
+        migrated,
+        tmp_path,
+        until=lambda got: got[-1].startswith("imported"),
+    )
+    _check_sqlite(migrated)
+    service = await open_service(migrated)
+    try:
+        [info] = await service.list_packs()
+        assert (info.status, info.stickers) == ("ready", 10)  # the import itself was committed
+        async with service.sessions() as session:
+            embedded = (
+                await session.execute(select(func.count()).select_from(StickerEmbedding))
+            ).scalar_one()
+        assert embedded == 0  # killed before the embeddings
+        chat = ChatRef("test", "g")
+        await service.enable_pack(chat, "small")
+        await service.record(chat, None, "smile")
+        assert (await service.suggest(chat, cooldown=False)).items  # embedded on first use instead
+        async with service.sessions() as session:
+            embedded = (
+                await session.execute(select(func.count()).select_from(StickerEmbedding))
+            ).scalar_one()
+        assert embedded == 10
+        _check_media(service)
     finally:
         await service.close()

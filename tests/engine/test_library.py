@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from engine import library
 from engine.db import Pack, Sticker, StickerEmbedding
-from engine.library import PackError, emoji_from_filename
-from engine.service import ChatRef
+from engine.library import PackError, PlatformSticker, emoji_from_filename
+from engine.service import ChatRef, StickerService
+from engine.store import MediaStore
 from tests.auxil import media
 
 CHAT = ChatRef("test", "c")
@@ -184,3 +187,158 @@ async def test_ocr_reads_a_caption_at_import_when_turned_on(service, tmp_path):
     assert rows["1f62e"].caption == "NO WAY"
     assert rows["1f602"].caption is None
     assert sticker_text(rows["1f62e"].emoji, rows["1f62e"].tags, rows["1f62e"].caption).endswith("NO WAY")
+
+
+# ---------------------------------------------------------------- issue 8: interrupted imports (in process; the
+# SIGKILL versions are in test_faults.py)
+_REAL_DECODE = library._decode_entry
+
+
+class _Crash(Exception):
+    """Stands for the process dying mid-import: the import stops there, without the caller's last commit."""
+
+
+def _decode_then_crash(monkeypatch, n: int) -> list[str]:
+    """Decode ``n`` files, then crash. Returns the files decoded (the work a resumed import must not redo)."""
+    decoded: list[str] = []
+
+    async def decode(entry, limits):
+        if len(decoded) >= n:
+            raise _Crash(entry.file)
+        decoded.append(entry.file)
+        return await _REAL_DECODE(entry, limits)
+
+    monkeypatch.setattr(library, "_decode_entry", decode)
+    return decoded
+
+
+def _numbered(root: Path, n: int, start: int = 0) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + n):
+        colour = (i * 37 % 256, i * 91 % 256, 120, 255)
+        (root / f"s{i:03d}-🙂.png").write_bytes(media.png_bytes(16 + i % 5, 16, colour))
+    return root
+
+
+async def test_an_interrupted_import_keeps_its_batches_unserved_and_resumes(service, tmp_path, monkeypatch):
+    monkeypatch.setattr("engine.service.IMPORT_BATCH", 4)
+    folder = _numbered(tmp_path / "big", 11)
+    _decode_then_crash(monkeypatch, 10)
+    with pytest.raises(_Crash):
+        await service.add_pack(CHAT, folder, name="big")
+    [info] = await service.list_packs()
+    assert (info.status, info.stickers) == ("importing", 8)  # two batches of 4 committed, the next 2 lost
+    assert info.resume_hint == f"run `stickerpick packs add {folder} --name big` again to finish it"
+    assert await _counts(service) == (1, 8, 0)
+    await service.enable_pack(CHAT, "big")
+    await service.record(CHAT, None, "smile")
+    assert not (await service.suggest(CHAT, cooldown=False)).items  # an unfinished pack is never served
+
+    decoded = _decode_then_crash(monkeypatch, 100)
+    report = await service.add_pack(CHAT, folder, name="big")
+    assert (report.added, report.unchanged, report.skipped) == (3, 8, [])
+    assert decoded == ["s008-🙂.png", "s009-🙂.png", "s010-🙂.png"]  # only the rest is decoded again
+    [info] = await service.list_packs()
+    assert (info.status, info.stickers, info.resume_hint) == ("ready", 11, None)
+    assert await _counts(service) == (1, 11, 11)
+    async with service.sessions() as session:
+        positions = list(
+            (await session.execute(select(Sticker.position).order_by(Sticker.position))).scalars()
+        )
+    assert positions == list(range(11))  # the pack's order survives the resume
+    assert (await service.suggest(CHAT, cooldown=False)).items
+
+
+async def test_an_import_that_fails_before_its_first_batch_leaves_no_pack(service, tmp_path, monkeypatch):
+    monkeypatch.setattr("engine.service.IMPORT_BATCH", 4)
+    folder = _numbered(tmp_path / "p", 6)
+    _decode_then_crash(monkeypatch, 3)
+    with pytest.raises(_Crash):
+        await service.import_pack(folder, name="p")
+    assert await service.list_packs() == [] and await _counts(service) == (0, 0, 0)
+
+
+async def test_an_interrupted_refresh_keeps_the_pack_served(service, tmp_path, monkeypatch):
+    monkeypatch.setattr("engine.service.IMPORT_BATCH", 2)
+    folder = _numbered(tmp_path / "p", 3)
+    await service.add_pack(CHAT, folder, name="p")
+    _numbered(folder, 5, start=3)
+    _decode_then_crash(monkeypatch, 3)
+    with pytest.raises(_Crash):
+        await service.import_pack(folder, name="p")
+    [info] = await service.list_packs()
+    assert (info.status, info.stickers) == ("ready", 5)  # the old stickers and one committed batch
+    await service.record(CHAT, None, "smile")
+    assert (await service.suggest(CHAT, cooldown=False)).items  # still served; new ones embedded on use
+    decoded = _decode_then_crash(monkeypatch, 100)
+    report = await service.import_pack(folder, name="p")
+    assert (report.added, report.unchanged) == (3, 5) and len(decoded) == 3
+    assert await _counts(service) == (1, 8, 8)
+
+
+async def test_an_interrupted_platform_import_fetches_only_the_rest(service, monkeypatch):
+    monkeypatch.setattr("engine.service.IMPORT_BATCH", 3)
+    fetched: list[int] = []
+    crash_after = [7]
+
+    def sticker(i: int) -> PlatformSticker:
+        async def fetch() -> bytes:
+            if len(fetched) >= crash_after[0]:
+                raise _Crash(i)
+            fetched.append(i)
+            return media.png_bytes(16, 16, (i * 40 % 256, 10, 200, 255))
+
+        return PlatformSticker(f"u{i}", f"file-{i}", "🍕", fetch=fetch)
+
+    stickers = [sticker(i) for i in range(8)]
+    with pytest.raises(_Crash):
+        await service.import_platform_pack("telegram", "pizza", stickers, title="Pizza")
+    [info] = await service.list_packs()
+    assert (info.status, info.stickers, info.platform) == ("importing", 6, "telegram")
+    assert info.resume_hint == "add the set again to finish it"
+    fetched.clear()
+    crash_after[0] = 100
+    report = await service.import_platform_pack("telegram", "pizza", stickers, title="Pizza")
+    assert (report.added, report.unchanged) == (2, 6) and fetched == [6, 7]  # nothing downloaded twice
+    [info] = await service.list_packs()
+    assert (info.status, info.stickers) == ("ready", 8)
+
+
+async def test_a_crash_before_embedding_leaves_the_pack_servable(service, tmp_path, monkeypatch):
+    async def crash(self, pack_id):
+        raise _Crash(pack_id)
+
+    with monkeypatch.context() as m:
+        m.setattr(StickerService, "_embed_pack", crash)
+        with pytest.raises(_Crash):
+            await service.import_pack(_numbered(tmp_path / "p", 4), name="p")
+    assert await _counts(service) == (1, 4, 0)
+    [info] = await service.list_packs()
+    assert info.status == "ready"
+    await service.enable_pack(CHAT, "p")
+    await service.record(CHAT, None, "smile")
+    assert (await service.suggest(CHAT, cooldown=False)).items  # embedded on first use
+    assert await _counts(service) == (1, 4, 4)
+
+
+def test_the_media_store_writes_whole_files_or_nothing(tmp_path, monkeypatch):
+    store = MediaStore(tmp_path / "media")
+    png = media.png_bytes()
+
+    def full_disk(*_args):
+        raise OSError("no space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr("engine.store.os.replace", full_disk)
+        with pytest.raises(OSError):
+            store.put(png)
+    assert [f for f in store.root.rglob("*") if f.is_file()] == []  # neither a picture nor its temp file
+    sha = store.put(png)
+    assert store.path(sha).read_bytes() == png and store.put(png) == sha
+    stale = store.path(sha).parent / ".tmp-killed"  # what a SIGKILLed writer leaves
+    stale.write_bytes(png[:10])
+    os.utime(stale, (0, 0))
+    live = store.path(sha).parent / ".tmp-writing"  # another process writing right now
+    live.write_bytes(png[:10])
+    assert store.sweep_temp() == 1
+    assert not stale.exists() and live.exists() and store.has(sha)
