@@ -53,10 +53,14 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from engine.media._decode import check_input, decode_sticker
-from engine.media._errors import CorruptMedia, DecoderUnavailable, DecodeTimeout, describe
+from engine.media._errors import CorruptMedia, DecoderUnavailable, DecodeTimeout, MediaTooLarge, describe
 from engine.media._types import DecodedSticker, DecodeLimits
 
 POOL_SIZE = max(1, min(2, os.cpu_count() or 1))
+# Each decoder worker's memory (its data segment: heap and anonymous mappings). The input limits keep a good
+# decode far below it (a 4096×4096 RGBA frame is 64 MiB); this bounds what a decoder bug or a crafted file
+# could allocate.
+WORKER_MEMORY_BYTES = 1 << 30
 STARTUP_TIMEOUT_S = 60.0
 _PRELOAD = [
     "__main__",
@@ -206,9 +210,23 @@ def _mp_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
+def _cap_memory(limit: int) -> None:
+    """Cap this worker's data segment (heap and anonymous mappings): a decoder that tries to allocate past it
+    gets a MemoryError (or dies) instead of taking the machine's memory."""
+    try:
+        import resource
+
+        _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        cap = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
+    except (ImportError, ValueError, OSError):  # not POSIX, or not allowed: the time bound still holds
+        pass
+
+
 def _worker_main(conn: Connection) -> None:
     """A worker's loop: receive ``(fn, args)``, reply ``("ok", result)`` or ``("err", exception)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the parent's to handle; it stops us
+    _cap_memory(WORKER_MEMORY_BYTES)
     from PIL import Image
 
     warnings.simplefilter("error", Image.DecompressionBombWarning)  # our own process: safe to set
@@ -223,6 +241,13 @@ def _worker_main(conn: Connection) -> None:
         fn, args = job
         try:
             reply: tuple[str, Any] = ("ok", fn(*args))
+        except MemoryError:
+            reply = (
+                "err",
+                MediaTooLarge(
+                    f"decoding the file needed more than {WORKER_MEMORY_BYTES >> 20} MiB of memory"
+                ),
+            )
         except BaseException as exc:
             reply = ("err", exc)
         try:

@@ -545,3 +545,16 @@ def test_a_thousand_frame_animation_is_its_first_frame_quickly(
 def test_a_thousand_frame_apng_past_the_frame_limit_is_refused_from_its_header() -> None:
     with pytest.raises(MediaTooLarge, match="1000 frames; the limit is 999"):
         decode_sticker(fx.apng_bytes(frames=1000), DecodeLimits(max_frames=999))
+
+
+def test_a_decoder_worker_cannot_take_the_machines_memory() -> None:
+    """Each worker's data segment is capped: an allocation past it is a clear MediaTooLarge, and the pool
+    goes on decoding."""
+    from engine.media._bounded import WORKER_MEMORY_BYTES
+
+    start = time.monotonic()
+    with pytest.raises(MediaTooLarge, match="MiB of memory"):
+        run_bounded(bytearray, (2 * WORKER_MEMORY_BYTES,), 10.0)  # a decoder gone wild, as an allocation
+    assert time.monotonic() - start < BAD_INPUT_SECONDS
+    assert decode_sticker_bounded(fx.webm_bytes()).kind == "video"
+    assert decode_sticker_bounded(fx.tgs_bytes()).kind == "animated"
