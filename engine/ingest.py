@@ -64,6 +64,76 @@ class LRU(Generic[K, V]):
         return next(iter(self._data.items()), None)
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class MicroBatcher(Generic[T, R]):
+    """Callers ``submit`` one item each and await its result; one task runs everything submitted so far as one
+    batch (``run_batch``: items → a result or an exception per item), then the next. No timer: a lone item
+    runs at once, and under load a batch is whatever arrived while the previous one ran, so latency stays one
+    batch and throughput grows with concurrency.
+
+    Not used for the int8 dialogue encoder: its activations are quantised with one scale per tensor, so a
+    dialogue encoded in a batch with others (and their padding) comes out different (cosine 0.974-0.997 to
+    the same dialogue alone, measured on the shipped model) and a suggestion would depend on who else asked."""
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[T]], Awaitable[list[R | Exception]]],
+        max_batch: int,
+        name: str,
+    ) -> None:
+        self.run_batch = run_batch
+        self.max_batch = max(1, max_batch)
+        self.name = name
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0
+        self.items = 0
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a service reused from another event loop starts afresh
+            self._loop, self._task, self._pending = loop, None, []
+        future: asyncio.Future[R] = loop.create_future()
+        self._pending.append((item, future))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run(), name=self.name)
+        # shield: a caller that gives up (a cancelled handler) does not cancel the others' work in the batch
+        return await asyncio.shield(future)
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far has run (on shutdown)."""
+        task = self._task
+        if task is not None and not task.done() and self._loop is asyncio.get_running_loop():
+            await asyncio.shield(task)
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            try:
+                outcomes = await self.run_batch([item for item, _ in batch])
+            except BaseException as exc:  # cancelled or broken: no caller may wait forever
+                stopped = RuntimeError(f"{self.name} stopped")
+                for _, fut in [*batch, *self._pending]:
+                    if not fut.done():
+                        fut.set_exception(exc if isinstance(exc, Exception) else stopped)
+                self._pending = []
+                raise
+            self.batches += 1
+            self.items += len(batch)
+            for (_, fut), outcome in zip(batch, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    fut.set_exception(outcome)
+                else:
+                    fut.set_result(outcome)
+
+
 @dataclass(frozen=True)
 class PendingMessage:
     chat_id: int
@@ -109,61 +179,45 @@ class MessageWriter:
     ) -> None:
         self.sessions = sessions
         self.retention = retention
-        self.max_batch = max(1, max_batch)
         self.retention_every = retention_every
-        self._pending: list[tuple[PendingMessage, asyncio.Future[int]]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._batcher: MicroBatcher[PendingMessage, int] = MicroBatcher(
+            self._commit_batch, max_batch, "stickerpick-message-writer"
+        )
         # messages since each chat's last retention pass (bounded; a forgotten count only delays a pass)
         self._since_retention: LRU[int, int] = LRU(max_chats)
-        self.batches = 0  # for the benchmark: transactions committed
-        self.rows = 0
+
+    @property
+    def batches(self) -> int:  # for the benchmark: transactions committed
+        return self._batcher.batches
+
+    @property
+    def rows(self) -> int:
+        return self._batcher.items
 
     async def write(self, message: PendingMessage) -> int:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a service reused from another event loop starts a fresh writer
-            self._loop, self._task, self._pending = loop, None, []
-        future: asyncio.Future[int] = loop.create_future()
-        self._pending.append((message, future))
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._run(), name="stickerpick-message-writer")
-        # shield: a caller that gives up (a cancelled handler) does not cancel the commit of others' rows
-        return await asyncio.shield(future)
+        return await self._batcher.submit(message)
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (on shutdown)."""
-        task = self._task
-        if task is not None and not task.done() and self._loop is asyncio.get_running_loop():
-            await asyncio.shield(task)
+        await self._batcher.flush()
 
     def reset_retention(self, chat_id: int) -> None:
         self._since_retention.pop(chat_id)
 
-    async def _run(self) -> None:
-        while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
-            try:
-                ids = await self._commit([m for m, _ in batch])
-            except DBAPIError as exc:
-                if len(batch) == 1:
-                    _settle(batch, exc)
-                    continue
-                log.warning("a batch of %d messages was refused (%s); retrying one by one", len(batch), exc)
-                for item in batch:
-                    try:
-                        _settle([item], await self._commit([item[0]]))
-                    except Exception as row_exc:  # handed to its caller
-                        _settle([item], row_exc)
-                continue
-            except BaseException as exc:  # cancelled or broken: no caller may wait forever
-                _settle(batch, exc if isinstance(exc, Exception) else RuntimeError("message writer stopped"))
-                for _, fut in self._pending:
-                    if not fut.done():
-                        fut.set_exception(RuntimeError("message writer stopped"))
-                self._pending = []
-                raise
-            _settle(batch, ids)
+    async def _commit_batch(self, messages: list[PendingMessage]) -> list[int | Exception]:
+        try:
+            return list(await self._commit(messages))
+        except DBAPIError as exc:
+            if len(messages) == 1:
+                return [exc]
+            log.warning("a batch of %d messages was refused (%s); retrying one by one", len(messages), exc)
+            outcomes: list[int | Exception] = []
+            for m in messages:
+                try:
+                    outcomes.extend(await self._commit([m]))
+                except Exception as row_exc:  # handed to its caller
+                    outcomes.append(row_exc)
+            return outcomes
 
     async def _commit(self, messages: list[PendingMessage]) -> list[int]:
         async with self.sessions.begin() as session:
@@ -190,16 +244,4 @@ class MessageWriter:
                 self._since_retention[m.chat_id] = n
             for chat_id in dict.fromkeys(due):
                 await self.retention(session, chat_id)
-        self.batches += 1
-        self.rows += len(ids)
         return ids
-
-
-def _settle(batch: list[tuple[PendingMessage, asyncio.Future[int]]], outcome: list[int] | Exception) -> None:
-    for i, (_, fut) in enumerate(batch):
-        if fut.done():
-            continue
-        if isinstance(outcome, Exception):
-            fut.set_exception(outcome)
-        else:
-            fut.set_result(outcome[i])
