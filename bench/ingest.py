@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,6 +22,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 import engine  # noqa: E402, F401  (first: it configures numpy's BLAS threads as the bots run them)
+from bench import _common  # noqa: E402
 from bench.text_tower import TURNS, _peak_rss_mb  # noqa: E402
 
 USERS_PER_CHAT = 3
@@ -37,12 +35,9 @@ async def run_mode(
 
     from engine.db import Message
     from engine.service import ChatRef, UserRef, open_service
-    from engine.settings import Settings
     from migrations import upgrade_async
 
-    settings = Settings(
-        _env_file=None, home=home, DATABASE_URL=url, model_dir=model_dir, default_packs=[], ingest_batch=batch
-    )
+    settings = _common.settings(home, model_dir, DATABASE_URL=url, ingest_batch=batch)
     await upgrade_async(settings.db_url)
     service = await open_service(settings)
     latencies: list[float] = []
@@ -115,8 +110,7 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
     backend = (args.database_url or "sqlite").split(":")[0].split("+")[0]
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    cmd = "python " + " ".join([str(Path(__file__).relative_to(REPO)), *sys.argv[1:]])
+    machine, cmd = _common.machine(), _common.command(__file__)
     lines = [
         f"### Message ingestion ({backend}, {args.chats:,} chats, {args.writers} writing at once)",
         "",
@@ -134,12 +128,7 @@ def main() -> None:
     ratio = rows[0]["messages_per_s"] / rows[1]["messages_per_s"]
     lines += ["", f"Group commit vs one transaction per message: {ratio:.1f}× the throughput."]
     md = "\n".join(lines) + "\n"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"ingest-{backend}.md").write_text(md)
-    (args.out / f"ingest-{backend}.json").write_text(
-        json.dumps({"machine": machine, "command": cmd, "rows": rows}, indent=2)
-    )
-    print(md)
+    _common.write(args.out, f"ingest-{backend}", md, {"machine": machine, "command": cmd, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -14,19 +14,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import engine  # noqa: E402, F401  (first: it configures numpy's BLAS threads as the bots run them)
+from bench import _common  # noqa: E402
 from bench.text_tower import TURNS  # noqa: E402
 
 
@@ -38,26 +36,12 @@ def _rss_mb() -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def _settings(home: Path, model_dir: Path, **extra: object) -> Any:
-    from engine.settings import Settings
-
-    return Settings(
-        _env_file=None,
-        home=home,
-        model_dir=model_dir,
-        default_packs=[],
-        max_pack_stickers=100_000,
-        sticker_cooldown_s=0,
-        **extra,
-    )
-
-
 async def build(home: Path, model_dir: Path, n: int) -> None:
     from bench.suggest_path import _make_pack
     from engine.service import ChatRef, open_service
     from migrations import upgrade_async
 
-    settings = _settings(home, model_dir)
+    settings = _common.settings(home, model_dir)
     await upgrade_async(settings.db_url)
     service = await open_service(settings)
     try:
@@ -70,7 +54,7 @@ async def build(home: Path, model_dir: Path, n: int) -> None:
 async def serve(home: Path, model_dir: Path, chats: int, seconds: float, naive: bool) -> dict:
     from engine.service import ChatRef, UserRef, open_service
 
-    settings = _settings(home, model_dir, matrix_cache_mb=1e6 if naive else 128.0)
+    settings = _common.settings(home, model_dir, matrix_cache_mb=1e6 if naive else 128.0)
     start_rss = _rss_mb()[0]
     service = await open_service(settings)
     if naive:  # the naive alternative: every chat builds its own matrix, the image tower loaded up front
@@ -160,8 +144,7 @@ def main() -> None:
             rows.append(row)
             print(row, flush=True)
     manifest = json.loads((args.model_dir / "manifest.json").read_text())
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    cmd = "python " + " ".join([str(Path(__file__).relative_to(REPO)), *sys.argv[1:]])
+    machine, cmd = _common.machine(), _common.command(__file__)
     lines = [
         f"### Resident memory of a running bot ({manifest['version']}, {args.stickers:,} stickers)",
         "",
@@ -178,12 +161,7 @@ def main() -> None:
             f"{r['requests']:,} |"
         )
     md = "\n".join(lines) + "\n"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "memory.md").write_text(md)
-    (args.out / "memory.json").write_text(
-        json.dumps({"machine": machine, "command": cmd, "rows": rows}, indent=2)
-    )
-    print(md)
+    _common.write(args.out, "memory", md, {"machine": machine, "command": cmd, "rows": rows})
 
 
 if __name__ == "__main__":

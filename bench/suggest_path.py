@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 import engine  # noqa: E402, F401  (first: it configures numpy's BLAS threads as the bots run them)
+from bench import _common  # noqa: E402
 from bench.text_tower import TURNS, _peak_rss_mb  # noqa: E402
 
 
@@ -94,20 +94,10 @@ def _text_tower_gflop(
 
 async def run_size(model_dir: Path, n: int, requests: int, work: Path, rates: dict[str, float]) -> dict:
     from engine.service import ChatRef, UserRef, open_service
-    from engine.settings import Settings
     from migrations import upgrade_async
 
     home = work / f"home-{n}"
-    settings = Settings(
-        _env_file=None,
-        home=home,
-        model_dir=model_dir,
-        default_packs=[],
-        max_pack_stickers=10_000,
-        sticker_cooldown_s=0,
-        history_turns=20,
-        history_tokens=128,
-    )
+    settings = _common.settings(home, model_dir, history_turns=20, history_tokens=128)
     await upgrade_async(settings.db_url)
     service = await open_service(settings)
     chat = ChatRef("bench", "c1")
@@ -202,8 +192,7 @@ def main() -> None:
             ).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    cmd = "python " + " ".join([str(Path(__file__).relative_to(REPO)), *sys.argv[1:]])
+    machine, cmd = _common.machine(), _common.command(__file__)
     lines = [
         f"### `/sticker` end to end ({manifest['kind']} {manifest['version']})",
         "",
@@ -229,21 +218,18 @@ def main() -> None:
         f"{rates['int8']:.0f} GFLOP/s int8, {rates['fp32']:.0f} GFLOP/s fp32).",
     ]
     md = "\n".join(lines) + "\n"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"suggest_path-{manifest['kind']}.md").write_text(md)
-    (args.out / f"suggest_path-{manifest['kind']}.json").write_text(
-        json.dumps(
-            {
-                "machine": machine,
-                "command": cmd,
-                "model": manifest["version"],
-                "matmul_gflops": rates,
-                "rows": rows,
-            },
-            indent=2,
-        )
+    _common.write(
+        args.out,
+        f"suggest_path-{manifest['kind']}",
+        md,
+        {
+            "machine": machine,
+            "command": cmd,
+            "model": manifest["version"],
+            "matmul_gflops": rates,
+            "rows": rows,
+        },
     )
-    print(md)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,6 +24,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 import engine  # noqa: E402, F401  (first: it configures numpy's BLAS threads as the bots run them)
+from bench import _common  # noqa: E402
 
 TURNS = [
     "hey are you coming tonight?",
@@ -202,10 +202,8 @@ def export_fp32(model_dir: Path, tmp: Path, checkpoint: Path | None) -> Path:
 
 
 def report(results: list[dict], args: argparse.Namespace) -> None:
-    args.out.mkdir(parents=True, exist_ok=True)
     torch_p50 = results[0]["p50_ms"]
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {args.threads} threads"
-    cmd = "python " + " ".join([str(Path(__file__).relative_to(REPO)), *sys.argv[1:]])
+    machine, cmd = _common.machine(f"{args.threads} threads"), _common.command(__file__)
     lines = [
         f"### Text tower ({args.model_dir.name}): PyTorch fp32 vs ONNX fp32 vs ONNX int8",
         "",
@@ -220,11 +218,12 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
             f"{r['throughput_b32_per_s']:.0f} | {r['peak_rss_mb']:.0f} | {r['cosine_to_torch']:.4f} |"
         )
     md = "\n".join(lines) + "\n"
-    (args.out / f"text_tower-{args.model_dir.name}.md").write_text(md)
-    (args.out / f"text_tower-{args.model_dir.name}.json").write_text(
-        json.dumps({"machine": machine, "command": cmd, "results": results}, indent=2)
+    _common.write(
+        args.out,
+        f"text_tower-{args.model_dir.name}",
+        md,
+        {"machine": machine, "command": cmd, "results": results},
     )
-    print(md)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,15 @@ from engine.store import MediaStore
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
+# What an adapter needs to show or send a suggested sticker (one row per sticker, with its pack's name).
+_SHOWN_COLUMNS = (
+    Sticker.id,
+    Pack.name,
+    Sticker.platform_sticker_id,
+    Sticker.platform_file_id,
+    Sticker.emoji,
+    Sticker.media_sha256,
+)
 IMPORT_BATCH = 64  # stickers per commit while a pack is imported
 
 
@@ -754,30 +763,12 @@ class StickerService:
                 row.id: row
                 for row in (
                     await session.execute(
-                        select(
-                            Sticker.id,
-                            Pack.name,
-                            Sticker.platform_sticker_id,
-                            Sticker.platform_file_id,
-                            Sticker.emoji,
-                            Sticker.media_sha256,
-                        )
-                        .join(Pack)
-                        .where(Sticker.id.in_(chosen_ids))
+                        select(*_SHOWN_COLUMNS).join(Pack).where(Sticker.id.in_(chosen_ids))
                     )
                 ).all()
             }
             items = [
-                SuggestedSticker(
-                    rank,
-                    sid,
-                    details[sid].name,
-                    details[sid].platform_sticker_id,
-                    details[sid].platform_file_id,
-                    details[sid].emoji,
-                    float(scores[idx]),
-                    self.store.path(details[sid].media_sha256),
-                )
+                self._shown(rank, float(scores[idx]), details[sid])
                 for rank, (idx, sid) in enumerate(zip(best, chosen_ids, strict=True))
             ]
             await session.execute(
@@ -793,6 +784,19 @@ class StickerService:
                 ],
             )
             return SuggestResult(items=items, suggestion_id=suggestion_id, context=turns)
+
+    def _shown(self, rank: int, score: float, row: Any) -> SuggestedSticker:
+        """A suggested sticker from a row of ``_SHOWN_COLUMNS``."""
+        return SuggestedSticker(
+            rank,
+            row.id,
+            row.name,
+            row.platform_sticker_id,
+            row.platform_file_id,
+            row.emoji,
+            score,
+            self.store.path(row.media_sha256),
+        )
 
     @staticmethod
     def _cooldown_answer(wait: float) -> SuggestResult:
@@ -871,16 +875,7 @@ class StickerService:
                 return None
             rows = (
                 await session.execute(
-                    select(
-                        SuggestionItem.rank,
-                        SuggestionItem.score,
-                        Sticker.id,
-                        Pack.name,
-                        Sticker.platform_sticker_id,
-                        Sticker.platform_file_id,
-                        Sticker.emoji,
-                        Sticker.media_sha256,
-                    )
+                    select(SuggestionItem.rank, SuggestionItem.score, *_SHOWN_COLUMNS)
                     .join(Sticker, Sticker.id == SuggestionItem.sticker_id)
                     .join(Pack, Pack.id == Sticker.pack_id)
                     .where(SuggestionItem.suggestion_id == suggestion_id)
@@ -896,19 +891,7 @@ class StickerService:
                     )
                 ).scalars()
             )
-        items = [
-            SuggestedSticker(
-                r.rank,
-                r.id,
-                r.name,
-                r.platform_sticker_id,
-                r.platform_file_id,
-                r.emoji,
-                r.score,
-                self.store.path(r.media_sha256),
-            )
-            for r in rows
-        ]
+        items = [self._shown(r.rank, r.score, r) for r in rows]
         if not items or [i.rank for i in items] != list(range(len(items))):
             return None
         requester = (

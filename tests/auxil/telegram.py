@@ -167,22 +167,7 @@ class FakeBotApi:
             for part, value in data.multipart_data.items():
                 content = value[1]
                 uploads[part] = content if isinstance(content, bytes) else content.read()
-        self.calls.append(ApiCall(method, params, uploads))
-        if self.script.get(method):
-            scripted = self.script[method].pop(0)
-            if scripted.raise_ is not None:
-                raise scripted.raise_
-            return self._error(ApiError(scripted.code, scripted.description, scripted.parameters))
-        handler = getattr(self, f"api_{method}", None)
-        if handler is None:
-            return self._error(ApiError(404, "Not Found: method not found"))
-        try:
-            result = handler(params, uploads)
-            if asyncio.iscoroutine(result):
-                result = await result
-        except ApiError as exc:
-            return self._error(exc)
-        return 200, json.dumps({"ok": True, "result": result}).encode()
+        return await self.call(method, params, uploads)
 
     async def call(
         self, method: str, params: dict[str, Any], uploads: dict[str, bytes], origin: str = ""
