@@ -58,10 +58,11 @@ def slugify_pack_name(raw: str) -> str:
 
 
 def validate_pack_name(name: str) -> str:
-    if not PACK_NAME_RE.match(name):
+    # fullmatch: ``$`` in the pattern also matches before a final newline ("food\n" passed)
+    if not isinstance(name, str) or not PACK_NAME_RE.fullmatch(name):
         raise PackError(
             f"Pack names use letters, digits, '_' and '-' (at most 64, starting with a letter or digit); "
-            f"{name[:80]!r} is not one."
+            f"{str(name)[:80]!r} is not one."
         )
     return name
 

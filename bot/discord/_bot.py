@@ -111,6 +111,13 @@ async def sync_commands(tree: app_commands.CommandTree, settings: Settings) -> N
     log.info("synced %d global commands", len(synced))
 
 
+def redact_token(token: str) -> None:
+    """From now on no log record, traceback or :func:`~bot.redaction.describe` text shows ``token`` or its
+    secret parts: Discord tokens are ``<base64 bot id>.<timestamp>.<hmac>``; the id is public, the rest is
+    not (the HMAC alone would do for an attacker who knows the id)."""
+    install_redaction(token, [token.partition(".")[2], token.rpartition(".")[2]])
+
+
 async def serve(settings: Settings) -> None:
     from engine.db import SchemaOutOfDate
     from engine.ranking import ModelMissing
@@ -123,8 +130,7 @@ async def serve(settings: Settings) -> None:
     except (SchemaOutOfDate, ModelMissing) as exc:
         raise SystemExit(str(exc)) from None
     token = settings.discord_token.get_secret_value()
-    # Discord tokens are ``<base64 bot id>.<timestamp>.<hmac>``: the id is public, the rest is not.
-    install_redaction(token, [token.partition(".")[2], token.rpartition(".")[2]])
+    redact_token(token)
     bot = build_bot(settings, service)
     try:
         async with bot:

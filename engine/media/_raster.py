@@ -34,13 +34,23 @@ def decode_raster(fmt: str, data: bytes, limits: DecodeLimits) -> DecodedSticker
             animated = bool(getattr(im, "is_animated", False))
     except MediaError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise MediaTooLarge(f"the {name} image is too large to decode ({exc})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # the header passed the checks above, so a frame is bigger than the image it belongs to (a GIF frame
+        # may overhang its logical screen); the bounded workers turn Pillow's warning into this error
+        raise MediaTooLarge(
+            f"the {name} image has a frame larger than its {width}×{height}-pixel header declares; "
+            f"the limit is {min(limits.max_pixels, pillow_cap or limits.max_pixels)} pixels"
+        ) from None
     except MemoryError:
         raise MediaTooLarge(f"the {name} image is too large to decode in memory") from None
     except Image.UnidentifiedImageError:  # its message only names the BytesIO object
         raise CorruptMedia(f"the {name} file is damaged or truncated (Pillow cannot read it)") from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, struct.error...
+        if isinstance(exc, ValueError) and "Decompressed data too large" in str(exc):
+            # a zTXt/iTXt/iCCP chunk inflating past Pillow's MAX_TEXT_CHUNK: a bomb, not a damaged file
+            raise MediaTooLarge(
+                f"the {name} file carries a compressed metadata chunk that inflates past the decoder's limit"
+            ) from None
         raise CorruptMedia(f"the {name} file is damaged or truncated ({describe(exc)})") from None
     still.info = {}
     return DecodedSticker(still, "animated" if animated else "static", fmt, still.width, still.height)

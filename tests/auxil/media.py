@@ -252,3 +252,78 @@ def garbage_webm(size: int = 4096) -> bytes:
 
 def not_an_image() -> bytes:
     return b"Hello! This is a text file that somebody named sticker.png.\n"
+
+
+# ---------------------------------------------------------------- more broken inputs (issue 8)
+
+
+def huge_gif_header(w: int = 60000, h: int = 60000) -> bytes:
+    """A GIF whose logical screen is w×h (a 1×1 frame follows): refused from the header alone."""
+    return gif_with_frame(w, h, 1, 1)
+
+
+def gif_with_frame(screen_w: int, screen_h: int, frame_w: int, frame_h: int) -> bytes:
+    """A GIF with a ``screen_w``×``screen_h`` logical screen and one ``frame_w``×``frame_h`` frame of a few
+    bytes of LZW: a frame may overhang the screen, and Pillow grows the image to hold it."""
+    header = b"GIF89a" + struct.pack("<HHBBB", screen_w, screen_h, 0x80, 0, 0) + b"\x00\x00\x00\xff\x00\x00"
+    descriptor = b"," + struct.pack("<HHHHB", 0, 0, frame_w, frame_h, 0)
+    return header + descriptor + b"\x02\x02\x4c\x01\x00" + b";"
+
+
+def huge_jpeg_header(w: int = 60000, h: int = 60000) -> bytes:
+    """A real JPEG whose SOF0 is patched to declare w×h pixels."""
+    data = bytearray(jpeg_bytes())
+    sof = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, h, w)
+    return bytes(data)
+
+
+def huge_webp_header(w: int = 16384, h: int = 16384) -> bytes:
+    """An animated WebP whose VP8X canvas is patched to w×h pixels (24-bit fields, stored minus one)."""
+    data = bytearray(webp_bytes(animated=True, frames=2))
+    vp8x = data.find(b"VP8X")
+    data[vp8x + 12 : vp8x + 15] = (w - 1).to_bytes(3, "little")
+    data[vp8x + 15 : vp8x + 18] = (h - 1).to_bytes(3, "little")
+    return bytes(data)
+
+
+def _png_with_chunk_before_idat(ctype: bytes, payload: bytes) -> bytes:
+    base = png_bytes(8, 8)
+    at = base.find(b"IDAT") - 4
+    return base[:at] + _png_chunk(ctype, payload) + base[at:]
+
+
+def png_text_bomb(unpacked_mib: int = 256) -> bytes:
+    """An 8×8 PNG carrying a zTXt chunk that inflates to ``unpacked_mib`` MiB (about 250 KiB on disk)."""
+    comp = zlib.compressobj(9)
+    body = b"".join(comp.compress(b"A" * (1024 * 1024)) for _ in range(unpacked_mib)) + comp.flush()
+    return _png_with_chunk_before_idat(b"zTXt", b"Comment\x00\x00" + body)
+
+
+def png_icc_bomb(unpacked_mib: int = 256) -> bytes:
+    """An 8×8 PNG whose iCCP colour profile inflates to ``unpacked_mib`` MiB."""
+    comp = zlib.compressobj(9)
+    body = b"".join(comp.compress(b"\0" * (1024 * 1024)) for _ in range(unpacked_mib)) + comp.flush()
+    return _png_with_chunk_before_idat(b"iCCP", b"icc\x00\x00" + body)
+
+
+def apng_lying_frame_count(declared: int = 2**31 - 1) -> bytes:
+    """A two-frame APNG whose acTL declares ``declared`` frames."""
+    data = bytearray(apng_bytes(frames=2))
+    at = data.find(b"acTL")
+    struct.pack_into(">I", data, at + 4, declared)
+    struct.pack_into(">I", data, at + 12, zlib.crc32(bytes(data[at : at + 12])))
+    return bytes(data)
+
+
+def wrong_magic() -> dict[str, bytes]:
+    """One format's magic bytes in front of another format's file (or of text), by a readable id."""
+    return {
+        "png-magic-jpeg-body": b"\x89PNG\r\n\x1a\n" + jpeg_bytes(),
+        "jpeg-magic-png-body": b"\xff\xd8\xff" + png_bytes(),
+        "gif-magic-png-body": b"GIF89a" + png_bytes(),
+        "riff-webp-jpeg-body": b"RIFF\x00\x10\x00\x00WEBP" + jpeg_bytes(),
+        "ebml-magic-text": b"\x1a\x45\xdf\xa3" + not_an_image() * 20,
+        "gzip-of-a-png": gzip.compress(png_bytes(), mtime=0),
+        "gzip-magic-junk": b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"not deflate at all" * 10,
+    }

@@ -81,6 +81,12 @@ SQLISH = [
     "ünïcödé",
     "../../etc/passwd",
     "x" * 65,
+    "food\n",  # a regex ``$`` matches before a final newline
+    "food\x00",
+    "\u202efood",
+    "fo\ud800od",
+    "food\t",
+    "-food",
 ]
 
 
@@ -122,3 +128,49 @@ async def test_platform_titles_and_names_are_cleaned_and_bounded(service):
     [turn] = await service.recent(chat)
     assert turn.speaker is not None and turn.speaker.startswith("Mallory x") and len(turn.speaker) == 256
     assert chat.title is not None and "\x00" not in chat.title and len(chat.title) <= 256
+
+
+async def test_a_megabyte_inline_query_is_answered_quickly(service, tmp_path):
+    await service.add_pack(CHAT, make_pack(tmp_path / "food"))
+    huge = ("pizza \x00\u200b " * 120_000)[:1_000_000]
+    start = time.monotonic()
+    result = await service.suggest(CHAT, text=huge, cooldown=False)
+    assert result.items
+    assert time.monotonic() - start < 3.0
+
+
+async def test_edits_are_cleaned_and_bounded_like_new_messages(service):
+    await service.record(CHAT, ALICE, "first version", message_id="m1")
+    assert await service.edit(CHAT, "m1", "second\x00 \u202eversion\ud800 " + "y" * 2_000_000)
+    [turn] = await service.recent(CHAT)
+    assert turn.text.startswith("second version y") and len(turn.text) == service.settings.max_message_chars
+    assert "\x00" not in turn.text and "\u202e" not in turn.text
+
+
+def test_clean_text_is_linear_and_drops_every_c0_c1_control():
+    controls = "".join(chr(c) for c in [*range(32), *range(0x7F, 0xA0)] if chr(c) not in "\t\n\r")
+    assert clean_text(f"a{controls}b") == "ab"
+    nasty = ("\x00\u200b\ud800 x\u202e " * 200_000)[:1_000_000]
+    start = time.monotonic()
+    assert clean_text(nasty) == " ".join(["x"] * nasty.count("x"))
+    assert time.monotonic() - start < 1.0
+    combining = "Z" + "\u0301" * 100_000  # "zalgo": kept (it is text), but bounded by the caller's cut
+    assert clean_text(combining) == combining
+
+
+def test_history_normalisation_bounds_before_it_cleans():
+    from engine.history import History, HistoryPolicy
+
+    history = History(HistoryPolicy(max_message_chars=100))
+    assert history.normalise("\x00" * 1_000_000) == ""  # only what survives the cut is cleaned
+    assert history.normalise(" a " * 1_000_000) == " ".join(["a"] * 100)[:100]
+    assert len(history.normalise("ü" * 1_000_000)) == 100
+
+
+def test_pack_names_are_validated_before_any_query():
+    from engine.library import validate_pack_name
+
+    assert validate_pack_name("food_2-x") == "food_2-x"
+    for bad in (*SQLISH, "", None, 42):
+        with pytest.raises(PackError, match="Pack names use letters"):
+            validate_pack_name(bad)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -558,3 +559,122 @@ def test_a_decoder_worker_cannot_take_the_machines_memory() -> None:
     assert time.monotonic() - start < BAD_INPUT_SECONDS
     assert decode_sticker_bounded(fx.webm_bytes()).kind == "video"
     assert decode_sticker_bounded(fx.tgs_bytes()).kind == "animated"
+
+
+# ------------------------------------------------------------------ more bad media (issue 8)
+
+MORE_BAD = [
+    # id, bytes factory, error class, words the message must contain
+    ("zero-bytes", lambda: b"", CorruptMedia, "empty"),
+    ("huge-gif-screen", fx.huge_gif_header, MediaTooLarge, "60000×60000 pixels"),
+    ("huge-jpeg-header", fx.huge_jpeg_header, MediaTooLarge, "60000×60000 pixels"),
+    ("huge-webp-canvas", fx.huge_webp_header, MediaTooLarge, "16384×16384 pixels"),
+    ("gif-frame-past-pillow-cap", lambda: fx.gif_with_frame(1, 1, 20000, 20000), MediaTooLarge, "pixels"),
+    ("gif-frame-past-our-cap", lambda: fx.gif_with_frame(1, 1, 12000, 12000), MediaTooLarge, "pixels"),
+    ("png-ztxt-bomb", fx.png_text_bomb, MediaTooLarge, "metadata chunk"),
+    ("png-iccp-bomb", fx.png_icc_bomb, MediaTooLarge, "metadata chunk"),
+    ("apng-lying-frame-count", fx.apng_lying_frame_count, MediaTooLarge, "2147483647 frames"),
+    ("tgs-bomb-256mib", lambda: fx.gzip_bomb_tgs(256), MediaTooLarge, "16777216 bytes"),
+    ("tgs-json-cut", fx.malformed_tgs_json, CorruptMedia, "malformed"),
+    (
+        "tgs-json-trailing-junk",
+        lambda: gzip.compress(json.dumps(fx.lottie_json()).encode() + b"}}", mtime=0),
+        CorruptMedia,
+        "malformed",
+    ),
+    ("webm-garbage-1mib", lambda: fx.garbage_webm(1024 * 1024), CorruptMedia, "video sticker"),
+]
+
+
+@pytest.mark.parametrize("decode", DECODERS)
+@pytest.mark.parametrize(
+    ("factory", "error", "words"), [b[1:] for b in MORE_BAD], ids=[b[0] for b in MORE_BAD]
+)
+def test_more_bad_media_is_refused_clearly_in_bounded_time_and_memory(
+    decode: Decoder, factory: Callable[[], bytes], error: type[MediaError], words: str
+) -> None:
+    data = factory()
+    tracemalloc.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(MediaError) as info:
+            decode(data, DecodeLimits())
+        elapsed = time.monotonic() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < BAD_INPUT_SECONDS
+    assert type(info.value) is error, repr(info.value)
+    message = str(info.value)
+    assert words in message, message
+    assert "Traceback" not in message and len(message) < 300
+    # what this process allocated (Pillow's buffers are counted; the bounded worker's are its own)
+    assert peak < len(data) + 32 * 1024 * 1024, peak
+
+
+@pytest.mark.parametrize("decode", DECODERS)
+@pytest.mark.parametrize("which", sorted(fx.wrong_magic()))
+def test_wrong_magic_is_refused_not_guessed(decode: Decoder, which: str) -> None:
+    """One format's magic in front of another format's bytes: refused by the format the magic claims."""
+    start = time.monotonic()
+    with pytest.raises(MediaError) as info:
+        decode(fx.wrong_magic()[which], DecodeLimits())
+    assert time.monotonic() - start < BAD_INPUT_SECONDS
+    assert type(info.value) in (CorruptMedia, UnsupportedMedia, MediaTooLarge), repr(info.value)
+    assert str(info.value) and len(str(info.value)) < 300
+
+
+def test_a_thousand_frame_gif_decodes_in_bounded_memory() -> None:
+    """Only frame 0 is decoded: a 1,000-frame 256×256 GIF (250 MB of RGBA frames in all) costs what one
+    frame does."""
+    data = fx.gif_bytes(frames=1000, w=256, h=256)
+    tracemalloc.start()
+    try:
+        decoded = decode_sticker(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert decoded.kind == "animated" and decoded.image.size == (256, 256)
+    assert _near(_centre(decoded.image), fx.FRAME_COLOURS[0])
+    assert peak < 16 * 256 * 256 * 4, peak  # a few frames' worth, not a thousand
+
+
+async def test_a_pack_with_every_kind_of_bad_file_keeps_the_good_stickers(service, tmp_path: Path) -> None:
+    """The broken corpus next to good stickers in one pack folder: the good ones (a 1,000-frame GIF among
+    them) are imported, each bad one is skipped with its reason, and the import takes bounded time."""
+    from engine.service import ChatRef
+
+    good = {
+        "1f602.png": fx.png_bytes(),
+        "1f389.gif": fx.gif_bytes(frames=1000),
+        "1f631.tgs": fx.tgs_bytes(w=128, h=128, frames=10),
+        "1f923.webm": fx.webm_bytes(),
+    }
+    bad = {
+        "zero.png": b"",
+        "cut.png": fx.truncated_png(),
+        "huge.png": fx.huge_png_header(),
+        "huge-screen.gif": fx.huge_gif_header(),
+        "text.png": fx.not_an_image(),
+        "bomb.tgs": fx.gzip_bomb_tgs(),
+        "ztxt.png": fx.png_text_bomb(),
+        "broken.tgs": fx.malformed_tgs_json(),
+        "garbage.webm": fx.garbage_webm(),
+        "magic.png": fx.wrong_magic()["png-magic-jpeg-body"],
+        "lying.apng": fx.apng_lying_frame_count(),
+    }
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name, data in {**good, **bad}.items():
+        (folder / name).write_bytes(data)
+    start = time.monotonic()
+    report = await service.add_pack(ChatRef("test", "c"), folder, name="mixed")
+    assert time.monotonic() - start < 30.0
+    assert report.added == len(good)
+    reasons = dict(report.skipped)
+    assert set(reasons) == set(bad)
+    assert all(isinstance(r, str) and r and "Traceback" not in r for r in reasons.values()), reasons
+    assert "pixels" in reasons["huge.png"] and "malformed" in reasons["broken.tgs"]
+    result = await service.suggest(ChatRef("test", "c"), text="party", cooldown=False)
+    assert len({i.platform_sticker_id for i in result.items}) == min(len(good), len(result.items))
+    assert {i.platform_sticker_id for i in result.items} <= {Path(n).stem for n in good}
