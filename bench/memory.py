@@ -84,7 +84,7 @@ async def serve(home: Path, model_dir: Path, chats: int, seconds: float, naive: 
                     key = own_key(cid, chat.packs_version, b"own")
                     service._chat_matrix_keys[cid] = key
                     service._matrices[(service.ranker.version, key[2])] = type(mat)(
-                        mat.packs_version, mat.model_version, mat.ids.copy(), mat.matrix.copy()
+                        mat.ids.copy(), mat.matrix.copy()
                     )
         stop = time.perf_counter() + seconds
         requests = 0

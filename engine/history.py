@@ -40,30 +40,6 @@ class History:
         # cut first (with room for the whitespace cleaning removes): a 1 MB message costs what 16 KB does
         return clean_text(text[: 4 * limit])[:limit]
 
-    async def append(
-        self,
-        session: AsyncSession,
-        chat_id: int,
-        user_id: int | None,
-        text: str,
-        platform_message_id: str | None = None,
-        reply_to: str | None = None,
-        at: datetime | None = None,
-        sticker_id: int | None = None,
-    ) -> Message:
-        msg = Message(
-            chat_id=chat_id,
-            user_id=user_id,
-            text=self.normalise(text),
-            platform_message_id=platform_message_id,
-            reply_to=reply_to,
-            created_at=at or utcnow(),
-            sticker_id=sticker_id,
-        )
-        session.add(msg)
-        await session.flush()
-        return msg
-
     async def edit(self, session: AsyncSession, chat_id: int, platform_message_id: str, text: str) -> bool:
         result = await session.execute(
             update(Message)

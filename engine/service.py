@@ -148,8 +148,8 @@ class PackInfo:
 
 @dataclass
 class _ChatMatrix:
-    packs_version: int
-    model_version: str
+    """The embeddings of a set of stickers (rows in ``ids`` order); shared by the chats that enable them."""
+
     ids: np.ndarray
     matrix: np.ndarray
 
@@ -659,7 +659,7 @@ class StickerService:
         await self._ensure_embeddings(ids)
         cache = self._cache(ranker.version)
         matrix = np.stack([cache[i] for i in ids]).astype(np.float32)
-        built = _ChatMatrix(chat.packs_version, ranker.version, id_array, matrix)
+        built = _ChatMatrix(id_array, matrix)
         self._matrices[(ranker.version, digest)] = built
         self._trim_matrices(keep=built)
         return built
@@ -668,13 +668,13 @@ class StickerService:
         """Forget the least recently used matrices beyond ``matrix_cache_mb`` (rebuilt from the embedding
         cache when their chats speak again)."""
         budget = self.settings.matrix_cache_mb * 2**20
-        while len(self._matrices) > 1:
-            if sum(m.matrix.nbytes + m.ids.nbytes for m in self._matrices.values()) <= budget:
-                return
+        held = sum(m.matrix.nbytes + m.ids.nbytes for m in self._matrices.values())
+        while held > budget and len(self._matrices) > 1:
             oldest = self._matrices.oldest()
             if oldest is None or oldest[1] is keep:
                 return
             self._matrices.pop(oldest[0])
+            held -= oldest[1].matrix.nbytes + oldest[1].ids.nbytes
 
     # ------------------------------------------------------------------ suggestions
     async def suggest(
@@ -1072,7 +1072,7 @@ class StickerService:
         keep = ~np.isin(mat.ids, np.fromiter(unsendable, dtype=np.int64))
         if not keep.any():
             return None
-        return _ChatMatrix(mat.packs_version, mat.model_version, mat.ids[keep], mat.matrix[keep])
+        return _ChatMatrix(mat.ids[keep], mat.matrix[keep])
 
     async def apply_retention(self, platform: str | None = None) -> int:
         """Apply the history retention policy to every chat (of one platform), now: a quiet chat's old
