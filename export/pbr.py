@@ -180,6 +180,7 @@ def export_pbr(
                 k: v for k, v in extra.items() if isinstance(v, str | int | float | bool | dict | list)
             },
             "validation_metrics": metrics if metrics is not None else extra.get("val_metrics"),
+            "training_data": _training_data(extra),
             "checkpoint": Path(checkpoint).name,
             "versions": loaded.meta.get("versions", {}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -192,6 +193,21 @@ def export_pbr(
             out_dir.rename(Path(tmp) / "old")
         stage.rename(out_dir)
     return manifest
+
+
+def _training_data(extra: dict[str, Any]) -> dict[str, Any]:
+    """Which corpora and art trained the checkpoint, with their licences (from its training config)."""
+    from training.data.licences import training_data_summary
+
+    cfg = extra.get("train_config")
+    if isinstance(cfg, str):
+        try:
+            cfg = json.loads(cfg)
+        except ValueError:
+            cfg = None
+    if not isinstance(cfg, dict):
+        return {}
+    return training_data_summary(cfg.get("data", {}).get("train", []))
 
 
 def sha256_file_list(paths: list[Path]) -> str:

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Convert the public corpora into the sticker dataset format, as the training configs expect them
 # (configs/pbr-ablation.yaml, configs/pbr-default.yaml). Idempotent: existing datasets are kept.
-#   bash scripts/prepare_data.sh [DATA_ROOT]     (default: ../shared/data)
+#   bash scripts/prepare_data.sh [DATA_ROOT] [CLIPART_PNG]
+# DATA_ROOT: the folder of public corpora (tweeteval/, meld/, …). CLIPART_PNG: Debian openclipart-png's png
+# folder; without it, it is fetched into var/debs with `apt-get download` + `dpkg -x` (no root needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${1:-../shared/data}
+CLIPART=${2:-}
 OUT=var/datasets
 SP=.venv/bin/stickerpick
 mkdir -p "$OUT"
@@ -21,3 +24,27 @@ convert meld-accompany meld --style google --variant accompany
 convert meld-reply meld --style google --variant reply
 convert emoji-names-gt emoji-names --style google --style twitter
 convert te-google tweeteval-emoji --style google
+
+# Every emoji of every training style (google, twitter, openmoji) with its names and keywords; val: facebook.
+convert emoji-art-gto emoji-art --style google --style twitter --style openmoji --unseen-style facebook
+convert meld-accompany-unseen-facebook meld --style google --unseen-style facebook --variant accompany
+# Big packs: rank among ~330 emoji of the unseen style (validation only).
+convert tweeteval-pack-facebook tweeteval-emoji --style google --unseen-style facebook --pack-candidates
+convert meld-pack-facebook meld --style google --unseen-style facebook --variant accompany --pack-candidates
+convert meld-reply-pack-facebook meld --style google --unseen-style facebook --variant reply --pack-candidates
+convert emoji-names-pack-facebook emoji-names --style google --unseen-style facebook
+# The same big pack in the seen default style (google): the bundled default pack's own art.
+convert tweeteval-pack-google tweeteval-emoji --style google --pack-candidates
+convert meld-pack-google meld --style google --variant accompany --pack-candidates
+
+# Public-domain clip art: drawn pictures that are not emoji.
+if [ ! -f "$OUT/openclipart/conversion.json" ]; then
+  if [ -z "$CLIPART" ]; then
+    CLIPART=var/debs/ocp/usr/share/openclipart/png
+    if [ ! -d "$CLIPART" ]; then
+      mkdir -p var/debs
+      (cd var/debs && apt-get download openclipart-png && dpkg -x openclipart-png_*.deb ocp)
+    fi
+  fi
+  "$SP" data convert openclipart --data-root "$CLIPART" --out "$OUT/openclipart" --max-samples 4000 --no-progress
+fi

@@ -8,10 +8,12 @@ normalisation. Areas that a crop or rotation uncovers are filled with the sticke
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageChops, ImageFilter, ImageOps
 from torch import Tensor
 
 from engine.preprocess import ImageSpec
@@ -28,6 +30,10 @@ class AugmentConfig:
     brightness: float = 0.3
     contrast: float = 0.3
     saturation: float = 0.3
+    # Style-removing renderings (:func:`style_view`), applied to this fraction of the augmented views before
+    # the geometric/colour jitter: grayscale, posterised, outline-only, the white sticker stroke, random
+    # backgrounds. They take away the cues (palette, shading, line weight) that tell one art style from another.
+    style_p: float = 0.6
 
 
 def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None) -> Tensor:
@@ -83,3 +89,67 @@ def augment_images(
     g = (x * gray_w).sum(1, keepdim=True)
     x = ((x - g) * s + g).clamp(0, 1)
     return (x - mean) / std
+
+
+# ------------------------------------------------------------------------------------------------ styles
+STYLE_VIEWS = ("grayscale", "posterise", "outline", "stroke", "background", "flat")
+
+
+def _with_background(img: Image.Image, colour: tuple[int, int, int]) -> Image.Image:
+    bg = Image.new("RGBA", img.size, (*colour, 255))
+    bg.alpha_composite(img)
+    return bg
+
+
+def _random_colour(rng: random.Random) -> tuple[int, int, int]:
+    if rng.random() < 0.5:  # light, as chat backgrounds mostly are
+        return (rng.randint(170, 255), rng.randint(170, 255), rng.randint(170, 255))
+    return (rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255))
+
+
+def style_view(img: Image.Image, rng: random.Random, kind: str | None = None) -> Image.Image:
+    """One style-removing rendering of an RGBA sticker (still RGBA, same size):
+
+    - ``grayscale``: no colour; ``posterise``: 2-3 bits per channel (flat cartoon fills);
+    - ``outline``: only the edges, dark on transparent (a line-art drawing of the same thing);
+    - ``stroke``: the white outline Telegram stickers carry, on a random background;
+    - ``background``: the sticker on a random solid background; ``flat``: shading removed (median blur).
+    """
+    kind = kind or rng.choice(STYLE_VIEWS)
+    rgba = img.convert("RGBA")
+    alpha = rgba.getchannel("A")
+    if kind == "grayscale":
+        gray = ImageOps.grayscale(rgba.convert("RGB")).convert("RGB")
+        out = gray.convert("RGBA")
+        out.putalpha(alpha)
+        return out
+    if kind == "posterise":
+        out = ImageOps.posterize(rgba.convert("RGB"), rng.choice((2, 3))).convert("RGBA")
+        out.putalpha(alpha)
+        return out
+    if kind == "outline":
+        rgb = _with_background(rgba, (255, 255, 255)).convert("L")
+        edges = rgb.filter(ImageFilter.FIND_EDGES)
+        edges = ImageOps.autocontrast(edges).point(lambda v: 255 if v > 60 else 0)
+        shape = alpha.filter(ImageFilter.FIND_EDGES).point(lambda v: 255 if v > 60 else 0)
+        lines = ImageChops.lighter(edges, shape)
+        lines = ImageOps.expand(ImageOps.crop(lines, 2), 2, fill=0)  # FIND_EDGES marks the image's frame
+        if rgba.size[0] >= 96:
+            lines = lines.filter(ImageFilter.MaxFilter(3))
+        out = Image.new("RGBA", rgba.size, (30, 30, 30, 0))
+        out.putalpha(lines)
+        return out
+    if kind == "stroke":
+        width = max(1, round(rgba.size[0] * rng.uniform(0.03, 0.06)))
+        grown = alpha.filter(ImageFilter.MaxFilter(2 * width + 1))
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 0))
+        white.putalpha(grown)
+        white.alpha_composite(rgba)
+        return _with_background(white, _random_colour(rng))
+    if kind == "background":
+        return _with_background(rgba, _random_colour(rng))
+    if kind == "flat":
+        out = rgba.convert("RGB").filter(ImageFilter.MedianFilter(5)).convert("RGBA")
+        out.putalpha(alpha)
+        return out
+    raise ValueError(f"unknown style view {kind!r}; choose from {', '.join(STYLE_VIEWS)}")

@@ -22,6 +22,9 @@ class DatasetSpec:
     max_samples: int | None = None
     split: str = "train"
     name: str | None = None
+    # Validation only: read each candidate's sticker text (None: whenever the model uses sticker text). List a
+    # set twice, once with False, to report both readings.
+    sticker_text: bool | None = None
 
     @property
     def label(self) -> str:
@@ -36,6 +39,12 @@ class DataConfig:
     views: int = 8  # cached sticker views: 0 clean + (views-1) augmented
     cache_dir: str = "var/cache"
     use_cache: bool = True
+    # Identity across art styles: the probability that a sticker's second view (intra-topic's positive) is the
+    # same emoji drawn in another set of the training data, rather than another view of the same picture.
+    cross_style: float = 0.0
+    # Sticker text dropout: the probability that a training sticker is read by its image alone (its text
+    # hidden), so that a sticker without text still ranks well. Only with model.use_sticker_text.
+    sticker_text_dropout: float = 0.0
 
 
 @dataclass

@@ -347,8 +347,13 @@ def encode_sticker_views(
     batch_size: int = 64,
     progress: bool = True,
 ) -> Tensor:
-    """PIL images → frozen tower features (N, views, F)."""
+    """PIL images → frozen tower features (N, views, F). Views 1.. are augmented; a fraction ``aug.style_p``
+    of them first get a style-removing rendering (:func:`training.augment.style_view`)."""
+    import random
+
     from tqdm import tqdm
+
+    from training.augment import style_view
 
     tower.eval()
     out = []
@@ -358,6 +363,13 @@ def encode_sticker_views(
         px = torch.from_numpy(image_to_array(img, spec))
         view_seed = (seed * 1_000_003 + int(digest[:12], 16)) % (2**62)
         batch = view_pixels(px, views, view_seed, spec, aug)
+        if views > 1 and aug.style_p > 0:
+            rng = random.Random(view_seed)
+            for v in range(1, views):
+                if rng.random() < aug.style_p:
+                    styled = torch.from_numpy(image_to_array(style_view(img, rng), spec))
+                    g = torch.Generator().manual_seed(view_seed + v)
+                    batch[v] = augment_images(styled.unsqueeze(0), aug, spec, generator=g)[0]
         feats = torch.cat([tower(batch[i : i + batch_size]) for i in range(0, views, batch_size)])
         out.append(feats.float())
     if not out:

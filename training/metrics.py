@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-RECALL_AT = (1, 2, 5)
+RECALL_AT = (1, 2, 5, 10)
 NO_ALT = "<no alt>"  # the prediction of a top candidate that has no emoji: always wrong
 
 
@@ -98,6 +98,10 @@ def ranking_metrics(
         out["macro_F1"] = out["weighted_F1"] = 0.0
     out["n"] = int(ranks.size)
     out["n_f1"] = len(gold)
+    # Coverage: how many distinct stickers ever come first, against how many gold classes there are (a
+    # model that always answers the same few stickers ranks a big pack badly however good its R@1 on them).
+    out["top1_distinct"] = len({str(r[0]) for r in rankings if len(r)})
+    out["gold_classes"] = len(set(gold)) if gold else len({str(p) for p in positives})
     return out
 
 

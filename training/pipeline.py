@@ -128,6 +128,18 @@ class StickerTable:
         codes: dict[str, int] = {}
         return torch.tensor([codes.setdefault(s, len(codes)) for s, _ in self.keys], dtype=torch.long)
 
+    def identities(self) -> Tensor:
+        """(S,) what each sticker *shows*: stickers of different sets with the same emoji share an id (the same
+        emoji in another art style is the same thing); a sticker without an emoji is only itself."""
+        from training.metrics import normalise_alt
+
+        codes: dict[str, int] = {}
+        out = []
+        for key, alt in zip(self.keys, self.alts, strict=True):
+            norm = normalise_alt(alt)
+            out.append(codes.setdefault(f"emoji:{norm}" if norm else f"key:{key[0]}/{key[1]}", len(codes)))
+        return torch.tensor(out, dtype=torch.long)
+
     def texts(self) -> list[str]:
         return [sticker_text(a) for a in self.alts]
 
@@ -194,6 +206,10 @@ class TrainData:
     sticker_text: TextFeatures | None  # one row per sticker
     has_text: Tensor  # (S,) bool
     info: dict[str, Any]
+    identity: Tensor | None = None  # (S,) what a sticker shows (StickerTable.identities)
+    partners: list[list[int]] | None = None  # per sticker: the stickers of other sets with its identity
+    cross_style: float = 0.0
+    text_dropout: float = 0.0
 
     def __len__(self) -> int:
         return int(self.sample_text.shape[0])
@@ -252,7 +268,23 @@ def prepare_train_data(cfg: TrainConfig, towers: Towers) -> TrainData:
     st_feats = (
         towers.sticker_text.features(st_texts, desc="sticker text features") if towers.sticker_text else None
     )
-    info.update(samples=len(s_text), texts=len(texts), stickers=len(table), views=k, teacher=teacher.info)
+    identity = table.identities()
+    topics = table.topics()
+    groups: dict[int, list[int]] = {}
+    for i, ident in enumerate(identity.tolist()):
+        groups.setdefault(ident, []).append(i)
+    partners = [
+        [j for j in groups[ident] if topics[j] != topics[i]] for i, ident in enumerate(identity.tolist())
+    ]
+    info.update(
+        samples=len(s_text),
+        texts=len(texts),
+        stickers=len(table),
+        views=k,
+        teacher=teacher.info,
+        identities=len(groups),
+        stickers_with_partner=sum(1 for p in partners if p),
+    )
     return TrainData(
         text=text_feats,
         sample_text=sample_text_t,
@@ -266,6 +298,10 @@ def prepare_train_data(cfg: TrainConfig, towers: Towers) -> TrainData:
         sticker_text=st_feats,
         has_text=torch.tensor([bool(t) for t in st_texts]),
         info=info,
+        identity=identity,
+        partners=partners,
+        cross_style=cfg.data.cross_style,
+        text_dropout=cfg.data.sticker_text_dropout,
     )
 
 
@@ -304,6 +340,17 @@ def make_batch(data: TrainData, rows: Tensor, g: torch.Generator) -> dict[str, A
     k = data.view_feats.shape[1]
     v1 = torch.randint(0, k, (len(uniq),), generator=g)
     v2 = (v1 + torch.randint(1, k, (len(uniq),), generator=g)) % k if k > 1 else v1.clone()
+    # The second view: with probability ``cross_style`` the same emoji drawn in another set (identity across
+    # styles, PBR's intra-topic positive made style-invariant), else another view of the same picture.
+    second = uniq.clone()
+    if data.partners is not None and data.cross_style > 0:
+        draw = torch.rand(len(uniq), generator=g) < data.cross_style
+        for j, (sid, take) in enumerate(zip(uniq.tolist(), draw.tolist(), strict=True)):
+            options = data.partners[sid]
+            if take and options:
+                second[j] = options[int(torch.randint(0, len(options), (1,), generator=g))]
+                v2[j] = int(torch.randint(0, k, (1,), generator=g))
+    ident = data.identity[uniq] if data.identity is not None else uniq
     batch: dict[str, Any] = {
         "text": _text_input(data.text, data.sample_text[rows]),
         "dialogue_ids": data.sample_text[rows],
@@ -312,14 +359,18 @@ def make_batch(data: TrainData, rows: Tensor, g: torch.Generator) -> dict[str, A
         "uniq": uniq,
         "topics": data.topics[uniq],
         "img1": data.view_feats[uniq, v1],
-        "img2": data.view_feats[uniq, v2],
+        "img2": data.view_feats[second, v2],
         "teacher1": data.teacher_sims[uniq, v1],
-        "teacher2": data.teacher_sims[uniq, v2],
+        "teacher2": data.teacher_sims[second, v2],
+        "ident": ident,
         "mine_seed": int(torch.randint(0, 2**31 - 1, (1,), generator=g)),
     }
     if data.sticker_text is not None:
         batch["sticker_text"] = _text_input(data.sticker_text, uniq)
-        batch["has_text"] = data.has_text[uniq]
+        has = data.has_text[uniq]
+        if data.text_dropout > 0:
+            has = has & (torch.rand(len(uniq), generator=g) >= data.text_dropout)
+        batch["has_text"] = has
     return batch
 
 
@@ -416,13 +467,17 @@ class PBRTrainModule(nn.Module):
         d = self.dialogue(batch["text"])
         st, has = batch.get("sticker_text"), batch.get("has_text")
         s1 = self.sticker(batch["img1"], st, has)
-        uniq_ids = torch.arange(s1.shape[0], device=s1.device)
         inv = batch["inv"]
+        # What each batch sticker shows: the same emoji in two art styles is one thing to every loss (never a
+        # negative of the other).
+        uniq_ids = batch["ident"] if "ident" in batch else torch.arange(s1.shape[0], device=s1.device)
         s = s1[inv]
         logs: dict[str, float] = {}
         total = torch.zeros((), device=d.device)
 
-        loss, lg = self.contrastive(d, s, model.scale(), sticker_ids=inv, dialogue_ids=batch["dialogue_ids"])
+        loss, lg = self.contrastive(
+            d, s, model.scale(), sticker_ids=uniq_ids[inv], dialogue_ids=batch["dialogue_ids"]
+        )
         total, logs = total + loss, {**logs, **lg}
         if self.inter_topic.active or self.intra_topic.active:
             s2 = self.sticker(batch["img2"], st, has)
@@ -440,7 +495,7 @@ class PBRTrainModule(nn.Module):
                 sim,
                 batch["polarity"],
                 sticker_polarity(emotion),
-                inv,
+                uniq_ids[inv],
                 uniq_ids,
                 batch["dialogue_ids"],
                 generator=g,

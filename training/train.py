@@ -179,9 +179,8 @@ def validate(module: Any, towers: Any, cfg: TrainConfig, rerank: bool = False) -
         for spec in cfg.data.val:
             ds = StickerDataset.open(spec.path)
             n = spec.max_samples if spec.max_samples is not None else cfg.val_max_samples
-            out[spec.label] = evaluate(
-                ds, val_split(spec.split), scorer, sticker_text=_sticker_text_on(cfg), max_samples=n
-            )
+            text = _sticker_text_on(cfg) if spec.sticker_text is None else spec.sticker_text
+            out[spec.label] = evaluate(ds, val_split(spec.split), scorer, sticker_text=text, max_samples=n)
     finally:
         module.train(was_training)
     return out
@@ -316,7 +315,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if dd.main and cfg.data.val:
             val = validate(module, towers, cfg)
             slim = {
-                k: {m: v[m] for m in ("R@1", "R@2", "R@5", "MRR", "macro_F1", "weighted_F1", "n")}
+                k: {
+                    m: v[m]
+                    for m in ("R@1", "R@5", "R@10", "MRR", "macro_F1", "weighted_F1", "top1_distinct", "n")
+                    if m in v
+                }
                 for k, v in val.items()
             }
             mean_r1 = float(np.mean([v["R@1"] for v in val.values()]))

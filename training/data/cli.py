@@ -20,6 +20,8 @@ class DatasetName(StrEnum):
     dailydialog = "dailydialog"
     goemotions = "goemotions"
     emoji_names = "emoji-names"
+    emoji_art = "emoji-art"
+    openclipart = "openclipart"
 
 
 class Variant(StrEnum):
@@ -31,6 +33,7 @@ class Style(StrEnum):
     google = "google"
     twitter = "twitter"
     facebook = "facebook"
+    openmoji = "openmoji"
 
 
 @app.command()
@@ -57,9 +60,15 @@ def convert(
         None, "--node-modules", help="Where the npm emoji artwork is (default <repo>/vendor/node_modules)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    pack_candidates: bool = typer.Option(
+        False,
+        "--pack-candidates",
+        help="Rank every sample among a whole pack of ~330 emoji of its style, not only the corpus's classes.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Convert a public corpus (TweetEval emoji, MELD, DailyDialog, GoEmotions) into a sticker dataset."""
+    """Convert a public corpus (TweetEval emoji, MELD, DailyDialog, GoEmotions, emoji names and keywords, clip
+    art) into a sticker dataset."""
     from training.data.convert import ConvertOptions
     from training.data.convert import convert as run_convert
     from training.data.emoji_art import EmojiArtMissing
@@ -74,6 +83,7 @@ def convert(
             node_modules=node_modules,
             overwrite=overwrite,
             progress=progress,
+            pack_candidates=pack_candidates,
         )
         report = run_convert(dataset.value, data_root, out, opts)
     except (EmojiArtMissing, FileNotFoundError, FileExistsError, ValueError) as exc:

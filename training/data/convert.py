@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from engine.preprocess import clean_text
 from training.data import emoji_art
-from training.data.format import CurrentSticker, Sample, Turn, write_dataset
+from training.data.format import CurrentSticker, Sample, StickerEntry, Turn, write_dataset
 from training.emotions import EMOTIONS  # the project's 7 classes, in the model's order
 
 # ------------------------------------------------------------------------------------------- emotions
@@ -67,7 +67,7 @@ EMOTION_ALIASES: dict[str, str] = {
 
 DAILYDIALOG_EMOTIONS = ("neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise")  # ids 0-6
 VARIANTS = ("accompany", "reply")
-DATASETS = ("tweeteval-emoji", "meld", "dailydialog", "goemotions", "emoji-names")
+DATASETS = ("tweeteval-emoji", "meld", "dailydialog", "goemotions", "emoji-names", "emoji-art", "openclipart")
 DEFAULT_CONTEXT_TURNS = 8
 
 
@@ -101,6 +101,9 @@ class ConvertOptions:
     node_modules: Path | None = None
     overwrite: bool = False
     progress: bool = True
+    # Rank among a whole pack: every sample's candidates are all the big pack's emoji of its style (the
+    # default pack, the TweetEval classes and the emotion classes, ~330), not only the corpus's classes.
+    pack_candidates: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "styles", tuple(self.styles))
@@ -184,8 +187,16 @@ def _convert(
     out = Path(out)
     cat = emoji_art.load_catalogue(opts.node_modules)
     classes = [cat.lookup(e) for e in class_emoji]
-    ids = {s: {c.char: emoji_art.sticker_id(s, c) for c in classes} for s in opts.all_styles()}
-    stickers = emoji_art.emoji_sticker_entries([c.char for c in classes], opts.all_styles(), cat.node_modules)
+    pool = list({c.unified: c for c in classes}.values())
+    if opts.pack_candidates:
+        seen = {c.unified for c in pool}
+        pool += [
+            e
+            for e in map(cat.lookup, big_pack_emoji(cat, ""))
+            if e.unified not in seen and _drawn_in(cat, e, opts)
+        ]
+    ids = {s: {c.char: emoji_art.sticker_id(s, c) for c in pool} for s in opts.all_styles()}
+    stickers = emoji_art.emoji_sticker_entries([c.char for c in pool], opts.all_styles(), cat.node_modules)
     report = ConversionReport(dataset=dataset, out=out)
     samples: dict[str, list[Sample]] = {}
     for split, make in splits.items():
@@ -229,6 +240,46 @@ def _convert(
     )
     report.seconds = time.monotonic() - start
     return report
+
+
+def _drawn_in(cat: emoji_art.EmojiCatalogue, info: emoji_art.EmojiInfo, opts: ConvertOptions) -> bool:
+    return all(cat.has_image(info, st) for st in opts.all_styles())
+
+
+# TweetEval emoji's 20 classes in label order (its mapping.txt), so that the big pack is the same whether or
+# not the corpus is at hand.
+TWEETEVAL_EMOJI = [
+    "❤",
+    "😍",
+    "😂",
+    "💕",
+    "🔥",
+    "😊",
+    "😎",
+    "✨",
+    "💙",
+    "😘",
+    "📷",
+    "🇺🇸",
+    "☀",
+    "💜",
+    "😉",
+    "💯",
+    "😁",
+    "🎄",
+    "📸",
+    "😜",
+]
+
+
+def big_pack_emoji(cat: emoji_art.EmojiCatalogue, data_root: Path | str) -> list[str]:
+    """The emoji of a realistic big pack (~330): the default pack's expressive emoji, the 20 TweetEval classes
+    and the 7 emotion classes, in that order, no repeats (emoji the catalogue lacks are left out)."""
+    chars = [info.char for info in emoji_art.default_pack_emoji(node_modules=cat.node_modules)]
+    te_mapping = Path(data_root) / "tweeteval" / "datasets" / "emoji" / "mapping.txt"
+    chars += read_tweeteval_mapping(te_mapping) if data_root and te_mapping.is_file() else TWEETEVAL_EMOJI
+    chars += [EMOTION_EMOJI[e] for e in EMOTIONS]
+    return list(dict.fromkeys(i.char for i in map(cat.get, chars) if i is not None))
 
 
 def _dialogue_examples(
@@ -441,18 +492,27 @@ def convert_emoji_names(data_root: Path | str, out: Path | str, opts: ConvertOpt
     emojibase tags), the same supervision as the text baseline but learnt. Per emoji, one keyword (seeded) is
     held out for ``val``.
     """
-    import random
 
     cat = emoji_art.load_catalogue(opts.node_modules)
-    chars = [info.char for info in emoji_art.default_pack_emoji(node_modules=cat.node_modules)]
-    te_mapping = Path(data_root) / "tweeteval" / "datasets" / "emoji" / "mapping.txt"
-    chars += read_tweeteval_mapping(te_mapping) if te_mapping.is_file() else []
-    chars += [EMOTION_EMOJI[e] for e in EMOTIONS]
-    chars = [
-        c
-        for c in dict.fromkeys(cat.lookup(c).char for c in chars)
-        if all(cat.has_image(cat.lookup(c), st) for st in opts.all_styles())
-    ]
+    chars = [c for c in big_pack_emoji(cat, data_root) if _drawn_in(cat, cat.lookup(c), opts)]
+    return _keyword_dataset("emoji-names", out, chars, cat, opts)
+
+
+def convert_emoji_art(data_root: Path | str, out: Path | str, opts: ConvertOptions) -> ConversionReport:
+    """Every emoji drawn in every given style (~1,900), each name and keyword → its sticker (``data_root`` is
+    not read). The corpora name 27 distinct emoji and the default pack ~300: this is what teaches the sticker
+    tower what a face, a heart, a gesture or an object looks like in several art styles at once. Per emoji one
+    keyword (seeded) is held out for ``val``, whose candidates are all the emoji of the val style."""
+    cat = emoji_art.load_catalogue(opts.node_modules)
+    chars = [e.char for e in cat.emoji if _drawn_in(cat, e, opts)]
+    return _keyword_dataset("emoji-art", out, chars, cat, opts)
+
+
+def _keyword_dataset(
+    name: str, out: Path | str, chars: Sequence[str], cat: emoji_art.EmojiCatalogue, opts: ConvertOptions
+) -> ConversionReport:
+    import random
+
     rng = random.Random(0)
     train: list[_Raw] = []
     val: list[_Raw] = []
@@ -465,7 +525,7 @@ def convert_emoji_names(data_root: Path | str, out: Path | str, opts: ConvertOpt
         train.extend(_Raw((Turn(text=w),), char) for w in words)
     rng.shuffle(train)
     return _convert(
-        "emoji-names",
+        name,
         out,
         {"train": lambda: iter(train), "val": lambda: iter(val)},
         chars,
@@ -475,8 +535,100 @@ def convert_emoji_names(data_root: Path | str, out: Path | str, opts: ConvertOpt
     )
 
 
+CLIPART_SET = "openclipart"
+CLIPART_SIZE = 128
+CLIPART_MAX_PIXELS = 16_000_000
+
+
+def clipart_text(path: Path, root: Path) -> str:
+    """Words of a clip-art file: its folders (category, subcategory) and its title, from the file name
+    (``science/astronomy/full_moon_dan_gerhards_01.png`` → "full moon dan gerhards, astronomy, science"); the
+    trailing number is dropped. Titles often end with the artist's name: kept, a harmless extra word."""
+    import re
+
+    stem = re.sub(r"[_\-]?\d+$", "", path.stem)
+    title = " ".join(w for w in re.split(r"[_\-\s]+", stem) if w and not w.isdigit())
+    folders = [p.replace("_", " ") for p in reversed(path.relative_to(root).parent.parts)]
+    return clean_text(", ".join([title, *folders]).strip(", "))
+
+
+def convert_openclipart(data_root: Path | str, out: Path | str, opts: ConvertOptions) -> ConversionReport:
+    """Public-domain clip art (Debian's ``openclipart-png``) as text → picture pairs: each PNG under
+    ``data_root`` (the ``png`` folder: ``apt-get download openclipart-png && dpkg -x …``) is a sticker of the
+    set ``openclipart``, and its title and category words are the one-turn "dialogue". Drawn art that is not
+    emoji: people, animals, objects, in many hands. Every 20th picture is kept for ``val`` (candidates: the
+    whole val pool). ``max_samples`` caps the pictures (evenly over the sorted files)."""
+    from PIL import Image
+
+    start = time.monotonic()
+    root = Path(data_root)
+    files = sorted(p for p in root.rglob("*.png") if p.is_file() and not p.is_symlink())
+    if not files:
+        raise FileNotFoundError(f"no PNG files under {root} (is --data-root the openclipart png folder?)")
+    if opts.max_samples is not None and len(files) > opts.max_samples:
+        step = len(files) / opts.max_samples
+        files = [files[int(i * step)] for i in range(opts.max_samples)]
+    skipped: Counter[str] = Counter()
+    entries: list[StickerEntry] = []
+    rows: dict[str, list[tuple[str, str]]] = {"train": [], "val": []}
+    seen_text: set[str] = set()
+    for i, path in enumerate(_progress(files, opts, "openclipart", total=len(files))):
+        text = clipart_text(path, root)
+        if not text or text in seen_text:
+            skipped["duplicate or empty title"] += 1
+            continue
+        try:
+            with Image.open(path) as im:
+                if im.width * im.height > CLIPART_MAX_PIXELS:
+                    skipped["over 16 megapixels"] += 1
+                    continue
+                img = im.convert("RGBA")
+                img.thumbnail((CLIPART_SIZE, CLIPART_SIZE), Image.LANCZOS)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            skipped["unreadable image"] += 1
+            continue
+        seen_text.add(text)
+        sid = f"clip-{hashlib.sha256(str(path.relative_to(root)).encode()).hexdigest()[:12]}"
+        entries.append(StickerEntry(set_id=CLIPART_SET, sticker_id=sid, source=img))
+        rows["val" if i % 20 == 0 else "train"].append((text, sid))
+    val_pool = tuple(sid for _, sid in rows["val"])
+    samples = {
+        split: [
+            Sample(
+                context=(Turn(text=text),),
+                current=CurrentSticker(set_id=CLIPART_SET, sticker_id=sid),
+                candidates=val_pool if split == "val" else (sid,),
+            )
+            for text, sid in pairs
+        ]
+        for split, pairs in rows.items()
+    }
+    note = {
+        "dataset": "openclipart",
+        "source": {"corpus": "openclipart-png (Debian), public domain", "path": str(root)},
+        "counts": {k: len(v) for k, v in samples.items()},
+        "skipped": dict(skipped),
+        "art_licences": {CLIPART_SET: {"licence": "public domain (CC0)", "source": "Debian openclipart-png"}},
+    }
+    write_dataset(
+        out,
+        samples,
+        entries,
+        extra_files={"conversion.json": json.dumps(note, ensure_ascii=False, indent=1) + "\n"},
+        overwrite=opts.overwrite,
+    )
+    report = ConversionReport(dataset="openclipart", out=Path(out))
+    report.counts = note["counts"]
+    report.skipped = dict(skipped)
+    report.styles = {"train": [CLIPART_SET], "val": [CLIPART_SET]}
+    report.seconds = time.monotonic() - start
+    return report
+
+
 CONVERTERS: dict[str, Callable[[Path | str, Path | str, ConvertOptions], ConversionReport]] = {
     "emoji-names": convert_emoji_names,
+    "emoji-art": convert_emoji_art,
+    "openclipart": convert_openclipart,
     "tweeteval-emoji": convert_tweeteval_emoji,
     "meld": convert_meld,
     "dailydialog": convert_dailydialog,

@@ -24,8 +24,14 @@ from training.data.format import EMOJI_MAPPING, STICKER_DIR, StickerEntry, read_
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NODE_MODULES = REPO_ROOT / "vendor" / "node_modules"
 SETUP_COMMAND = "bash dev.sh setup"
-STYLES = ("google", "twitter", "facebook")
-IMAGE_SIZE = 64  # the per-emoji PNGs emoji-datasource ships (img/<style>/64/)
+# Styles whose PNGs emoji-datasource ships, and styles rendered here from another npm package's SVGs.
+DATASOURCE_STYLES = ("google", "twitter", "facebook")
+SVG_STYLES = ("openmoji",)
+STYLES = (*DATASOURCE_STYLES, *SVG_STYLES)
+# The art a model may train on; facebook is the evaluation-only style (no one trains on it: see STYLE_INFO).
+TRAIN_STYLES = ("google", "twitter", "openmoji")
+IMAGE_SIZE = 64  # the per-emoji PNGs emoji-datasource ships (img/<style>/64/); SVG styles are rendered so
+RENDER_DIR = ".stickerpick-render"  # under node_modules: SVG styles rendered to PNG (re-made after `npm ci`)
 VS16 = "\ufe0f"
 
 
@@ -66,6 +72,14 @@ STYLE_INFO: dict[str, StyleInfo] = {
         "Facebook emoji v9, fetched 2024-02-05 (via npm emoji-datasource-facebook 16.0.0)",
         "emoji-datasource: 'Facebook images, © Facebook, Inc., have no clear licensing.' Use for research and "
         "evaluation only; do not ship these images.",
+    ),
+    "openmoji": StyleInfo(
+        "openmoji",
+        "OpenMoji",
+        "CC-BY-SA-4.0",
+        "https://openmoji.org (v17.0.0, via npm openmoji 17.0.0, color/svg rendered to PNG with resvg)",
+        "OpenMoji README: 'All emojis designed by OpenMoji – the open-source emoji and icon project. License: "
+        "CC BY-SA 4.0'. Attribution required; adaptations share alike.",
     ),
 }
 
@@ -147,10 +161,18 @@ class EmojiCatalogue:
         return info
 
     def image_path(self, info: EmojiInfo | str, style: str) -> Path:
+        """The emoji's PNG in ``style``; an SVG style's PNG is rendered (once) on first use."""
         info = self.lookup(info) if isinstance(info, str) else info
-        return style_image_dir(self.node_modules, style) / f"{info.file_stem}.png"
+        path = style_image_dir(self.node_modules, style) / f"{info.file_stem}.png"
+        if style in SVG_STYLES and not path.is_file():
+            svg = svg_source(self.node_modules, style, info.unified)
+            if svg is not None:
+                render_svg(svg, path, IMAGE_SIZE)
+        return path
 
     def has_image(self, info: EmojiInfo, style: str) -> bool:
+        if style in SVG_STYLES:
+            return svg_source(self.node_modules, style, info.unified) is not None
         return style in info.styles and self.image_path(info, style).is_file()
 
 
@@ -160,7 +182,45 @@ def _codepoints(text: str) -> str:
 
 def style_image_dir(node_modules: Path, style: str) -> Path:
     _check_style(style)
+    if style in SVG_STYLES:
+        return node_modules / RENDER_DIR / style / str(IMAGE_SIZE)
     return node_modules / f"emoji-datasource-{style}" / "img" / style / str(IMAGE_SIZE)
+
+
+@lru_cache(maxsize=8)
+def _svg_files(node_modules: Path, style: str) -> dict[str, Path]:
+    """{code points without U+FE0F, upper case: SVG file} of an SVG style."""
+    if style == "openmoji":
+        folder = node_modules / "openmoji" / "color" / "svg"
+    else:  # pragma: no cover - every SVG style is listed above
+        raise ValueError(style)
+    if not folder.is_dir():
+        return {}
+    return {_bare(p.stem): p for p in sorted(folder.glob("*.svg"))}
+
+
+def _bare(unified: str) -> str:
+    return "-".join(cp for cp in unified.upper().split("-") if cp != "FE0F")
+
+
+def svg_source(node_modules: Path, style: str, unified: str) -> Path | None:
+    return _svg_files(node_modules, style).get(_bare(unified))
+
+
+def render_svg(svg: Path, out: Path, size: int) -> None:
+    """Rasterise an SVG to a ``size``×``size`` RGBA PNG (resvg), written atomically."""
+    import resvg_py
+
+    data = bytes(resvg_py.svg_to_bytes(svg_path=str(svg), width=size, height=size, skip_system_fonts=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @lru_cache(maxsize=4)
