@@ -89,6 +89,7 @@ class LossesConfig:
 class OptimConfig:
     lr: float = 1e-3
     text_lr: float = 3e-5  # trainable BERT layers (partial fine-tuning)
+    image_lr: float = 1e-4  # trainable image-tower blocks (partial fine-tuning)
     weight_decay: float = 0.01
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05

@@ -69,6 +69,19 @@ def frozen_prefix_digest(bert: nn.Module, stop_layer: int) -> str:
     return h.hexdigest()
 
 
+def frozen_units_digest(tower: nn.Module) -> str:
+    """Identity of the frozen units of a partly trainable tower (what a cached prefix depends on)."""
+    units = tuple(f"{u}." for u in getattr(tower, "frozen_units", []))
+    h = hashlib.sha256(f"units={sorted(units)}|".encode())
+    for name, t in sorted(tower.state_dict().items()):
+        if not name.startswith(units):
+            continue
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def texts_digest(texts: Sequence[str]) -> str:
     h = hashlib.sha256()
     for t in texts:
@@ -346,9 +359,11 @@ def encode_sticker_views(
     aug: AugmentConfig,
     batch_size: int = 64,
     progress: bool = True,
+    stop: int | None = None,
 ) -> Tensor:
-    """PIL images → frozen tower features (N, views, F). Views 1.. are augmented; a fraction ``aug.style_p``
-    of them first get a style-removing rendering (:func:`training.augment.style_view`)."""
+    """PIL images → frozen tower features (N, views, F), or with ``stop`` the feature maps entering block
+    ``stop`` (N, views, C, H, W) in fp16. Views 1.. are augmented; a fraction ``aug.style_p`` of them first get
+    a style-removing rendering (:func:`training.augment.style_view`)."""
     import random
 
     from tqdm import tqdm
@@ -370,8 +385,9 @@ def encode_sticker_views(
                     styled = torch.from_numpy(image_to_array(style_view(img, rng), spec))
                     g = torch.Generator().manual_seed(view_seed + v)
                     batch[v] = augment_images(styled.unsqueeze(0), aug, spec, generator=g)[0]
-        feats = torch.cat([tower(batch[i : i + batch_size]) for i in range(0, views, batch_size)])
-        out.append(feats.float())
+        run = tower if stop is None else (lambda x: tower.prefix(x, stop).to(torch.float16))  # type: ignore[operator]
+        feats = torch.cat([run(batch[i : i + batch_size]) for i in range(0, views, batch_size)])
+        out.append(feats if stop is not None else feats.float())
     if not out:
         return torch.zeros(0, views, int(getattr(tower, "out_dim", 0)))
     return torch.stack(out)
@@ -387,7 +403,10 @@ class ImageFeatureStore:
         seed: int,
         aug: AugmentConfig = AugmentConfig(),
         progress: bool = True,
+        stop: int | None = None,
     ) -> None:
+        """``stop`` None: pooled features of the whole (frozen) tower; else the feature maps entering block
+        ``stop`` (the blocks from there on are trainable, and only the frozen part identifies the cache)."""
         self.cache = cache
         self.tower = tower
         self.spec = spec
@@ -395,12 +414,14 @@ class ImageFeatureStore:
         self.seed = seed
         self.aug = aug
         self.progress = progress
+        self.stop = stop
         self.identity = {
-            "tower": module_digest(tower),
+            "tower": module_digest(tower) if stop is None else frozen_units_digest(tower),
             "spec": spec.to_dict(),
             "views": views,
             "seed": seed,
             "aug": asdict(aug),
+            **({"stop": stop} if stop is not None else {}),
         }
 
     def features(self, paths: Sequence[Path], views: int | None = None) -> Tensor:
@@ -414,10 +435,18 @@ class ImageFeatureStore:
         def build() -> Tensor:
             images = [load_sticker_image(p) for p in paths]
             return encode_sticker_views(
-                self.tower, images, digests, self.spec, k, self.seed, self.aug, progress=self.progress
+                self.tower,
+                images,
+                digests,
+                self.spec,
+                k,
+                self.seed,
+                self.aug,
+                progress=self.progress,
+                stop=self.stop,
             )
 
-        return self.cache.get("image-views", parts, build)
+        return self.cache.get("image-views" if self.stop is None else "image-maps", parts, build)
 
 
 # ------------------------------------------------------------------------------------------------ teacher

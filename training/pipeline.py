@@ -77,9 +77,10 @@ def build_model(cfg: TrainConfig) -> PBRModel:
 
 
 def check_cacheable(cfg: PBRConfig) -> None:
-    if cfg.image_trainable_blocks != 0:
+    if cfg.image_trainable_blocks < 0:
         raise ValueError(
-            "the cached-feature trainer needs a frozen image tower: set model.image_trainable_blocks=0"
+            "the cached-feature trainer caches the image tower below its trainable blocks: set "
+            "model.image_trainable_blocks >= 0 (0: frozen)"
         )
     if cfg.text_trainable_layers < 0:
         raise ValueError("the cached-feature trainer needs text_trainable_layers >= 0 (embeddings frozen)")
@@ -91,6 +92,15 @@ def stop_layer(model: PBRModel) -> int | None:
     if n == 0:
         return None
     return model.text_tower.num_layers - min(n, model.text_tower.num_layers)
+
+
+def image_stop(model: PBRModel) -> int | None:
+    """None: pooled-feature cache (frozen image tower); else the first trainable block (maps are cached)."""
+    n = model.config.image_trainable_blocks
+    if n == 0:
+        return None
+    blocks = int(model.image_tower.num_blocks)
+    return blocks - min(n, blocks)
 
 
 def tokenizer_file() -> Path:
@@ -187,7 +197,13 @@ def make_towers(model: PBRModel, cfg: TrainConfig, cache: FeatureCache | None = 
         else None
     )
     images = ImageFeatureStore(
-        cache, model.image_tower, pcfg.image_spec(), cfg.data.views, cfg.seed, progress=cfg.progress
+        cache,
+        model.image_tower,
+        pcfg.image_spec(),
+        cfg.data.views,
+        cfg.seed,
+        progress=cfg.progress,
+        stop=image_stop(model),
     )
     return Towers(model, tokenizer, cache, text, st, images)
 
@@ -252,18 +268,19 @@ def prepare_train_data(cfg: TrainConfig, towers: Towers) -> TrainData:
     text_pol = dialogue_polarities(towers.cache, texts)
     sample_text_t = torch.tensor(s_text, dtype=torch.long)
     views = towers.images.features(table.paths)
+    pooled = frozen_pooled(towers, views)
     labels = [label_emoji_emotion(a) for a in table.alts]
     teacher = cached_teacher(
         towers.cache,
-        views[:, 0],
+        pooled[:, 0],
         labels,
         cfg.seed,
         hidden=cfg.teacher.hidden,
         clusters_per_class=cfg.teacher.clusters_per_class,
         epochs=cfg.teacher.epochs,
     )
-    s, k, f = views.shape
-    sims = teacher.similarities(views.reshape(s * k, f)).reshape(s, k, -1)
+    s, k, f = pooled.shape
+    sims = teacher.similarities(pooled.reshape(s * k, f)).reshape(s, k, -1)
     st_texts = table.texts()
     st_feats = (
         towers.sticker_text.features(st_texts, desc="sticker text features") if towers.sticker_text else None
@@ -303,6 +320,26 @@ def prepare_train_data(cfg: TrainConfig, towers: Towers) -> TrainData:
         cross_style=cfg.data.cross_style,
         text_dropout=cfg.data.sticker_text_dropout,
     )
+
+
+@torch.no_grad()
+def frozen_pooled(towers: Towers, views: Tensor, batch_size: int = 512) -> Tensor:
+    """(S, K, F) pooled features of the pretrained tower: ``views`` itself when the cache holds pooled
+    features, else the cached maps run through the (still pretrained) trainable blocks. The emotion teacher
+    is fitted on these, before training moves those blocks."""
+    stop = towers.images.stop
+    if stop is None:
+        return views
+    s, k = views.shape[:2]
+    flat = views.reshape(s * k, *views.shape[2:])
+    tower = towers.model.image_tower
+    was = tower.training
+    tower.eval()
+    try:
+        out = [tower.suffix(flat[i : i + batch_size].float(), stop) for i in range(0, len(flat), batch_size)]
+    finally:
+        tower.train(was)
+    return torch.cat(out).reshape(s, k, -1)
 
 
 # ------------------------------------------------------------------------------------------------ batches
@@ -409,6 +446,7 @@ class PBRTrainModule(nn.Module):
         super().__init__()
         self.model = model
         self.stop = stop
+        self.image_start = image_stop(model)  # first trainable image block: batches carry the maps entering it
         lc = losses
         self.contrastive = ContrastiveLoss(lc.contrastive.weight, lc.contrastive.enabled)
         self.inter_topic = InterTopicLoss(
@@ -456,11 +494,17 @@ class PBRTrainModule(nn.Module):
     def dialogue(self, text: dict[str, Tensor]) -> Tensor:
         return F.normalize(self.model.text_proj(self.pooled_text(text)), dim=-1)
 
+    def image_features(self, image: Tensor) -> Tensor:
+        """Pooled image features: cached ones as they are, cached maps through the trainable blocks."""
+        if image.dim() == 2:
+            return image
+        return self.model.image_tower.suffix(image.float(), int(self.image_start or 0))
+
     def sticker(
         self, image: Tensor, text: dict[str, Tensor] | None = None, has_text: Tensor | None = None
     ) -> Tensor:
         pooled = self.pooled_text(text) if text is not None else None
-        return fuse_sticker(self.model, image, pooled, has_text)
+        return fuse_sticker(self.model, self.image_features(image), pooled, has_text)
 
     def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
         model = self.model

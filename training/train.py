@@ -99,12 +99,14 @@ def lr_lambda(total: int, warmup: int, min_ratio: float):  # type: ignore[no-unt
 
 
 def param_groups(module: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
-    text, decay, no_decay = [], [], []
+    text, image, decay, no_decay = [], [], [], []
     for name, p in module.named_parameters():
         if not p.requires_grad:
             continue
         if ".text_tower." in f".{name}":
             text.append(p)
+        elif ".image_tower." in f".{name}":
+            image.append(p)
         elif p.ndim < 2 or "norm" in name.lower() or name.endswith("logit_scale"):
             no_decay.append(p)
         else:
@@ -115,6 +117,8 @@ def param_groups(module: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     ]
     if text:
         groups.append({"params": text, "lr": cfg.optim.text_lr, "weight_decay": cfg.optim.weight_decay})
+    if image:
+        groups.append({"params": image, "lr": cfg.optim.image_lr, "weight_decay": cfg.optim.weight_decay})
     return [g for g in groups if g["params"]]
 
 

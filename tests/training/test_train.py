@@ -331,3 +331,50 @@ def test_hidden_state_cache_key_ignores_the_trainable_top_layers():
     with torch.no_grad():
         bert.encoder.layer[0].output.dense.weight.add_(1.0)  # a frozen layer below moves
     assert frozen_prefix_digest(bert, 1) != before
+
+
+# ------------------------------------------------------------------------------------------------ image blocks
+def test_trainable_image_blocks_train_on_cached_maps(tiny_root: Path, tmp_path: Path) -> None:
+    """With image_trainable_blocks=N the cache holds the maps entering the first trainable block; training
+    runs only those blocks and moves only them, and the maps through them equal the whole tower."""
+    from training.pipeline import image_stop
+
+    cfg = tiny_cfg(
+        tiny_root, tmp_path, "model.image_trainable_blocks=1", "data.cross_style=0.5", "optim.image_lr=0.01"
+    )
+    model = build_model(cfg)
+    stop = image_stop(model)
+    assert stop == model.image_tower.num_blocks - 1
+    towers = make_towers(model, cfg)
+    data = prepare_train_data(cfg, towers)
+    assert towers.cache.builds.get("image-maps") == 1 and "image-views" not in towers.cache.builds
+    assert data.view_feats.dim() == 5 and data.view_feats.dtype == torch.float16
+    tower = model.image_tower.eval()
+    with torch.no_grad():
+        from engine.preprocess import image_to_array
+        from training.data.format import load_sticker_image
+
+        px = torch.from_numpy(image_to_array(load_sticker_image(data.stickers.paths[0]), model.config.image_spec()))
+        whole = tower(px.unsqueeze(0))
+        via_cache = tower.suffix(data.view_feats[0, :1].float(), stop)
+    assert torch.allclose(whole, via_cache, atol=2e-2)  # fp16 maps
+    module = PBRTrainModule(model, cfg.losses, stop_layer(model))
+    module.freeze_unused()
+    trainable = {n for n, p in model.image_tower.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith((f"blocks.{stop}.", "head.")) for n in trainable)
+    before = {n: p.detach().clone() for n, p in model.image_tower.named_parameters()}
+    from training.train import param_groups
+
+    opt = torch.optim.AdamW(param_groups(module, cfg))
+    assert any(g["lr"] == pytest.approx(0.01) for g in opt.param_groups)
+    module.train()
+    rows = rank_batches(epoch_order(data, 0, 0), 32, 0, 1)[0]
+    loss, _ = module(make_batch(data, rows, torch.Generator().manual_seed(0)))
+    loss.backward()
+    opt.step()
+    moved = {n for n, p in model.image_tower.named_parameters() if not torch.equal(before[n], p.detach())}
+    assert moved and moved <= trainable
+    # A changed trainable block leaves the cached maps valid: a second run computes nothing.
+    towers2 = make_towers(model, cfg, FeatureCache(cfg.data.cache_dir))
+    prepare_train_data(cfg, towers2)
+    assert "image-maps" not in towers2.cache.builds

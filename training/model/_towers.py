@@ -192,6 +192,36 @@ class EfficientNetTower(_FreezableTower):
     def forward(self, pixels: Tensor) -> Tensor:
         return self.net.extract_features(pixels).mean(dim=(2, 3))
 
+    def train(self, mode: bool = True) -> EfficientNetTower:
+        # Batch norm keeps its pretrained statistics even in trainable blocks: batches of a few dozen
+        # stickers (many of them the same emoji in several styles) are too small and too alike to re-estimate
+        # them, and the cached feature maps below the trainable blocks were computed with those statistics.
+        super().train(mode)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def _drop_rate(self, idx: int) -> float:
+        rate = self.net._global_params.drop_connect_rate or 0.0
+        return rate * float(idx) / self.num_blocks
+
+    def prefix(self, pixels: Tensor, stop: int) -> Tensor:
+        """The feature map entering block ``stop`` (what a partly trainable tower can cache)."""
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(pixels)))
+        for idx in range(stop):
+            x = net._blocks[idx](x, drop_connect_rate=self._drop_rate(idx))
+        return x
+
+    def suffix(self, maps: Tensor, start: int) -> Tensor:
+        """Blocks ``start``… and the head on a feature map from :meth:`prefix` → pooled features (N, 1280)."""
+        net = self.net
+        x = maps
+        for idx in range(start, self.num_blocks):
+            x = net._blocks[idx](x, drop_connect_rate=self._drop_rate(idx))
+        return net._swish(net._bn1(net._conv_head(x))).mean(dim=(2, 3))
+
 
 class _TinyBlock(nn.Sequential):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
@@ -228,8 +258,17 @@ class TinyConvTower(_FreezableTower):
         self._freeze_units(frozen)
 
     def forward(self, pixels: Tensor) -> Tensor:
+        return self.suffix(self.prefix(pixels, 0), 0)
+
+    def prefix(self, pixels: Tensor, stop: int) -> Tensor:
         x = self.stem(pixels)
-        for block in self.blocks:
+        for block in self.blocks[:stop]:
+            x = block(x)
+        return x
+
+    def suffix(self, maps: Tensor, start: int) -> Tensor:
+        x = maps
+        for block in self.blocks[start:]:
             x = block(x)
         return self.head(x).mean(dim=(2, 3))
 
