@@ -570,10 +570,18 @@ def data_export_cmd(
         list[str] | None,
         typer.Option("--chats", help="Only these chats: platform:chat_id or chat_id (repeat)"),
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace OUT_DIR if it exists")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace OUT_DIR if it is a previous export (it carries .stickerpick-export)")
+    ] = False,
 ) -> None:
-    """Export the logged samples of chats with logging on (user ids hashed, split by time into train/val)."""
-    info = _run(_export_logs(Settings(), out_dir, since, chats or [], overwrite))
+    """Export the logged samples of chats with logging on (user ids hashed, split by time into train/val).
+    --overwrite replaces only a previous export (never the home, the media store or a folder holding them)."""
+    from training.chatlogs import ExportRefused
+
+    try:
+        info = _run(_export_logs(Settings(), out_dir, since, chats or [], overwrite))
+    except ExportRefused as exc:
+        _fail(str(exc))
     console.print(
         f"{info['samples']} samples from {info['chats']} chats, {info['stickers']} stickers → {out_dir}"
     )
