@@ -946,7 +946,7 @@ class StickerService:
                         )
                     ).scalars()
                 )
-        turns = await self.history.recent(session, c.id)
+        turns = _since_opt_in(c, await self.history.recent(session, c.id))
         if upto is not None:
             turns = [t for t in turns if t.message_id <= upto]
         if not turns:
@@ -987,7 +987,7 @@ class StickerService:
             s = await logged.find_chat_sticker(session, pack_chat.id, sticker, chat.platform)
             if s is None:
                 return None
-            turns = await self.history.recent(session, c.id)
+            turns = _since_opt_in(c, await self.history.recent(session, c.id))
             if not turns:
                 return None
             u = await self._user(session, user)
@@ -1092,6 +1092,9 @@ class StickerService:
         async with self.sessions.begin() as session:
             c = await self._chat(session, chat)
             assert c is not None
+            if enabled and not c.logging_enabled:  # issue 14: nothing written before the opt-in is kept
+                newest = (await session.execute(select(func.max(Message.id)))).scalar()
+                c.logging_after_message = int(newest or 0)
             c.logging_enabled = enabled
             if not enabled:  # issue 7: opting out deletes what was logged for retraining
                 await session.execute(delete(TrainingSample).where(TrainingSample.chat_id == c.id))
@@ -1115,6 +1118,12 @@ class StickerService:
             await session.delete(u)
         self._forget_ids(user=user)
         return int(n)
+
+
+def _since_opt_in(chat: Chat, turns: list[Turn]) -> list[Turn]:
+    """Issue 14: only the turns written while the chat's logging was on may go into a training sample."""
+    after = chat.logging_after_message
+    return turns if after is None else [t for t in turns if t.message_id > after]
 
 
 async def open_service(settings: Settings, threads: int = 0) -> StickerService:
