@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,24 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# Loggers that write SQL statements with their parameters (and result rows) at INFO/DEBUG: message text.
+# Issue 14: no log line at any level carries message text, so they never log below WARNING, whatever the
+# root level; an operator who really wants them sets their level explicitly (a level other than NOTSET).
+STATEMENT_LOGGERS = ("sqlalchemy.engine", "sqlalchemy.pool", "sqlalchemy.orm", "aiosqlite", "asyncpg")
+
+
+def quiet_statement_loggers() -> None:
+    for name in STATEMENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; for SQLite the file's folder is created and every connection gets the pragmas."""
+    """An async engine; for SQLite the file's folder is created and every connection gets the pragmas.
+    SQL parameters (message text) never appear in errors or logs: ``hide_parameters``."""
+    quiet_statement_loggers()
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         db_path = make_url(url).database
         if db_path and db_path != ":memory:":
