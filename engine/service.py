@@ -35,6 +35,7 @@ from engine.db import (
     TrainingSample,
     User,
     check_schema,
+    checkpoint_truncate,
     create_engine,
     sessionmaker,
     utcnow,
@@ -1085,7 +1086,9 @@ class StickerService:
             for (chat_id,) in (await session.execute(q)).all():
                 total += await self.history.apply_retention(session, chat_id)
                 self.writer.reset_retention(chat_id)
-            return total
+        if total:  # expired messages leave no copy in the WAL either (issue 14)
+            await self._scrub_wal()
+        return total
 
     # ------------------------------------------------------------------ privacy
     async def set_logging(self, chat: ChatRef, enabled: bool) -> None:
@@ -1098,6 +1101,8 @@ class StickerService:
             c.logging_enabled = enabled
             if not enabled:  # issue 7: opting out deletes what was logged for retraining
                 await session.execute(delete(TrainingSample).where(TrainingSample.chat_id == c.id))
+        if not enabled:
+            await self._scrub_wal()
 
     async def logging_enabled(self, chat: ChatRef) -> bool:
         async with self.sessions() as session:
@@ -1117,7 +1122,19 @@ class StickerService:
             await session.execute(update(ChatPack).where(ChatPack.added_by == u.id).values(added_by=None))
             await session.delete(u)
         self._forget_ids(user=user)
+        await self._scrub_wal()
         return int(n)
+
+    async def _scrub_wal(self) -> None:
+        """Issue 14: after a deletion people asked for, no copy of it may stay in SQLite's WAL (deleted pages
+        are zeroed by ``secure_delete``, the checkpoint writes them over the old ones and empties the WAL)."""
+        try:
+            if not await checkpoint_truncate(self.engine):
+                log.warning(
+                    "the database's WAL is still read by another process; the next forget or retention run empties it"
+                )
+        except Exception:  # the deletion itself is committed; never fail the user's request over this
+            log.warning("could not checkpoint the database's WAL", exc_info=True)
 
 
 def _since_opt_in(chat: Chat, turns: list[Turn]) -> list[Turn]:
