@@ -36,7 +36,12 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", soft_wrap=True)  # never break a path or a command in two
+    from rich.markup import escape
+
+    from engine.preprocess import printable
+
+    # never break a path or a command in two; text from outside (a pack's file names) is shown, not obeyed
+    err.print(f"[red]error:[/red] {escape(printable(message))}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -114,7 +119,10 @@ def packs_add(
     chat: Annotated[str | None, typer.Option(help="Also enable it in this console chat")] = None,
 ) -> None:
     """Import a pack into the library; its stickers are decoded and embedded once."""
+    from rich.markup import escape
+
     from engine.library import PackError
+    from engine.preprocess import printable
     from engine.service import ChatRef
 
     async def go() -> None:
@@ -130,8 +138,11 @@ def packs_add(
         console.print(
             f"pack [bold]{report.pack_name}[/bold]: {report.added} added, {report.unchanged} unchanged"
         )
-        for f, why in report.skipped:
-            console.print(f"  [yellow]skipped[/yellow] {f}: {why}")
+        for f, why in report.skipped:  # names from the pack: escaped (control characters, rich markup)
+            console.print(
+                f"  [yellow]skipped[/yellow] {escape(printable(f))}: {escape(printable(why))}",
+                highlight=False,
+            )
 
     try:
         _run(go())
@@ -258,6 +269,8 @@ def chat(
     out: Annotated[Path | None, typer.Option(help="Folder for contact-sheet PNGs")] = None,
 ) -> None:
     """A small REPL: type as named users (`alice: hi`), `/sticker` shows the best stickers, `/help` the rest."""
+    from engine.preprocess import printable
+
     settings = Settings()
 
     async def go() -> None:
@@ -274,7 +287,7 @@ def chat(
                 if line.strip() in ("/quit", "/exit"):
                     break
                 for out_line in await repl.handle(line):
-                    console.print(out_line, markup=False)
+                    console.print(printable(out_line), markup=False, highlight=False)
         finally:
             await service.close()
 

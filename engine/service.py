@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine import samples as logged
@@ -43,7 +43,10 @@ from engine.db import (
 from engine.history import History, HistoryPolicy, Turn
 from engine.ingest import LRU, MessageWriter, PendingMessage
 from engine.library import (
+    EmbeddingFailed,
+    ImportBudget,
     ImportReport,
+    PackBusy,
     PackError,
     PlatformSticker,
     import_pack,
@@ -447,27 +450,52 @@ class StickerService:
         killed import keeps its work and resumes when run again; a new pack is served once complete), then
         embed the new stickers (or lazily on first use, after a crash in between)."""
         await asyncio.to_thread(self.store.sweep_temp)  # what a killed import left half-written
-        async with self.sessions() as session:  # closing it uncommitted (an error) rolls the rest back
-            pack, report = await importer(
-                session,
-                self.store,
-                what,
-                self.limits,
-                max_stickers=self.settings.max_pack_stickers,
-                captions=self._caption,
-                commit_every=IMPORT_BATCH,
-                **kwargs,
-            )
-            pack_id = pack.id
-            # chats using this pack rebuild their sticker matrix (every worker: the version is in the database)
-            await session.execute(
-                update(Chat)
-                .where(Chat.id.in_(select(ChatPack.chat_id).where(ChatPack.pack_id == pack_id)))
-                .values(packs_version=Chat.packs_version + 1)
-                .execution_options(synchronize_session=False)
-            )
-            await session.commit()
-        await self._embed_pack(pack_id)
+        budget = ImportBudget(self.settings.max_pack_bytes, self.settings.pack_import_budget_s)
+        try:
+            async with self.sessions() as session:  # closing it uncommitted (an error) rolls the rest back
+                pack, report = await importer(
+                    session,
+                    self.store,
+                    what,
+                    self.limits,
+                    max_stickers=self.settings.max_pack_stickers,
+                    captions=self._caption,
+                    commit_every=IMPORT_BATCH,
+                    budget=budget,
+                    **kwargs,
+                )
+                pack_id = pack.id
+                new_pack = not report.served_before
+                if new_pack:  # issue 14: served ("ready") only once its embeddings exist, below
+                    pack.status = "importing"
+                # chats using this pack rebuild their sticker matrix (every worker: the version is in the db)
+                await session.execute(
+                    update(Chat)
+                    .where(Chat.id.in_(select(ChatPack.chat_id).where(ChatPack.pack_id == pack_id)))
+                    .values(packs_version=Chat.packs_version + 1)
+                    .execution_options(synchronize_session=False)
+                )
+                await session.commit()
+        except (IntegrityError, OperationalError) as exc:
+            # issue 14: another import of the same pack got there first (its pack or sticker rows exist now)
+            if isinstance(exc, OperationalError) and "locked" not in str(exc.orig):
+                raise
+            raise PackBusy(
+                f"{kwargs.get('name') or 'this pack'} is already being imported; run the import again once "
+                "that one is done (it skips what is there)"
+            ) from None
+        try:
+            await self._embed_pack(pack_id)
+        except Exception as exc:  # e.g. a damaged image tower: the pack stays "importing", never served
+            log.warning("embedding pack %s failed", pack_id, exc_info=True)
+            raise EmbeddingFailed(
+                f"the stickers were stored, but the model {self.ranker.version} could not embed them "
+                f"({type(exc).__name__}); the pack is not served. Fix the model (STICKERPICK_MODEL_DIR) and "
+                "run the import again"
+            ) from None
+        if new_pack:
+            async with self.sessions.begin() as session:
+                await session.execute(update(Pack).where(Pack.id == pack_id).values(status="ready"))
         return report
 
     async def add_pack(

@@ -67,3 +67,25 @@ def test_logging_on_keeps_nothing_written_before_the_opt_in(home: Path, tmp_path
     assert "PRE_OPTIN" not in written
     assert "AFTER_OPTIN" in written  # what was said while logging was on is kept
     assert json.loads((out / "export.json").read_text())["chats"] == 1
+
+
+def test_packs_add_shows_hostile_names_escaped_and_bad_pack_json_in_one_line(home: Path, tmp_path: Path):
+    import zipfile
+
+    from tests.auxil import media
+
+    source = tmp_path / "ansi.zip"
+    with zipfile.ZipFile(source, "w") as zf:
+        zf.writestr("1f600.png", media.png_bytes())
+        zf.writestr("\x1b[2J\x1b]0;pwned\x07[red]x.png", media.not_an_image())
+    result = runner.invoke(app, ["packs", "add", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "\\x1b[2J" in result.output and "[red]x.png" in result.output  # shown, not obeyed
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "1f600.png").write_bytes(media.png_bytes())
+    (bad / "pack.json").write_text('{"stickers": 7}')
+    result = runner.invoke(app, ["packs", "add", str(bad)])
+    assert result.exit_code == 1
+    assert "pack.json: stickers" in result.output and "Traceback" not in result.output
