@@ -27,11 +27,18 @@ def _echo_server(status: int) -> tuple[ThreadingHTTPServer, str]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
-            body = json.dumps(
-                {"ok": False, "error_code": status, "description": f"Bad Request: no route for {self.path}"}
-            ).encode()
+            if status >= 500:  # a proxy's HTML error page that quotes the path
+                body = f"<html><h1>{status}</h1>no upstream for {self.path}</html>".encode()
+            else:
+                body = json.dumps(
+                    {
+                        "ok": False,
+                        "error_code": status,
+                        "description": f"Bad Request: no route for {self.path}",
+                    }
+                ).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html" if status >= 500 else "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -87,7 +94,10 @@ def _leaks(text: str) -> bool:
     return SECRET.lower() in lowered or TOKEN.lower() in lowered
 
 
-@pytest.mark.parametrize(("status", "level"), [(401, "INFO"), (404, "DEBUG"), (400, "INFO"), (400, "DEBUG")])
+@pytest.mark.parametrize(
+    ("status", "level"),
+    [(401, "INFO"), (400, "INFO"), (400, "DEBUG"), (502, "DEBUG")],
+)
 def test_a_failed_start_prints_one_line_without_the_token(
     migrated: Settings, server, status: int, level: str
 ):
@@ -98,6 +108,8 @@ def test_a_failed_start_prints_one_line_without_the_token(
     last = result.stderr.strip().splitlines()[-1]
     if status == 400:
         assert last.startswith("The Telegram bot stopped: BadRequest"), result.stderr
+    elif status == 502:
+        assert last.startswith("The Telegram bot stopped: NetworkError"), result.stderr
     else:
         assert "TELEGRAM_BOT_TOKEN" in last, result.stderr
     # no traceback of ours (the exit) unless asked for; python-telegram-bot logs its own, scrubbed
