@@ -73,7 +73,8 @@ def _fail(message: str, code: int = 1) -> None:
     from engine.preprocess import printable
 
     # never break a path or a command in two; text from outside (a pack's file names) is shown, not obeyed
-    err.print(f"[red]error:[/red] {escape(printable(message))}", soft_wrap=True, highlight=False)
+    shown = "\n".join(printable(line) for line in str(message).split("\n"))
+    err.print(f"[red]error:[/red] {escape(shown)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
