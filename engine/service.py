@@ -447,8 +447,10 @@ class StickerService:
 
     async def _import_and_embed(self, importer: Callable[..., Any], what: Any, **kwargs: Any) -> ImportReport:
         """The library import (files or a platform set), committed every ``IMPORT_BATCH`` new stickers (a
-        killed import keeps its work and resumes when run again; a new pack is served once complete), then
-        embed the new stickers (or lazily on first use, after a crash in between)."""
+        killed import keeps its work and resumes when run again), then embed the new stickers. A new pack turns
+        ``ready`` (served) only once they are embedded (issue 14); if embedding fails, the pack (new or
+        refreshed) is left ``importing``, never served half-embedded, and running the import again finishes it.
+        Another import of the same new pack running at once: :class:`PackBusy`."""
         await asyncio.to_thread(self.store.sweep_temp)  # what a killed import left half-written
         budget = ImportBudget(self.settings.max_pack_bytes, self.settings.pack_import_budget_s)
         try:
@@ -468,13 +470,7 @@ class StickerService:
                 new_pack = not report.served_before
                 if new_pack:  # issue 14: served ("ready") only once its embeddings exist, below
                     pack.status = "importing"
-                # chats using this pack rebuild their sticker matrix (every worker: the version is in the db)
-                await session.execute(
-                    update(Chat)
-                    .where(Chat.id.in_(select(ChatPack.chat_id).where(ChatPack.pack_id == pack_id)))
-                    .values(packs_version=Chat.packs_version + 1)
-                    .execution_options(synchronize_session=False)
-                )
+                await _bump_chats_of(session, pack_id)
                 await session.commit()
         except (IntegrityError, OperationalError) as exc:
             # issue 14: another import of the same pack got there first (its pack or sticker rows exist now)
@@ -488,6 +484,9 @@ class StickerService:
             await self._embed_pack(pack_id)
         except Exception as exc:  # e.g. a damaged image tower: the pack stays "importing", never served
             log.warning("embedding pack %s failed", pack_id, exc_info=True)
+            async with self.sessions.begin() as session:
+                await session.execute(update(Pack).where(Pack.id == pack_id).values(status="importing"))
+                await _bump_chats_of(session, pack_id)
             raise EmbeddingFailed(
                 f"the stickers were stored, but the model {self.ranker.version} could not embed them "
                 f"({type(exc).__name__}); the pack is not served. Fix the model (STICKERPICK_MODEL_DIR) and "
@@ -496,6 +495,7 @@ class StickerService:
         if new_pack:
             async with self.sessions.begin() as session:
                 await session.execute(update(Pack).where(Pack.id == pack_id).values(status="ready"))
+                await _bump_chats_of(session, pack_id)
         return report
 
     async def add_pack(
@@ -1163,6 +1163,16 @@ class StickerService:
                 )
         except Exception:  # the deletion itself is committed; never fail the user's request over this
             log.warning("could not checkpoint the database's WAL", exc_info=True)
+
+
+async def _bump_chats_of(session: AsyncSession, pack_id: int) -> None:
+    """Chats using this pack rebuild their sticker matrix (every worker: the version is in the database)."""
+    await session.execute(
+        update(Chat)
+        .where(Chat.id.in_(select(ChatPack.chat_id).where(ChatPack.pack_id == pack_id)))
+        .values(packs_version=Chat.packs_version + 1)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _since_opt_in(chat: Chat, turns: list[Turn]) -> list[Turn]:

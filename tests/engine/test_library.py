@@ -329,6 +329,20 @@ async def test_a_failure_before_embedding_leaves_the_pack_unserved_until_importe
     await service.enable_pack(CHAT, "p")
     await service.record(CHAT, None, "smile")
     assert (await service.suggest(CHAT, cooldown=False)).items
+    # a refresh whose new stickers cannot be embedded: unserved too, rather than failing every /sticker
+    _numbered(folder, 2, start=4)
+    with monkeypatch.context() as m:
+        m.setattr(StickerService, "_embed_pack", crash)
+        with pytest.raises(EmbeddingFailed):
+            await service.import_pack(folder, name="p")
+    [info] = await service.list_packs()
+    assert info.status == "importing"
+    assert not (await service.suggest(CHAT, cooldown=False)).items
+    report = await service.import_pack(folder, name="p")
+    assert (report.added, report.unchanged) == (0, 6)
+    [info] = await service.list_packs()
+    assert info.status == "ready"
+    assert (await service.suggest(CHAT, cooldown=False)).items
 
 
 def test_the_media_store_writes_whole_files_or_nothing(tmp_path, monkeypatch):
