@@ -460,7 +460,9 @@ def verify_cmd(
 # ---------------------------------------------------------------------------------------------- eval
 @app.command("eval")
 def eval_cmd(
-    data: Annotated[Path, typer.Option(help="Dataset folder in the sticker format (training/data/format.py)")],
+    data: Annotated[
+        Path, typer.Option(help="Dataset folder in the sticker format (training/data/format.py)")
+    ],
     split: Annotated[str, typer.Option(help="test | val | train")] = "val",
     model: Annotated[
         str | None,
