@@ -44,6 +44,9 @@ COMMANDS = [
 ]
 # httpx logs every request URL at INFO, and Bot API URLs contain the token.
 QUIET_LOGGERS = ("httpx", "httpcore")
+# Issue 14: at DEBUG python-telegram-bot logs every update and every Bot API call with its parameters and
+# result (message text); it never logs below INFO here, whatever STICKERPICK_LOG_LEVEL says.
+CONTENT_LOGGERS = ("telegram",)
 
 
 def file_base_url(base_url: str) -> str:
@@ -68,6 +71,8 @@ def build_application(
     install_redaction(token)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+    for name in CONTENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
     builder = (
         Application.builder()
         .token(token)
