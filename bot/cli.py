@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     help="stickerpick: answers /sticker with the stickers from the chat's own packs that fit the conversation.",
+    pretty_exceptions_show_locals=False,  # locals hold settings, message text: never printed
 )
 packs_app = typer.Typer(no_args_is_help=True, help="Sticker packs: import, list, remove.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (Alembic migrations).")
@@ -31,12 +32,49 @@ console = Console()
 err = Console(stderr=True)
 
 
+_debug = False  # `stickerpick --debug …` or STICKERPICK_LOG_LEVEL=DEBUG: tracebacks instead of one line
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show the full traceback of an unexpected error (and log at DEBUG)"),
+    ] = False,
+) -> None:
+    global _debug
+    if debug:
+        _debug = True
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
+def _chat_name(value: str | None) -> str | None:
+    """A console chat name given on the command line: printable UTF-8 text of at most 64 characters."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise typer.BadParameter(
+            "the name is not valid UTF-8 text; use letters, digits, '-' or '_'"
+        ) from None
+    if not value.strip() or len(value) > 64 or not value.isprintable():
+        raise typer.BadParameter("use 1 to 64 printable characters, e.g. letters, digits, '-' or '_'")
+    return value
+
+
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", soft_wrap=True)  # never break a path or a command in two
+    from rich.markup import escape
+
+    from engine.preprocess import printable
+
+    # never break a path or a command in two; text from outside (a pack's file names) is shown, not obeyed
+    shown = "\n".join(printable(line) for line in str(message).split("\n"))
+    err.print(f"[red]error:[/red] {escape(shown)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -111,10 +149,15 @@ def packs_add(
     path: Annotated[Path, typer.Argument(help="A folder or .zip of images (png, webp, jpg, gif, tgs, webm)")],
     name: Annotated[str | None, typer.Option(help="Pack name (default: pack.json's or the folder's)")] = None,
     title: Annotated[str | None, typer.Option(help="Display title")] = None,
-    chat: Annotated[str | None, typer.Option(help="Also enable it in this console chat")] = None,
+    chat: Annotated[
+        str | None, typer.Option(help="Also enable it in this console chat", callback=_chat_name)
+    ] = None,
 ) -> None:
     """Import a pack into the library; its stickers are decoded and embedded once."""
+    from rich.markup import escape
+
     from engine.library import PackError
+    from engine.preprocess import printable
     from engine.service import ChatRef
 
     async def go() -> None:
@@ -130,8 +173,11 @@ def packs_add(
         console.print(
             f"pack [bold]{report.pack_name}[/bold]: {report.added} added, {report.unchanged} unchanged"
         )
-        for f, why in report.skipped:
-            console.print(f"  [yellow]skipped[/yellow] {f}: {why}")
+        for f, why in report.skipped:  # names from the pack: escaped (control characters, rich markup)
+            console.print(
+                f"  [yellow]skipped[/yellow] {escape(printable(f))}: {escape(printable(why))}",
+                highlight=False,
+            )
 
     try:
         _run(go())
@@ -141,7 +187,9 @@ def packs_add(
 
 @packs_app.command("list")
 def packs_list(
-    chat: Annotated[str | None, typer.Option(help="Only packs enabled in this console chat")] = None,
+    chat: Annotated[
+        str | None, typer.Option(help="Only packs enabled in this console chat", callback=_chat_name)
+    ] = None,
 ) -> None:
     """List the packs in the library (or in one console chat)."""
     from rich.markup import escape
@@ -173,7 +221,9 @@ def packs_list(
 @packs_app.command("remove")
 def packs_remove(
     name: str,
-    chat: Annotated[str | None, typer.Option(help="Only stop using it in this console chat")] = None,
+    chat: Annotated[
+        str | None, typer.Option(help="Only stop using it in this console chat", callback=_chat_name)
+    ] = None,
 ) -> None:
     """Remove a pack from the library (and every chat), or with --chat only from one chat."""
     from engine.library import PackError
@@ -251,13 +301,16 @@ def _console_chat(service, chat: str, out: Path | None, settings: Settings):  # 
 @app.command()
 def chat(
     name: Annotated[
-        str, typer.Option("--chat", help="Console chat name (its own history and packs)")
+        str,
+        typer.Option("--chat", help="Console chat name (its own history and packs)", callback=_chat_name),
     ] = "local",
     speaker: Annotated[str, typer.Option("--as", help="Who you are typing as")] = "you",
     k: Annotated[int | None, typer.Option(help="Stickers per /sticker")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for contact-sheet PNGs")] = None,
 ) -> None:
     """A small REPL: type as named users (`alice: hi`), `/sticker` shows the best stickers, `/help` the rest."""
+    from engine.preprocess import printable
+
     settings = Settings()
 
     async def go() -> None:
@@ -274,7 +327,7 @@ def chat(
                 if line.strip() in ("/quit", "/exit"):
                     break
                 for out_line in await repl.handle(line):
-                    console.print(out_line, markup=False)
+                    console.print(printable(out_line), markup=False, highlight=False)
         finally:
             await service.close()
 
@@ -407,7 +460,9 @@ def verify_cmd(
 # ---------------------------------------------------------------------------------------------- eval
 @app.command("eval")
 def eval_cmd(
-    data: Annotated[Path, typer.Option(help="Dataset folder in the sticker format (shared/FORMAT.md)")],
+    data: Annotated[
+        Path, typer.Option(help="Dataset folder in the sticker format (training/data/format.py)")
+    ],
     split: Annotated[str, typer.Option(help="test | val | train")] = "val",
     model: Annotated[
         str | None,
@@ -570,10 +625,18 @@ def data_export_cmd(
         list[str] | None,
         typer.Option("--chats", help="Only these chats: platform:chat_id or chat_id (repeat)"),
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace OUT_DIR if it exists")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace OUT_DIR if it is a previous export (it carries .stickerpick-export)")
+    ] = False,
 ) -> None:
-    """Export the logged samples of chats with logging on (user ids hashed, split by time into train/val)."""
-    info = _run(_export_logs(Settings(), out_dir, since, chats or [], overwrite))
+    """Export the logged samples of chats with logging on (user ids hashed, split by time into train/val).
+    --overwrite replaces only a previous export (never the home, the media store or a folder holding them)."""
+    from training.chatlogs import ExportRefused
+
+    try:
+        info = _run(_export_logs(Settings(), out_dir, since, chats or [], overwrite))
+    except ExportRefused as exc:
+        _fail(str(exc))
     console.print(
         f"{info['samples']} samples from {info['chats']} chats, {info['stickers']} stickers → {out_dir}"
     )
@@ -681,11 +744,96 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
+def explain(exc: BaseException, settings: Settings | None) -> str:
+    """One line for an operator: what is wrong and what to do (issue 14). Never a token or message text."""
+    import errno
+
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.redaction import describe
+    from engine.ranking import ModelMissing
+
+    home = str(settings.home) if settings is not None else "STICKERPICK_HOME"
+    media = str(settings.media_dir) if settings is not None else "the media store"
+    if isinstance(exc, ModelMissing):
+        return str(exc)
+    if isinstance(exc, DBAPIError):
+        reason = str(exc.orig).strip().splitlines()[0][:200] if exc.orig is not None else type(exc).__name__
+        low = reason.lower()
+        if "full" in low:
+            return (
+                f"the disk is full ({reason}): free space where the database lives ({home}), then run again"
+            )
+        if "readonly" in low or "read-only" in low or "unable to open" in low:
+            return (
+                f"the database cannot be opened for writing ({reason}): make {home} and its files writable "
+                "by this user, or set STICKERPICK_HOME (or DATABASE_URL) to a writable place"
+            )
+        if "locked" in low:
+            return f"the database is busy ({reason}): another stickerpick process holds it; try again"
+        return f"the database refused the operation ({reason})"
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            return f"no space left to write{where} ({exc.strerror}): free space on that disk, then run again"
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return (
+                f"cannot write{where} ({exc.strerror}): make {home} writable by this user, or set "
+                "STICKERPICK_HOME to a writable folder"
+            )
+        if exc.errno == errno.ENOENT and exc.filename and str(exc.filename).startswith(media):
+            return (
+                f"a picture of the media store is missing ({exc.filename}): {media} was moved or deleted. "
+                "Restore it, or remove the packs and import them again (`stickerpick packs add`)"
+            )
+        return f"{exc.strerror or type(exc).__name__}{':' if where else ''}{where}"
+    if isinstance(exc, UnicodeError):
+        return "an argument, file name or setting is not valid UTF-8 text; use UTF-8 names and values"
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return f"unexpected error: {describe(exc)}"
+
+
 def main() -> None:
-    logging.basicConfig(level=Settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pydantic import ValidationError
+
+    global _debug
+    try:
+        settings: Settings | None = Settings()
+    except ValidationError as exc:  # a malformed setting (environment or .env): names, never the values
+        from engine.preprocess import printable
+
+        def variable(loc: tuple) -> str:
+            name = ".".join(str(p) for p in loc)
+            return name if name.isupper() else f"STICKERPICK_{name.upper()}"  # DATABASE_URL has no prefix
+
+        wrong = "; ".join(f"{variable(e['loc'])}: {e['msg']}" for e in exc.errors()[:3])
+        err.print(
+            f"error: invalid setting {printable(wrong)} (environment or .env)", markup=False, soft_wrap=True
+        )
+        sys.exit(2)
+    assert settings is not None
+    _debug = _debug or settings.log_level.upper() == "DEBUG"
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    sys.exit(app())
+    try:
+        code = app()
+    except Exception as exc:  # issue 14: one clear line unless --debug / STICKERPICK_LOG_LEVEL=DEBUG
+        if _debug:
+            raise
+        from rich.markup import escape
+
+        from engine.preprocess import printable
+
+        err.print(
+            f"[red]error:[/red] {escape(printable(explain(exc, settings)))} "
+            "[dim](--debug or STICKERPICK_LOG_LEVEL=DEBUG shows the traceback)[/dim]",
+            soft_wrap=True,
+            highlight=False,
+        )
+        sys.exit(1)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ messages and tracebacks before any handler sees them; :func:`redact` cleans stri
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import traceback
 from collections.abc import Iterable
@@ -20,18 +21,21 @@ MIN_SECRET_CHARS = 8
 _secrets: set[str] = set()
 _lock = threading.Lock()
 _installed = False
+# Case-insensitive: libraries re-case error texts (python-telegram-bot's ``capitalize()`` lower-cases the
+# rest of a "Bad Request: …" description, token included), and a lower-cased token is still the token.
+_pattern: re.Pattern[str] | None = None
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced (longest first, so the whole token goes at once)."""
-    for secret in sorted(_secrets, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+    """``text`` with every registered secret replaced, in any letter case (longest first, so the whole token
+    goes at once)."""
+    pattern = _pattern
+    return text if pattern is None else pattern.sub(REDACTED, text)
 
 
 def _contains_secret(text: str) -> bool:
-    return any(s in text for s in _secrets)
+    pattern = _pattern
+    return pattern is not None and pattern.search(text) is not None
 
 
 def install_redaction(token: str, parts: Iterable[str] = ()) -> None:
@@ -39,7 +43,11 @@ def install_redaction(token: str, parts: Iterable[str] = ()) -> None:
     record keeps any of them."""
     global _installed
     with _lock:
+        global _pattern
         _secrets.update(p for p in {token, *parts} if len(p) >= MIN_SECRET_CHARS)
+        if _secrets:
+            alternatives = "|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True))
+            _pattern = re.compile(alternatives, re.IGNORECASE)
         if _installed:
             return
         previous = logging.getLogRecordFactory()

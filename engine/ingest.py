@@ -210,7 +210,13 @@ class MessageWriter:
         except DBAPIError as exc:
             if len(messages) == 1:
                 return [exc]
-            log.warning("a batch of %d messages was refused (%s); retrying one by one", len(messages), exc)
+            # the error's class and the database's reason only: its statement parameters are messages
+            log.warning(
+                "a batch of %d messages was refused (%s: %s); retrying one by one",
+                len(messages),
+                type(exc.orig).__name__,
+                str(exc.orig).splitlines()[0][:200] if exc.orig is not None else "",
+            )
             outcomes: list[int | Exception] = []
             for m in messages:
                 try:

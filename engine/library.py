@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import stat
+import time
 import zipfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,20 +22,93 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import emoji as emoji_pkg
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import Pack, Sticker
 from engine.media import DecodeLimits, MediaError, decode_sticker_async, to_png_bytes
-from engine.preprocess import clean_label
+from engine.preprocess import clean_label, printable
 from engine.store import MediaStore
 
 IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".gif", ".apng", ".tgs", ".webm", ".npy"}
 PACK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+METADATA_FILES = ("pack.json", "emoji_mapping.txt")
+MAX_METADATA_BYTES = 1_000_000  # pack.json / emoji_mapping.txt, in a folder as in a zip
+MAX_LABEL_CHARS = 200  # a file name as a report shows it
 
 
 class PackError(ValueError):
     """A pack cannot be imported or found; the message is meant for the user."""
+
+
+class EmbeddingFailed(PackError):
+    """The stickers were stored but the model could not embed them; the pack is not served."""
+
+
+class PackBusy(PackError):
+    """Another import of the same new pack is running (issue 14): run it again when that one is done."""
+
+
+class _StickerMeta(BaseModel):
+    """One entry of ``pack.json``'s ``stickers``; unknown fields are ignored, wrong types refused."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    file: str = Field(max_length=1024)
+    id: str | int | None = None
+    emoji: str | None = Field(default=None, max_length=256)
+    tags: list[str | int] = Field(default_factory=list, max_length=256)
+
+
+class _PackMeta(BaseModel):
+    """The schema of ``pack.json`` (README: ``{"name", "title", "stickers": [{"file", "id", "emoji", "tags"}]}``)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    name: str | None = Field(default=None, max_length=256)
+    title: str | None = Field(default=None, max_length=1024)
+    stickers: list[_StickerMeta] = Field(default_factory=list, max_length=100_000)
+
+
+def parse_pack_json(text: str) -> dict[str, Any]:
+    """``pack.json`` → {"name", "title", "stickers": [...]}, or one PackError that says what is wrong."""
+    try:
+        raw = json.loads(text)
+    except RecursionError:
+        raise PackError("pack.json is nested too deeply to be read") from None
+    except json.JSONDecodeError as exc:
+        raise PackError(f"pack.json is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise PackError("pack.json must hold a JSON object")
+    try:
+        meta = _PackMeta.model_validate(raw)
+    except RecursionError:
+        raise PackError("pack.json is nested too deeply to be read") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise PackError(printable(f"pack.json: {where}: {first['msg']}{more}")) from None
+    return meta.model_dump()
+
+
+class ImportBudget:
+    """What one import may cost the main process (issue 14): bytes read, and seconds. Checked before each
+    sticker; once spent, the rest are skipped (a re-run resumes with them)."""
+
+    def __init__(self, max_bytes: int, max_seconds: float) -> None:
+        self.max_bytes, self.max_seconds = max_bytes, max_seconds
+        self.used_bytes = 0
+        self.started = time.monotonic()
+
+    def spent(self) -> str | None:
+        if self.used_bytes >= self.max_bytes:
+            return f"the import read its limit of {self.max_bytes} bytes; run it again to continue"
+        if time.monotonic() - self.started >= self.max_seconds:
+            return f"the import used its {self.max_seconds:g} s; run it again to continue"
+        return None
+
+    def charge(self, n: int) -> None:
+        self.used_bytes += n
 
 
 @dataclass
@@ -41,6 +117,7 @@ class ImportReport:
     added: int = 0
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    served_before: bool = False  # the pack existed and was ready before this import (a refresh)
 
 
 @dataclass(frozen=True)
@@ -90,6 +167,26 @@ def _read_limited(raw: bytes | None, opener: Callable[[], io.BufferedIOBase], ma
     return data
 
 
+def _read_regular(path: Path, limit: int, error: type[Exception]) -> bytes:
+    """At most ``limit`` bytes of a regular file, never through a symbolic link (O_NOFOLLOW), never a
+    device, FIFO or /proc file."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise error(f"{path.name} cannot be opened ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{path.name} is not a regular file")
+        if st.st_size > limit:
+            raise error(f"{path.name} is {st.st_size} bytes; the limit is {limit}")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise error(f"{path.name} is larger than the {limit}-byte limit")
+    return data
+
+
 def _load_metadata(
     names: list[str], read_text: Callable[[str], str]
 ) -> tuple[dict, dict[str, dict], dict[str, str]]:
@@ -97,15 +194,9 @@ def _load_metadata(
     by_file: dict[str, dict] = {}
     mapping: dict[str, str] = {}
     if "pack.json" in names:
-        try:
-            meta = json.loads(read_text("pack.json"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise PackError(f"pack.json is not valid JSON: {exc}") from exc
-        if not isinstance(meta, dict):
-            raise PackError("pack.json must hold a JSON object")
-        for s in meta.get("stickers", []) or []:
-            if isinstance(s, dict) and isinstance(s.get("file"), str):
-                by_file[s["file"]] = s
+        meta = parse_pack_json(read_text("pack.json"))
+        for s in meta["stickers"]:
+            by_file[s["file"]] = s
     if "emoji_mapping.txt" in names:
         for line in read_text("emoji_mapping.txt").splitlines():
             parts = line.rstrip("\n").split("\t")
@@ -118,21 +209,34 @@ def iter_pack_source(source: Path, max_files: int, max_bytes: int) -> tuple[dict
     """(pack.json metadata, entries, number of entries) for a folder or a zip archive."""
     source = Path(source)
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file())
+        # issue 14: links are never followed (a link may point out of the pack: /etc/passwd, another
+        # user's pictures); every file is opened with O_NOFOLLOW and must be a regular file
+        children = sorted(source.iterdir())
+        links = [p for p in children if p.is_symlink()]
+        files = [p for p in children if not p.is_symlink() and p.is_file()]
         names = [p.name for p in files]
 
         def read_text(name: str) -> str:
-            return (source / name).read_text(encoding="utf-8")
+            data = _read_regular(source / name, MAX_METADATA_BYTES, PackError)
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise PackError(f"{name} is not UTF-8 text ({exc.reason})") from None
 
         def opener_for(p: Path) -> Callable[[int], bytes]:
             def read(limit: int) -> bytes:
-                if p.stat().st_size > limit:
-                    raise MediaError(f"file is {p.stat().st_size} bytes; the limit is {limit}")
-                return p.read_bytes()
+                return _read_regular(p, limit, MediaError)
 
             return read
 
+        def refuse_link(limit: int) -> bytes:
+            raise MediaError("a symbolic link: links are never followed out of a pack")
+
         members = [(p.name, opener_for(p)) for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        members += [(p.name, refuse_link) for p in links if p.suffix.lower() in IMAGE_SUFFIXES]
+        for p in links:
+            if p.name in METADATA_FILES:
+                raise PackError(f"{p.name} is a symbolic link; links are never followed out of a pack")
     elif source.is_file() and zipfile.is_zipfile(source):
         zf = zipfile.ZipFile(source)
         infos = [i for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
@@ -141,9 +245,19 @@ def iter_pack_source(source: Path, max_files: int, max_bytes: int) -> tuple[dict
 
         def read_text(name: str) -> str:
             info = by_name[name]
-            if info.file_size > 1_000_000:
-                raise PackError(f"{name} is too large")
-            return zf.read(info).decode("utf-8")
+            if info.file_size > MAX_METADATA_BYTES:
+                raise PackError(f"{name} is larger than {MAX_METADATA_BYTES} bytes")
+            try:
+                with zf.open(info) as f:
+                    data = f.read(MAX_METADATA_BYTES + 1)
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+                raise PackError(f"{name} cannot be read from the zip: {exc}") from None
+            if len(data) > MAX_METADATA_BYTES:
+                raise PackError(f"{name} is larger than {MAX_METADATA_BYTES} bytes")
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise PackError(f"{name} is not UTF-8 text ({exc.reason})") from None
 
         def zip_opener(info: zipfile.ZipInfo) -> Callable[[int], bytes]:
             def read(limit: int) -> bytes:
@@ -153,6 +267,10 @@ def iter_pack_source(source: Path, max_files: int, max_bytes: int) -> tuple[dict
                     return _read_limited(None, lambda: zf.open(info), limit)
                 except (zipfile.BadZipFile, OSError, EOFError) as exc:  # also covers CRC errors
                     raise MediaError(f"damaged zip member: {exc}") from exc
+                except RuntimeError as exc:  # issue 14: encrypted ("password required")
+                    raise MediaError(f"an encrypted zip member ({exc})") from None
+                except NotImplementedError as exc:  # a compression method zipfile lacks (e.g. 93: zstd)
+                    raise MediaError(f"an unsupported zip compression ({exc})") from None
 
             return read
 
@@ -178,10 +296,19 @@ def iter_pack_source(source: Path, max_files: int, max_bytes: int) -> tuple[dict
             em = (
                 info.get("emoji") or mapping.get(sticker_id) or mapping.get(stem) or emoji_from_filename(stem)
             )
-            tags = tuple(str(t) for t in (info.get("tags") or []) if isinstance(t, str | int))
+            tags = tuple(str(t) for t in (info.get("tags") or []))
             yield PackEntry(name, sticker_id, em, tags, read)
 
     return meta, entries(), len(members)
+
+
+def _charged(read: Callable[[int], bytes], budget: ImportBudget) -> Callable[[int], bytes]:
+    def counted(limit: int) -> bytes:
+        data = read(limit)
+        budget.charge(len(data))
+        return data
+
+    return counted
 
 
 async def _decode_entry(entry: PackEntry, limits: DecodeLimits):  # -> DecodedSticker
@@ -235,6 +362,7 @@ async def import_pack(
     progress: Callable[[int, int], None] | None = None,
     captions: Callable[[Any], Awaitable[str | None]] | None = None,
     commit_every: int = 0,
+    budget: ImportBudget | None = None,
 ) -> tuple[Pack, ImportReport]:
     """Import (or refresh) a pack from a folder or zip. The caller commits (``commit_every``: see
     :func:`_import_items`); on PackError nothing was added.
@@ -243,7 +371,12 @@ async def import_pack(
     pack_name = validate_pack_name(name or meta.get("name") or slugify_pack_name(Path(source).stem) or "pack")
 
     async def load(entry: PackEntry):  # -> DecodedSticker
-        return await _decode_entry(entry, limits)
+        if budget is None:
+            return await _decode_entry(entry, limits)
+        counted = PackEntry(
+            entry.file, entry.sticker_id, entry.emoji, entry.tags, _charged(entry.read, budget)
+        )
+        return await _decode_entry(counted, limits)
 
     items = ((e.file, e.sticker_id, None, e.emoji, e.tags, load, e) for e in entries)
     return await _import_items(
@@ -258,6 +391,7 @@ async def import_pack(
         progress,
         captions,
         commit_every,
+        budget,
     )
 
 
@@ -274,6 +408,7 @@ async def import_platform_pack(
     progress: Callable[[int, int], None] | None = None,
     captions: Callable[[Any], Awaitable[str | None]] | None = None,
     commit_every: int = 0,
+    budget: ImportBudget | None = None,
 ) -> tuple[Pack, ImportReport]:
     """Import (or refresh) a platform's sticker set: only stickers not yet in the pack are fetched."""
     if len(stickers) > max_stickers:
@@ -281,6 +416,8 @@ async def import_platform_pack(
 
     async def load(s: PlatformSticker):  # -> DecodedSticker
         data = s.data if s.data is not None else (await s.fetch() if s.fetch else b"")
+        if budget is not None:
+            budget.charge(len(data))
         return await decode_sticker_async(data, limits)
 
     items = ((s.name or s.sticker_id, s.sticker_id, s.file_id, s.emoji, s.tags, load, s) for s in stickers)
@@ -296,6 +433,7 @@ async def import_platform_pack(
         progress,
         captions,
         commit_every,
+        budget,
     )
 
 
@@ -313,6 +451,7 @@ async def _import_items(
     progress: Callable[[int, int], None] | None,
     captions: Callable[[Any], Awaitable[str | None]] | None = None,
     commit_every: int = 0,
+    budget: ImportBudget | None = None,
 ) -> tuple[Pack, ImportReport]:
     """Add the items not yet in the pack. With ``commit_every`` (issue 8) new stickers are committed in batches
     of that size while a new pack stays ``importing`` (never served); a re-run after a crash finds them and
@@ -324,6 +463,7 @@ async def _import_items(
         await session.execute(select(Pack).where(Pack.platform == platform, Pack.name == pack_name))
     ).scalar_one_or_none()
     existing: dict[str, Sticker] = {}
+    report.served_before = pack is not None and pack.status == "ready"
     if pack is not None:
         for s in (await session.execute(select(Sticker).where(Sticker.pack_id == pack.id))).scalars():
             existing[s.platform_sticker_id] = s
@@ -351,9 +491,10 @@ async def _import_items(
         if commit_every and not last:
             await session.commit()
 
-    for i, (label, raw_id, raw_file_id, raw_emoji, raw_tags, load, item) in enumerate(items):
+    for i, (raw_label, raw_id, raw_file_id, raw_emoji, raw_tags, load, item) in enumerate(items):
         if progress:
             progress(i, total)
+        label = printable(raw_label, MAX_LABEL_CHARS)  # issue 14: a name like "\x1b[2J.png" drives terminals
         sticker_id = clean_label(raw_id, 128)
         if sticker_id is None:
             report.skipped.append((label, "the sticker has no usable id"))
@@ -371,13 +512,17 @@ async def _import_items(
             if file_id and old.platform_file_id != file_id:  # Telegram file_ids change: keep the newest
                 old.platform_file_id = file_id
             continue
+        spent = budget.spent() if budget is not None else None
+        if spent is not None:
+            report.skipped.append((label, spent))
+            continue
         try:
             decoded = await load(item)
         except MediaError as exc:
-            report.skipped.append((label, str(exc)))
+            report.skipped.append((label, printable(str(exc), 500)))
             continue
         except (OSError, TimeoutError) as exc:  # a failed download is one skipped sticker, not a failed pack
-            report.skipped.append((label, f"could not be fetched: {exc}"))
+            report.skipped.append((label, printable(f"could not be fetched: {exc}", 500)))
             continue
         sha = store.put(to_png_bytes(decoded.image))  # atomic (temp file + rename): never half a picture
         caption = await captions(decoded.image) if captions is not None else None

@@ -98,6 +98,24 @@ def clean_text(text: str) -> str:
     return " ".join("".join(out).split())
 
 
+def printable(text: str, limit: int | None = None) -> str:
+    """Text from outside (a file name from a pack, an error quoting one) made safe to show anywhere: every
+    control character (a terminal's escape sequences), direction override and lone surrogate becomes a
+    visible escape (``\\x1b``, ``\\u202e``); everything else, every script and emoji, is kept. ``limit``: cut to
+    that many characters (with "…")."""
+    out = []
+    for ch in str(text):
+        o = ord(ch)
+        if o < 32 or 0x7F <= o < 0xA0:
+            out.append(f"\\x{o:02x}")
+        elif 0xD800 <= o < 0xE000 or ch in _DROPPED:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    shown = "".join(out)
+    return shown if limit is None or len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 def clean_label(text: str | None, limit: int) -> str | None:
     """A name, title, tag or id from outside (a chat title, a pack.json field) as the database may keep it:
     cleaned like message text and cut to its column's length; None when nothing is left."""

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine import samples as logged
@@ -35,6 +35,7 @@ from engine.db import (
     TrainingSample,
     User,
     check_schema,
+    checkpoint_truncate,
     create_engine,
     sessionmaker,
     utcnow,
@@ -42,7 +43,10 @@ from engine.db import (
 from engine.history import History, HistoryPolicy, Turn
 from engine.ingest import LRU, MessageWriter, PendingMessage
 from engine.library import (
+    EmbeddingFailed,
+    ImportBudget,
     ImportReport,
+    PackBusy,
     PackError,
     PlatformSticker,
     import_pack,
@@ -443,30 +447,55 @@ class StickerService:
 
     async def _import_and_embed(self, importer: Callable[..., Any], what: Any, **kwargs: Any) -> ImportReport:
         """The library import (files or a platform set), committed every ``IMPORT_BATCH`` new stickers (a
-        killed import keeps its work and resumes when run again; a new pack is served once complete), then
-        embed the new stickers (or lazily on first use, after a crash in between)."""
+        killed import keeps its work and resumes when run again), then embed the new stickers. A new pack turns
+        ``ready`` (served) only once they are embedded (issue 14); if embedding fails, the pack (new or
+        refreshed) is left ``importing``, never served half-embedded, and running the import again finishes it.
+        Another import of the same new pack running at once: :class:`PackBusy`."""
         await asyncio.to_thread(self.store.sweep_temp)  # what a killed import left half-written
-        async with self.sessions() as session:  # closing it uncommitted (an error) rolls the rest back
-            pack, report = await importer(
-                session,
-                self.store,
-                what,
-                self.limits,
-                max_stickers=self.settings.max_pack_stickers,
-                captions=self._caption,
-                commit_every=IMPORT_BATCH,
-                **kwargs,
-            )
-            pack_id = pack.id
-            # chats using this pack rebuild their sticker matrix (every worker: the version is in the database)
-            await session.execute(
-                update(Chat)
-                .where(Chat.id.in_(select(ChatPack.chat_id).where(ChatPack.pack_id == pack_id)))
-                .values(packs_version=Chat.packs_version + 1)
-                .execution_options(synchronize_session=False)
-            )
-            await session.commit()
-        await self._embed_pack(pack_id)
+        budget = ImportBudget(self.settings.max_pack_bytes, self.settings.pack_import_budget_s)
+        try:
+            async with self.sessions() as session:  # closing it uncommitted (an error) rolls the rest back
+                pack, report = await importer(
+                    session,
+                    self.store,
+                    what,
+                    self.limits,
+                    max_stickers=self.settings.max_pack_stickers,
+                    captions=self._caption,
+                    commit_every=IMPORT_BATCH,
+                    budget=budget,
+                    **kwargs,
+                )
+                pack_id = pack.id
+                new_pack = not report.served_before
+                if new_pack:  # issue 14: served ("ready") only once its embeddings exist, below
+                    pack.status = "importing"
+                await _bump_chats_of(session, pack_id)
+                await session.commit()
+        except (IntegrityError, OperationalError) as exc:
+            # issue 14: another import of the same pack got there first (its pack or sticker rows exist now)
+            if isinstance(exc, OperationalError) and "locked" not in str(exc.orig):
+                raise
+            raise PackBusy(
+                f"{kwargs.get('name') or 'this pack'} is already being imported; run the import again once "
+                "that one is done (it skips what is there)"
+            ) from None
+        try:
+            await self._embed_pack(pack_id)
+        except Exception as exc:  # e.g. a damaged image tower: the pack stays "importing", never served
+            log.warning("embedding pack %s failed", pack_id, exc_info=True)
+            async with self.sessions.begin() as session:
+                await session.execute(update(Pack).where(Pack.id == pack_id).values(status="importing"))
+                await _bump_chats_of(session, pack_id)
+            raise EmbeddingFailed(
+                f"the stickers were stored, but the model {self.ranker.version} could not embed them "
+                f"({type(exc).__name__}); the pack is not served. Fix the model (STICKERPICK_MODEL_DIR) and "
+                "run the import again"
+            ) from None
+        if new_pack:
+            async with self.sessions.begin() as session:
+                await session.execute(update(Pack).where(Pack.id == pack_id).values(status="ready"))
+                await _bump_chats_of(session, pack_id)
         return report
 
     async def add_pack(
@@ -946,7 +975,7 @@ class StickerService:
                         )
                     ).scalars()
                 )
-        turns = await self.history.recent(session, c.id)
+        turns = _since_opt_in(c, await self.history.recent(session, c.id))
         if upto is not None:
             turns = [t for t in turns if t.message_id <= upto]
         if not turns:
@@ -987,7 +1016,7 @@ class StickerService:
             s = await logged.find_chat_sticker(session, pack_chat.id, sticker, chat.platform)
             if s is None:
                 return None
-            turns = await self.history.recent(session, c.id)
+            turns = _since_opt_in(c, await self.history.recent(session, c.id))
             if not turns:
                 return None
             u = await self._user(session, user)
@@ -1085,16 +1114,23 @@ class StickerService:
             for (chat_id,) in (await session.execute(q)).all():
                 total += await self.history.apply_retention(session, chat_id)
                 self.writer.reset_retention(chat_id)
-            return total
+        if total:  # expired messages leave no copy in the WAL either (issue 14)
+            await self._scrub_wal()
+        return total
 
     # ------------------------------------------------------------------ privacy
     async def set_logging(self, chat: ChatRef, enabled: bool) -> None:
         async with self.sessions.begin() as session:
             c = await self._chat(session, chat)
             assert c is not None
+            if enabled and not c.logging_enabled:  # issue 14: nothing written before the opt-in is kept
+                newest = (await session.execute(select(func.max(Message.id)))).scalar()
+                c.logging_after_message = int(newest or 0)
             c.logging_enabled = enabled
             if not enabled:  # issue 7: opting out deletes what was logged for retraining
                 await session.execute(delete(TrainingSample).where(TrainingSample.chat_id == c.id))
+        if not enabled:
+            await self._scrub_wal()
 
     async def logging_enabled(self, chat: ChatRef) -> bool:
         async with self.sessions() as session:
@@ -1114,7 +1150,35 @@ class StickerService:
             await session.execute(update(ChatPack).where(ChatPack.added_by == u.id).values(added_by=None))
             await session.delete(u)
         self._forget_ids(user=user)
+        await self._scrub_wal()
         return int(n)
+
+    async def _scrub_wal(self) -> None:
+        """Issue 14: after a deletion people asked for, no copy of it may stay in SQLite's WAL (deleted pages
+        are zeroed by ``secure_delete``, the checkpoint writes them over the old ones and empties the WAL)."""
+        try:
+            if not await checkpoint_truncate(self.engine):
+                log.warning(
+                    "the database's WAL is still read by another process; the next forget or retention run empties it"
+                )
+        except Exception:  # the deletion itself is committed; never fail the user's request over this
+            log.warning("could not checkpoint the database's WAL", exc_info=True)
+
+
+async def _bump_chats_of(session: AsyncSession, pack_id: int) -> None:
+    """Chats using this pack rebuild their sticker matrix (every worker: the version is in the database)."""
+    await session.execute(
+        update(Chat)
+        .where(Chat.id.in_(select(ChatPack.chat_id).where(ChatPack.pack_id == pack_id)))
+        .values(packs_version=Chat.packs_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _since_opt_in(chat: Chat, turns: list[Turn]) -> list[Turn]:
+    """Issue 14: only the turns written while the chat's logging was on may go into a training sample."""
+    after = chat.logging_after_message
+    return turns if after is None else [t for t in turns if t.message_id > after]
 
 
 async def open_service(settings: Settings, threads: int = 0) -> StickerService:

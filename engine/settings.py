@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     max_decompressed_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     decode_timeout_s: float = Field(default=10.0, gt=0)
     max_pack_stickers: int = Field(default=2000, ge=1)
+    # What one pack import may cost (issue 14): bytes of sticker files read, and seconds; past either, the
+    # remaining stickers are skipped and reported (running the import again resumes with them).
+    max_pack_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    pack_import_budget_s: float = Field(default=1800.0, gt=0)
     # Read captions written on stickers with OCR at import (RapidOCR; ~0.1-1 s per sticker, once).
     ocr_captions: bool = False
 

@@ -29,6 +29,32 @@ from engine.samples import LoggedSample
 from training.data.format import CurrentSticker, Sample, StickerEntry, Turn, write_dataset
 
 CANDIDATES = 10
+# Written into every export: `--overwrite` replaces only a folder that carries it (issue 14).
+MARKER = ".stickerpick-export"
+MARKER_TEXT = "a dataset written by `stickerpick data export`; --overwrite may replace this folder\n"
+
+
+class ExportRefused(ValueError):
+    """The output folder may not be written or replaced (it is not a previous export, or holds live data)."""
+
+
+def check_target(out_dir: Path, overwrite: bool, protected: Sequence[Path] = ()) -> None:
+    """Refuse an export folder that is, or contains, one of ``protected`` (the home, the media store, the
+    database), and with ``overwrite`` any existing folder that is not a previous export (no :data:`MARKER`)."""
+    target = Path(out_dir).resolve()
+    for p in protected:
+        p = Path(p).resolve()
+        if target == p or target in p.parents:
+            raise ExportRefused(f"{out_dir} is or contains {p}, which holds live data; choose another folder")
+    if not target.exists() and not target.is_symlink():
+        return
+    if not overwrite:
+        raise ExportRefused(f"{out_dir} exists; pass --overwrite to replace a previous export")
+    if not target.is_dir() or Path(out_dir).is_symlink() or not (target / MARKER).is_file():
+        raise ExportRefused(
+            f"{out_dir} is not a previous export (it has no {MARKER} file): --overwrite replaces only "
+            "those; choose a new folder"
+        )
 
 
 def pseudonym(key: str, salt: bytes) -> str:
@@ -66,9 +92,11 @@ def export_logs(
     salt: bytes | None = None,
     val_fraction: float = 0.2,
     overwrite: bool = False,
+    protected: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Write the dataset; ``stickers``: id → (pack id, emoji, sha) for every positive and candidate;
     ``media_path``: sha → the PNG in the media store. Returns the description written to export.json."""
+    check_target(out_dir, overwrite, protected)
     random_salt = salt is None
     key = salt if salt is not None else secrets.token_bytes(32)
     train, val = split_by_time(samples, val_fraction)
@@ -127,6 +155,7 @@ def export_logs(
         f"release_{name}.meta.json": "".join(json.dumps(m) + "\n" for m in metas[name]) for name in metas
     }
     extra["export.json"] = json.dumps(info, indent=2, default=str) + "\n"
+    extra[MARKER] = MARKER_TEXT
     write_dataset(out_dir, splits, entries, extra_files=extra, overwrite=overwrite)
     return info
 
@@ -142,6 +171,12 @@ async def export_from_service(
 ) -> dict[str, Any]:
     from engine.samples import sticker_rows
 
+    settings = service.settings
+    protected = [settings.home, settings.media_dir]
+    db_file = service.engine.url.database if service.engine.dialect.name == "sqlite" else None
+    if db_file and db_file != ":memory:":
+        protected.append(Path(db_file))
+    check_target(out_dir, overwrite, protected)  # before reading anything
     samples = await service.logged_samples(since=since, chats=chats)
     ids = sorted({i for s in samples for i in (s.sticker_id, *s.chat_sticker_ids)})
     async with service.sessions() as session:
@@ -154,6 +189,7 @@ async def export_from_service(
         salt=salt,
         val_fraction=val_fraction,
         overwrite=overwrite,
+        protected=protected,
     )
 
 

@@ -86,10 +86,17 @@ class ShardedStickerBot(_StickerBotMixin, commands.AutoShardedBot):
         super().__init__(shard_count=settings.discord_shard_count, **self._options(settings))
 
 
+# Issue 14: at DEBUG discord.py logs every gateway event (message content) and every REST call with its
+# payload; those loggers never log below INFO here, whatever STICKERPICK_LOG_LEVEL says.
+CONTENT_LOGGERS = ("discord.gateway", "discord.http", "discord.webhook", "discord.state")
+
+
 def build_bot(settings: Settings, service: StickerService) -> commands.Bot:
     """The bot, not yet logged in; :func:`run` starts it, tests drive it offline."""
     # No voice here: spare the log discord.py's warnings about the voice libraries it would need.
     discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+    for name in CONTENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
     if settings.discord_sharded:
         return ShardedStickerBot(settings, service)
     return StickerBot(settings, service)

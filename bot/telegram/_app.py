@@ -7,11 +7,12 @@ import logging
 from urllib.parse import urlparse
 
 from telegram import BotCommand, Update
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, BaseRateLimiter, ContextTypes
 from telegram.request import BaseRequest
 
 from bot.telegram import _help, _history, _inline, _membership, _packs, _privacy, _sticker
+from bot.telegram import _texts as texts
 from bot.telegram._admin import AdminCache
 from bot.telegram._context import DEPS_KEY, PLATFORM, Deps, deps
 from bot.telegram._errors import describe, install_redaction, on_error
@@ -43,6 +44,9 @@ COMMANDS = [
 ]
 # httpx logs every request URL at INFO, and Bot API URLs contain the token.
 QUIET_LOGGERS = ("httpx", "httpcore")
+# Issue 14: at DEBUG python-telegram-bot logs every update and every Bot API call with its parameters and
+# result (message text); it never logs below INFO here, whatever STICKERPICK_LOG_LEVEL says.
+CONTENT_LOGGERS = ("telegram",)
 
 
 def file_base_url(base_url: str) -> str:
@@ -67,6 +71,8 @@ def build_application(
     install_redaction(token)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+    for name in CONTENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
     builder = (
         Application.builder()
         .token(token)
@@ -145,6 +151,12 @@ def run(settings: Settings) -> None:
             mode = "webhook" if settings.telegram_webhook_url else "polling"
             log.info("telegram bot starting (%s, model %s)", mode, service.ranker.version)
             serve(app, settings)
+        except InvalidToken:  # issue 14: one line, no token, no traceback (PTB's text quotes the token)
+            log.debug("Telegram refused the token", exc_info=True)  # scrubbed by the redaction
+            raise SystemExit(texts.TOKEN_REFUSED) from None
+        except Exception as exc:  # anything else at start-up or while serving: one scrubbed line
+            log.debug("the Telegram bot stopped", exc_info=exc)
+            raise SystemExit(texts.STOPPED.format(error=describe(exc))) from None
         finally:
             loop.run_until_complete(service.close())
     finally:

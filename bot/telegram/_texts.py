@@ -7,6 +7,13 @@ from html import escape, unescape
 
 PARSE_MODE = "HTML"
 
+# Start-up failures, printed by `stickerpick telegram` (plain text, one line, never the token).
+TOKEN_REFUSED = (
+    "Telegram refused the bot token: check TELEGRAM_BOT_TOKEN (BotFather → /mybots → API Token) and, if set, "
+    "STICKERPICK_TELEGRAM_BASE_URL."
+)
+STOPPED = "The Telegram bot stopped: {error} (STICKERPICK_LOG_LEVEL=DEBUG shows the traceback)."
+
 HELP = """\
 <b>stickerpick</b> answers /sticker with the stickers from this chat's own packs that fit the conversation.
 

@@ -53,6 +53,8 @@ class Chat(Base):
     title: Mapped[str | None] = mapped_column(String(256))
     # Keeping dialogue for retraining is off until a chat admin turns it on.
     logging_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The newest messages.id when logging was turned on: only later messages may go into a training sample.
+    logging_after_message: Mapped[int | None] = mapped_column(BigInteger)
     # Bumped whenever the chat's enabled packs change: lets every worker invalidate its sticker matrix.
     packs_version: Mapped[int] = mapped_column(Integer, default=0)
     # When /sticker last answered here (Unix seconds): the per-chat cooldown, shared by every worker.

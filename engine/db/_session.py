@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,30 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
+    # issue 14: deleted rows (/forget, /logging off, retention) are overwritten with zeros, not left in free
+    # pages; together with a checkpoint (`checkpoint_truncate`) no copy of them stays on disk
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
+# Loggers that write SQL statements with their parameters (and result rows) at INFO/DEBUG: message text.
+# Issue 14: no log line at any level carries message text, so they never log below WARNING, whatever the
+# root level; an operator who really wants them sets their level explicitly (a level other than NOTSET).
+STATEMENT_LOGGERS = ("sqlalchemy.engine", "sqlalchemy.pool", "sqlalchemy.orm", "aiosqlite", "asyncpg")
+
+
+def quiet_statement_loggers() -> None:
+    for name in STATEMENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; for SQLite the file's folder is created and every connection gets the pragmas."""
+    """An async engine; for SQLite the file's folder is created and every connection gets the pragmas.
+    SQL parameters (message text) never appear in errors or logs: ``hide_parameters``."""
+    quiet_statement_loggers()
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         db_path = make_url(url).database
         if db_path and db_path != ":memory:":
@@ -39,6 +59,18 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+async def checkpoint_truncate(engine: AsyncEngine) -> bool:
+    """SQLite: copy the write-ahead log into the database file and truncate it to zero bytes, so what was
+    just deleted leaves no copy in the WAL. True when the WAL was emptied (False: another process was reading
+    an older snapshot; its next checkpoint finishes it). A no-op True elsewhere."""
+    if engine.dialect.name != "sqlite":
+        return True
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        row = (await auto.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).first()
+    return row is None or int(row[0]) == 0
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

@@ -80,7 +80,28 @@ def decode_sticker_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -
     decoder crashed, any other :class:`MediaError` from the decode itself.
     """
     check_input(data, limits)  # the cheap refusals need no worker
-    return run_bounded(decode_sticker, (bytes(data), limits), limits.timeout_s)
+    return run_bounded(_decode_still, (bytes(data), limits), limits.timeout_s)
+
+
+# Issue 14: what comes back into the caller's process (which has no memory cap) is bounded by area. A still
+# larger than this box on either side is scaled down in the worker (aspect kept): a 31 KB PNG of 1×16,000,000
+# pixels was a 64 MB still, and its copies took 1.2 GB in the main process. Stickers are at most 512 px.
+MAX_STILL_SIDE = 1024
+
+
+def _decode_still(data: bytes, limits: DecodeLimits) -> DecodedSticker:
+    from dataclasses import replace
+
+    from PIL import Image
+
+    decoded = decode_sticker(data, limits)
+    image = decoded.image
+    if max(image.size) <= MAX_STILL_SIDE:
+        return decoded
+    w, h = image.size
+    scale = MAX_STILL_SIDE / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return replace(decoded, image=image.resize(size, Image.Resampling.BOX))
 
 
 async def decode_sticker_async(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedSticker:

@@ -15,6 +15,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 # JPEG start-of-frame markers (C4 = DHT, C8 = JPG extension and CC = DAC are not frames).
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _TGS_PEEK = 256  # bytes of gunzipped output looked at to tell Lottie JSON from any other gzip
+# Sniffing runs in the caller's process, outside the decode timeout (issue 14): it looks at most at this many
+# PNG chunks for an acTL (real files have a handful before IDAT; 8 MB of empty chunks were 700,000).
+SNIFF_PNG_CHUNKS = 64
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -26,7 +29,8 @@ def sniff_format(data: bytes) -> str | None:
     """
     data = data if isinstance(data, bytes) else bytes(data)
     if data.startswith(PNG_MAGIC):
-        return "apng" if any(ctype == b"acTL" for ctype, _ in png_chunks(data, until=b"IDAT")) else "png"
+        chunks = png_chunks(data, until=b"IDAT", limit=SNIFF_PNG_CHUNKS)
+        return "apng" if any(ctype == b"acTL" for ctype, _ in chunks) else "png"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
@@ -40,10 +44,15 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def png_chunks(data: bytes, until: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-    """(type, payload) of each PNG chunk in order, stopping before ``until``, at IEND or where data runs out."""
+def png_chunks(
+    data: bytes, until: bytes | None = None, limit: int | None = None
+) -> Iterator[tuple[bytes, bytes]]:
+    """(type, payload) of each PNG chunk in order, stopping before ``until``, at IEND, where data runs out or
+    after ``limit`` chunks."""
     pos = len(PNG_MAGIC)
-    while pos + 8 <= len(data):
+    seen = 0
+    while pos + 8 <= len(data) and (limit is None or seen < limit):
+        seen += 1
         length, ctype = struct.unpack_from(">I4s", data, pos)
         if ctype == until:
             return

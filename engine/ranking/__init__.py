@@ -12,7 +12,8 @@ from engine.ranking._text_baseline import TextBaselineRanker
 
 def load_ranker(kind: str, model_dir: Path, max_turns: int = 8, threads: int = 0) -> Ranker:
     """``kind`` is "text-baseline" or "auto" (the manifest says which model the directory holds)."""
-    manifest = read_manifest(Path(model_dir), "stickerpick setup")
+    # issue 14: every file is checked against the manifest's hashes (cached by size and mtime)
+    manifest = read_manifest(Path(model_dir), "stickerpick setup", verify_hashes=True)
     model_kind = manifest.get("kind")
     if kind not in ("auto", model_kind):
         raise ModelMissing(f"{model_dir} holds a {model_kind!r} model but the ranker {kind!r} was asked for")

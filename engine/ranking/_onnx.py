@@ -24,6 +24,20 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+# Issue 14: (resolved path, size, mtime in ns) → SHA-256 of files already checked in this process, so a model
+# re-loaded (registry swaps, several services) is hashed once; a changed file has a new size or mtime.
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def verified_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    digest = _VERIFIED.get(key)
+    if digest is None:
+        digest = _VERIFIED[key] = sha256_file(path)
+    return digest
+
+
 def read_manifest(model_dir: Path, build_hint: str, verify_hashes: bool = False) -> dict[str, Any]:
     """Load and check ``manifest.json``; every failure names the command that builds the directory."""
     path = Path(model_dir) / MANIFEST
@@ -42,8 +56,12 @@ def read_manifest(model_dir: Path, build_hint: str, verify_hashes: bool = False)
         f = Path(model_dir) / name
         if not f.is_file():
             raise ModelMissing(f"{model_dir} lacks its {role} file {name}. Rebuild it with: {build_hint}")
-        if verify_hashes and manifest.get("sha256", {}).get(name) not in (None, sha256_file(f)):
-            raise ModelMissing(f"{f} does not match the hash in its manifest. Rebuild it with: {build_hint}")
+        expected = (manifest.get("sha256") or {}).get(name) if verify_hashes else None
+        if expected is not None and verified_sha256(f) != expected:
+            raise ModelMissing(
+                f"{f} does not match the SHA-256 in {path.name}: the file was changed or damaged. Restore the "
+                f"model directory, or rebuild it with: {build_hint}"
+            )
     return manifest
 
 
@@ -59,7 +77,13 @@ def make_session(path: Path, threads: int = 0) -> Any:
     # another thread pool) and database work, and idle threads spinning for the next run took the cores from
     # them (measured per /sticker at 1k stickers: text tower 10.2 -> 6.0 ms, whole request 15.8 -> 12.5 ms).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # issue 14: a garbage or truncated file is a clear "which file" error
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelMissing(
+            f"{path} is not a model onnxruntime can load ({reason}); restore or rebuild it"
+        ) from None
 
 
 class OnnxTextEncoder:

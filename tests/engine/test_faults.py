@@ -243,6 +243,8 @@ async def test_killed_during_pack_indexing_reports_and_resumes(migrated, tmp_pat
 
 
 async def test_killed_between_import_and_embedding_serves_after_restart(migrated, tmp_path):
+    """Issue 14: a pack is served only once its embeddings exist: killed in between, it stays ``importing``
+    (with the resume hint) and running the import again embeds it and serves it."""
     _make_big_pack(tmp_path / "small", 10)
     _run_and_kill(
         IMPORT_NO_EMBED,
@@ -255,16 +257,21 @@ async def test_killed_between_import_and_embedding_serves_after_restart(migrated
     service = await open_service(migrated)
     try:
         [info] = await service.list_packs()
-        assert (info.status, info.stickers) == ("ready", 10)  # the import itself was committed
+        assert (info.status, info.stickers) == ("importing", 10)  # the stickers were committed, not served
+        assert info.resume_hint is not None
         async with service.sessions() as session:
             embedded = (
                 await session.execute(select(func.count()).select_from(StickerEmbedding))
             ).scalar_one()
         assert embedded == 0  # killed before the embeddings
+        report = await service.import_pack(tmp_path / "small", name="small")
+        assert (report.added, report.unchanged) == (0, 10)
+        [info] = await service.list_packs()
+        assert info.status == "ready"
         chat = ChatRef("test", "g")
         await service.enable_pack(chat, "small")
         await service.record(chat, None, "smile")
-        assert (await service.suggest(chat, cooldown=False)).items  # embedded on first use instead
+        assert (await service.suggest(chat, cooldown=False)).items
         async with service.sessions() as session:
             embedded = (
                 await session.execute(select(func.count()).select_from(StickerEmbedding))

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from engine import library
 from engine.db import Pack, Sticker, StickerEmbedding
-from engine.library import PackError, PlatformSticker, emoji_from_filename
+from engine.library import EmbeddingFailed, PackError, PlatformSticker, emoji_from_filename
 from engine.service import ChatRef, StickerService
 from engine.store import MediaStore
 from tests.auxil import media
@@ -304,21 +304,45 @@ async def test_an_interrupted_platform_import_fetches_only_the_rest(service, mon
     assert (info.status, info.stickers) == ("ready", 8)
 
 
-async def test_a_crash_before_embedding_leaves_the_pack_servable(service, tmp_path, monkeypatch):
+async def test_a_failure_before_embedding_leaves_the_pack_unserved_until_imported_again(
+    service, tmp_path, monkeypatch
+):
+    """Issue 14: a pack is ``ready`` only once its embeddings exist (a damaged image tower used to leave a
+    pack ready without any); running the import again embeds it and serves it."""
+
     async def crash(self, pack_id):
         raise _Crash(pack_id)
 
+    folder = _numbered(tmp_path / "p", 4)
     with monkeypatch.context() as m:
         m.setattr(StickerService, "_embed_pack", crash)
-        with pytest.raises(_Crash):
-            await service.import_pack(_numbered(tmp_path / "p", 4), name="p")
+        with pytest.raises(EmbeddingFailed, match="not served"):
+            await service.import_pack(folder, name="p")
     assert await _counts(service) == (1, 4, 0)
     [info] = await service.list_packs()
+    assert info.status == "importing" and info.resume_hint is not None
+    report = await service.import_pack(folder, name="p")
+    assert (report.added, report.unchanged) == (0, 4)
+    [info] = await service.list_packs()
     assert info.status == "ready"
+    assert await _counts(service) == (1, 4, 4)
     await service.enable_pack(CHAT, "p")
     await service.record(CHAT, None, "smile")
-    assert (await service.suggest(CHAT, cooldown=False)).items  # embedded on first use
-    assert await _counts(service) == (1, 4, 4)
+    assert (await service.suggest(CHAT, cooldown=False)).items
+    # a refresh whose new stickers cannot be embedded: unserved too, rather than failing every /sticker
+    _numbered(folder, 2, start=4)
+    with monkeypatch.context() as m:
+        m.setattr(StickerService, "_embed_pack", crash)
+        with pytest.raises(EmbeddingFailed):
+            await service.import_pack(folder, name="p")
+    [info] = await service.list_packs()
+    assert info.status == "importing"
+    assert not (await service.suggest(CHAT, cooldown=False)).items
+    report = await service.import_pack(folder, name="p")
+    assert (report.added, report.unchanged) == (0, 6)
+    [info] = await service.list_packs()
+    assert info.status == "ready"
+    assert (await service.suggest(CHAT, cooldown=False)).items
 
 
 def test_the_media_store_writes_whole_files_or_nothing(tmp_path, monkeypatch):

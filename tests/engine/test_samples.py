@@ -21,10 +21,11 @@ async def _samples(service) -> list[TrainingSample]:
 async def test_sent_sticker_is_logged_only_where_logging_is_on(service, tmp_path):
     await service.add_pack(CHAT, make_pack(tmp_path / "food"))
     await service.enable_pack(OTHER, "food")
+    await service.record(CHAT, ALICE, "said before the opt-in: never kept")
+    await service.set_logging(CHAT, True)
     for chat in (CHAT, OTHER):
         await service.record(chat, ALICE, "what should we eat tonight")
         await service.record(chat, BOB, "pizza!")
-    await service.set_logging(CHAT, True)
     assert await service.record_sticker(CHAT, ALICE, "pizza", message_id="9") is not None
     assert await service.record_sticker(OTHER, ALICE, "pizza") is None  # logging off there
     assert await service.record_sticker(CHAT, ALICE, "not-in-the-packs") is None

@@ -40,7 +40,7 @@ class Style(StrEnum):
 def convert(
     dataset: DatasetName = typer.Argument(..., help="Which corpus to convert."),
     data_root: Path = typer.Option(
-        ..., "--data-root", help="The shared/data folder (holds tweeteval/, meld/, …)."
+        ..., "--data-root", help="The folder of the public corpora (holds tweeteval/, meld/, …)."
     ),
     out: Path = typer.Option(..., "--out", help="Dataset folder to write (train and val splits)."),
     style: list[Style] = typer.Option(

@@ -162,7 +162,9 @@ def _lines(path: Path) -> list[str]:
     """A text file's lines split on "\\n" only (tweets may hold U+2028 or U+0085, which ``splitlines``
     would split on), without the empty piece after the final newline."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found (is --data-root the shared/data folder?)")
+        raise FileNotFoundError(
+            f"{path} not found (is --data-root the folder of the public corpora, with tweeteval/ and meld/?)"
+        )
     lines = path.read_text(encoding="utf-8").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -358,7 +360,9 @@ def convert_meld(
         def rows() -> Iterator[_Raw]:
             path = base / f"{name}_sent_emo.csv"
             if not path.is_file():
-                raise FileNotFoundError(f"{path} not found (is --data-root the shared/data folder?)")
+                raise FileNotFoundError(
+                    f"{path} not found (is --data-root the folder of the public corpora, with tweeteval/ and meld/?)"
+                )
             dialogues: dict[int, list[tuple[int, str, str | None, str]]] = {}
             with path.open(encoding="utf-8-sig", newline="") as f:
                 for r in csv.DictReader(f):

@@ -86,9 +86,14 @@ async def test_a_sent_sticker_is_kept_for_retraining_only_where_logging_is_on(
     await stocked.say(bob, "pizza tonight?")
     await stocked.say(alice, "", sticker_items=[item])  # logging off: nothing kept
     await service.set_logging(chat_of(stocked.channel_id), True)
+    await stocked.say(alice, "", sticker_items=[item])  # only dialogue from before the opt-in: nothing
+    await stocked.say(bob, "pizza tonight, for real?")
     await stocked.say(alice, "", sticker_items=[item])
     async with service.sessions() as session:
         rows = list((await session.execute(select(TrainingSample))).scalars())
     assert len(rows) == 1 and rows[0].kind == "sent"
-    assert [t["text"] for t in rows[0].context] == ["pizza tonight?"]
-    assert await texts_in(stocked, stocked.channel_id) == [("Bob", "pizza tonight?")]
+    assert [t["text"] for t in rows[0].context] == ["pizza tonight, for real?"]  # issue 14: after the opt-in
+    assert await texts_in(stocked, stocked.channel_id) == [
+        ("Bob", "pizza tonight?"),
+        ("Bob", "pizza tonight, for real?"),
+    ]

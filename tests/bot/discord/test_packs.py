@@ -216,6 +216,14 @@ async def test_upload_a_zip_with_a_broken_member(server: OfflineServer, manager)
     assert emoji == {"ok": "👍", "1f602": "😂"}
 
 
+async def test_a_zip_member_named_with_control_characters_is_shown_escaped(server: OfflineServer, manager):
+    """Issue 14: a name from a pack never reaches a Discord answer raw (terminal escapes, overrides)."""
+    data = zipped({"ok.png": png_bytes(30, 30), "\x1b[2J\u202eevil.png": truncated_png()})
+    answer = await server.slash(manager, "addpack", attachments={"file": upload(server, "ansi.zip", data)})
+    assert "\x1b" not in answer.content and "\u202e" not in answer.content
+    assert "\\x1b" in answer.content and "\\u202e" in answer.content
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [

@@ -76,7 +76,8 @@ async def test_startup_through_the_real_login_never_logs_the_token(
         FakeDiscordAPI().install(self, monkeypatch)
         await self.login(token)
         logged_in.append(self.user)
-        logging.getLogger("discord.gateway").debug("sent IDENTIFY %r", {"op": 2, "d": {"token": token}})
+        # (discord.gateway itself never logs below INFO here, issue 14: a logger that still logs at DEBUG)
+        logging.getLogger("discord.client").debug("sent IDENTIFY %r", {"op": 2, "d": {"token": token}})
 
     monkeypatch.setattr(StickerBot, "start", offline_start)
     with caplog.at_level(logging.DEBUG):

@@ -69,9 +69,14 @@ async def test_a_sent_sticker_is_kept_for_retraining_only_where_logging_is_on(tg
     await tg.send(tg.api.message(GROUP, BOB, "pizza tonight?"))
     await tg.send(tg.api.message(GROUP, ALICE, None, sticker=food["stickers"][0]))  # logging off: nothing
     await tg.service.set_logging(GROUP_REF, True)
+    await tg.send(tg.api.message(GROUP, ALICE, None, sticker=food["stickers"][0]))  # nothing said since
+    await tg.send(tg.api.message(GROUP, BOB, "pizza tonight, for real?"))
     await tg.send(tg.api.message(GROUP, ALICE, None, sticker=food["stickers"][0]))
     async with tg.service.sessions() as session:
         rows = list((await session.execute(select(TrainingSample))).scalars())
     assert len(rows) == 1 and rows[0].kind == "sent"
-    assert [t["text"] for t in rows[0].context] == ["pizza tonight?"]
-    assert [t.text for t in await tg.service.recent(GROUP_REF)] == ["pizza tonight?"]  # history: text only
+    assert [t["text"] for t in rows[0].context] == ["pizza tonight, for real?"]  # issue 14: after the opt-in
+    assert [t.text for t in await tg.service.recent(GROUP_REF)] == [
+        "pizza tonight?",
+        "pizza tonight, for real?",
+    ]  # history: text only
