@@ -133,7 +133,8 @@ def style_view(img: Image.Image, rng: random.Random, kind: str | None = None) ->
         edges = ImageOps.autocontrast(edges).point(lambda v: 255 if v > 60 else 0)
         shape = alpha.filter(ImageFilter.FIND_EDGES).point(lambda v: 255 if v > 60 else 0)
         lines = ImageChops.lighter(edges, shape)
-        lines = ImageOps.expand(ImageOps.crop(lines, 2), 2, fill=0)  # FIND_EDGES marks the image's frame
+        if min(lines.size) > 8:  # FIND_EDGES marks the image's frame
+            lines = ImageOps.expand(ImageOps.crop(lines, 2), 2, fill=0)
         if rgba.size[0] >= 96:
             lines = lines.filter(ImageFilter.MaxFilter(3))
         out = Image.new("RGBA", rgba.size, (30, 30, 30, 0))

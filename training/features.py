@@ -404,6 +404,7 @@ class ImageFeatureStore:
         aug: AugmentConfig = AugmentConfig(),
         progress: bool = True,
         stop: int | None = None,
+        chunk: int = 512,
     ) -> None:
         """``stop`` None: pooled features of the whole (frozen) tower; else the feature maps entering block
         ``stop`` (the blocks from there on are trainable, and only the frozen part identifies the cache)."""
@@ -415,6 +416,7 @@ class ImageFeatureStore:
         self.aug = aug
         self.progress = progress
         self.stop = stop
+        self.chunk = chunk
         self.identity = {
             "tower": module_digest(tower) if stop is None else frozen_units_digest(tower),
             "spec": spec.to_dict(),
@@ -430,23 +432,30 @@ class ImageFeatureStore:
 
         k = self.views if views is None else views
         digests = [sha256_file(p) for p in paths]
-        parts = {**self.identity, "views": k, "images": texts_digest(digests), "n": len(paths)}
+        kind = "image-views" if self.stop is None else "image-maps"
+        # In chunks, each cached on its own: a run killed while computing them resumes where it stopped.
+        pieces = []
+        for start in range(0, max(len(paths), 1), self.chunk):
+            chunk_paths = list(paths[start : start + self.chunk])
+            chunk_digests = digests[start : start + self.chunk]
+            parts = {**self.identity, "views": k, "images": texts_digest(chunk_digests), "n": len(chunk_paths)}
 
-        def build() -> Tensor:
-            images = [load_sticker_image(p) for p in paths]
-            return encode_sticker_views(
-                self.tower,
-                images,
-                digests,
-                self.spec,
-                k,
-                self.seed,
-                self.aug,
-                progress=self.progress,
-                stop=self.stop,
-            )
+            def build(chunk_paths: list[Path] = chunk_paths, chunk_digests: list[str] = chunk_digests) -> Tensor:
+                images = [load_sticker_image(p) for p in chunk_paths]
+                return encode_sticker_views(
+                    self.tower,
+                    images,
+                    chunk_digests,
+                    self.spec,
+                    k,
+                    self.seed,
+                    self.aug,
+                    progress=self.progress,
+                    stop=self.stop,
+                )
 
-        return self.cache.get("image-views" if self.stop is None else "image-maps", parts, build)
+            pieces.append(self.cache.get(kind, parts, build))
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
 
 # ------------------------------------------------------------------------------------------------ teacher
