@@ -1,30 +1,54 @@
-"""All configuration, read once from the environment and `.env` (documented in `.env.example`).
+"""All configuration, read once from the environment and a `.env` file (documented in `.env.example`).
 
-Nothing below the composition root reads ``os.environ``: build one :class:`Settings` and pass it down.
+The `.env` file is `./.env` in the working directory, or the file `STICKERPICK_ENV_FILE` names; the
+environment wins over it. Nothing below the composition root reads ``os.environ``: build one
+:class:`Settings` (:func:`load_settings` turns a bad value into a :class:`SettingsError`) and pass it down.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Literal, get_args
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_FILE_VAR = "STICKERPICK_ENV_FILE"
+ENV_PREFIX = "STICKERPICK_"
+
+
+class SettingsError(ValueError):
+    """Bad configuration: one line per offending setting, named as the operator writes it."""
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="STICKERPICK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # `NAME=` (as in .env.example) means "not set": the default, not an empty string or path.
+        env_ignore_empty=True,
     )
+
+    def __init__(self, **values: Any) -> None:
+        if "_env_file" not in values:  # tests pass _env_file=None; everyone else may choose the file
+            chosen = os.environ.get(ENV_FILE_VAR)
+            if chosen:
+                if not Path(chosen).is_file():
+                    raise SettingsError(f"{ENV_FILE_VAR}: no such file: {chosen}")
+                values["_env_file"] = chosen
+        super().__init__(**values)
 
     # Where the database file (SQLite default), the sticker media store and built artefacts live.
     home: Path = Field(default=REPO_ROOT / "var")
     # DATABASE_URL (no prefix) wins; default: SQLite file in `home`.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     # Ranker: "auto" = trained PBR model dir if present, else the text baseline.
-    ranker: str = "auto"
+    ranker: Literal["auto", "pbr", "text-baseline"] = "auto"
     model_dir: Path | None = None
     baseline_model_dir: Path = Field(default=REPO_ROOT / "models" / "baseline-minilm")
 
@@ -117,7 +141,9 @@ class Settings(BaseSettings):
     # How often a running bot looks at the registry's `current` pointer (0: never).
     model_check_s: float = Field(default=60.0, ge=0)
 
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # "json": one JSON object per log line (for log collectors).
+    log_format: Literal["text", "json"] = "text"
 
     @cached_property
     def db_url(self) -> str:
@@ -162,3 +188,35 @@ class Settings(BaseSettings):
         if self.ranker in ("auto", "pbr") and (self.default_model_dir / "manifest.json").is_file():
             return self.default_model_dir
         return self.baseline_model_dir
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field`` (its alias, else the prefixed upper-case name)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    return alias if isinstance(alias, str) else f"{ENV_PREFIX}{field.upper()}"
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per bad setting: ``STICKERPICK_TOP_K: Input should be ... (got 'x')``, no traceback. A
+    secret's value is never repeated."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = str((error.get("loc") or ("?",))[0])
+        got = error.get("input")
+        shown = "" if got is None or isinstance(got, dict) or _is_secret(field) else f" (got {str(got)!r})"
+        lines.append(f"{env_name(field)}: {error.get('msg', 'invalid value')}{shown}")
+    return "\n".join(lines)
+
+
+def _is_secret(field: str) -> bool:
+    info = Settings.model_fields.get(field)
+    return info is None or SecretStr in (info.annotation, *get_args(info.annotation))
+
+
+def load_settings(**values: Any) -> Settings:
+    """:class:`Settings`, with a bad value raised as a :class:`SettingsError` of one line per field."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
