@@ -4,7 +4,6 @@ imports training/export code lazily inside the commands that need them, so servi
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -15,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.settings import Settings
+from engine.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -29,6 +28,44 @@ app.add_typer(db_app, name="db")
 
 console = Console()
 err = Console(stderr=True)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stickerpick")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"stickerpick {_version()}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show library logs, debug logs and warnings")
+    ] = False,
+    _version_flag: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit"),
+    ] = False,
+) -> None:
+    """Runs before every command: check the configuration (one line per bad setting), set up logging."""
+    from bot.logs import configure_logging
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        for line in str(exc).splitlines():
+            err.print(f"[red]error:[/red] {line}", soft_wrap=True, highlight=False, markup=True)
+        err.print("(set in the environment or the .env file; see .env.example)", highlight=False)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, verbose=verbose, fmt=settings.log_format)
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -682,10 +719,7 @@ _mount_optional()
 
 
 def main() -> None:
-    logging.basicConfig(level=Settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    sys.exit(app())
+    sys.exit(app())  # logging is set up by _root, before every command
 
 
 if __name__ == "__main__":

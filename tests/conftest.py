@@ -93,3 +93,22 @@ async def service(migrated: Settings) -> AsyncIterator:
         yield svc
     finally:
         await svc.close()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """CLI commands configure logging (bot/logs.py) for the whole process: undo it after each test."""
+    import logging
+
+    from bot.logs import OUR_LOGGERS
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for name in (*OUR_LOGGERS, "py.warnings"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    logging.captureWarnings(False)

@@ -1,0 +1,74 @@
+"""The CLI as an operator meets it: --version, bad configuration, quiet output, --verbose."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("STICKERPICK_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # no developer .env
+    return tmp_path
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"stickerpick {version('stickerpick')}"
+
+
+def test_a_bad_setting_is_one_line_per_field_and_no_traceback(monkeypatch) -> None:
+    monkeypatch.setenv("STICKERPICK_RANKER", "bogus")
+    monkeypatch.setenv("STICKERPICK_TOP_K", "five")
+    result = runner.invoke(app, ["db", "current"])
+    assert result.exit_code == 2
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 2, result.output
+    assert "STICKERPICK_RANKER" in errors[0] and "'text-baseline'" in errors[0]
+    assert "STICKERPICK_TOP_K" in errors[1] and "'five'" in errors[1]
+    assert "Traceback" not in result.output and "pydantic" not in result.output.lower()
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_normal_output_hides_library_info_and_warnings_verbose_shows_them(capfd) -> None:
+    import warnings
+
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    logging.getLogger("onnxruntime.quantization").info("Quantization parameters for tensor x")
+    logging.info("root logger info (onnxruntime's quantiser logs there)")
+    logging.getLogger("apscheduler.scheduler").info("Scheduler started")
+    warnings.warn("a TracerWarning stand-in", UserWarning, stacklevel=1)
+    logging.getLogger("engine.service").info("our own progress line")
+    quiet = capfd.readouterr().err
+    assert "our own progress line" in quiet
+    for noise in ("Quantization parameters", "root logger info", "Scheduler started", "TracerWarning"):
+        assert noise not in quiet
+
+    assert runner.invoke(app, ["--verbose", "db", "upgrade"]).exit_code == 0
+    logging.info("root logger info (onnxruntime's quantiser logs there)")
+    warnings.warn("a TracerWarning stand-in", UserWarning, stacklevel=1)
+    logging.getLogger("engine.service").debug("our debug line")
+    loud = capfd.readouterr().err
+    assert "root logger info" in loud and "TracerWarning stand-in" in loud and "our debug line" in loud
+
+
+def test_json_logs(capfd, monkeypatch) -> None:
+    import json
+
+    monkeypatch.setenv("STICKERPICK_LOG_FORMAT", "json")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    logging.getLogger("engine.service").warning("suggested %d stickers", 3, extra={"chat": 42})
+    line = capfd.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["level"] == "WARNING" and record["logger"] == "engine.service"
+    assert record["message"] == "suggested 3 stickers" and record["chat"] == 42 and "time" in record
