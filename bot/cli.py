@@ -321,23 +321,33 @@ def chat(
 @app.command()
 def demo(
     out: Annotated[Path | None, typer.Option(help="Folder for contact-sheet PNGs")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write every answer with the raw model scores here")
+    ] = None,
 ) -> None:
     """A short scripted group conversation through the console adapter: what a user would see."""
     settings = Settings()
+    answers: list[dict[str, object]] = []
 
     async def go() -> list[str]:
-        from bot.console import run_demo
+        from bot.console import result_json, run_demo
 
         service = await _service(settings)
         try:
             repl = _console_chat(service, "demo", out, settings)
             console.print(f"model: {service.ranker.name} ({service.ranker.version})\n")
-            return await run_demo(repl)
+            printed = await run_demo(repl)
+            answers.extend(result_json(r) for r in repl.results)
+            return printed
         finally:
             await service.close()
 
     for line in _run(go()):
         console.print(line, markup=False)
+    if json_out is not None:
+        import json
+
+        json_out.write_text(json.dumps(answers, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------- bots

@@ -45,6 +45,8 @@ class ConsoleChat:
     cooldown: bool = True
     sheets_written: list[Path] = field(default_factory=list)
     last: SuggestResult | None = None
+    # Every /sticker answer, for `--json` (raw scores: what people see is SuggestResult.fit).
+    results: list[SuggestResult] = field(default_factory=list)
     _counter: int = 0
 
     @property
@@ -129,6 +131,7 @@ class ConsoleChat:
     async def sticker(self, k: int | None = None) -> list[str]:
         result = await self.service.suggest(self.chat, k, user=self.user(), cooldown=self.cooldown)
         self.last = result
+        self.results.append(result)
         return self.render(result)
 
     def render(self, result: SuggestResult) -> list[str]:
@@ -138,7 +141,7 @@ class ConsoleChat:
         for item in result.items:
             lines.append(
                 f"  {item.rank + 1}. {item.emoji or ' '}  {_name(item.emoji) or item.platform_sticker_id:<28} "
-                f"[{item.pack_name}]  score {item.score:.3f}"
+                f"[{item.pack_name}]  fit {result.fit(item):.0%}"
             )
         path = self.write_sheet(result)
         lines.append(f"  contact sheet: {path}")
@@ -148,7 +151,8 @@ class ConsoleChat:
         store: MediaStore = self.service.store
         images = [store.open(item.media_path.stem) for item in result.items]
         labels = [
-            f"{i.rank + 1}. {_name(i.emoji) or i.platform_sticker_id} {i.score:.2f}" for i in result.items
+            f"{i.rank + 1}. {_name(i.emoji) or i.platform_sticker_id} {result.fit(i):.0%}"
+            for i in result.items
         ]
         sheet = contact_sheet(images, labels)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,6 +162,27 @@ class ConsoleChat:
         sheet.save(latest)
         self.sheets_written.append(path)
         return path
+
+
+def result_json(result: SuggestResult) -> dict[str, object]:
+    """One /sticker answer with the model's raw scores (``stickerpick demo --json``)."""
+    return {
+        "suggestion_id": result.suggestion_id,
+        "message": result.message,
+        "context": [{"speaker": t.speaker, "text": t.text} for t in result.context],
+        "score_kind": result.score_kind,
+        "items": [
+            {
+                "rank": i.rank + 1,
+                "sticker_id": i.platform_sticker_id,
+                "pack": i.pack_name,
+                "emoji": i.emoji,
+                "score": i.score,
+                "fit": round(result.fit(i), 4),
+            }
+            for i in result.items
+        ],
+    }
 
 
 def _name(emoji_char: str | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -109,6 +110,16 @@ class SuggestResult:
     # Set when there is nothing to suggest: a sentence for the user (no packs, no conversation, cooldown).
     message: str | None = None
     context: list[Turn] = field(default_factory=list)
+    # What ``SuggestedSticker.score`` is: "match-logit" (a PBR matching head's re-ranking logit) or "cosine"
+    # (the dual encoder's similarity). Raw scores are for --json; people see :meth:`fit`.
+    score_kind: str = "cosine"
+
+    def fit(self, item: SuggestedSticker) -> float:
+        """A score a person can read, 0..1: the matching head's probability that the sticker fits the
+        conversation, or for a dual encoder alone its cosine similarity (clipped at 0)."""
+        if self.score_kind == "match-logit":
+            return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, item.score))))
+        return max(0.0, min(1.0, item.score))
 
 
 @dataclass(frozen=True)
@@ -783,7 +794,13 @@ class StickerService:
                     for i in items
                 ],
             )
-            return SuggestResult(items=items, suggestion_id=suggestion_id, context=turns)
+            reranked = getattr(ranker, "rerank_scores", None) is not None and self.settings.rerank_top > 0
+            return SuggestResult(
+                items=items,
+                suggestion_id=suggestion_id,
+                context=turns,
+                score_kind="match-logit" if reranked else "cosine",
+            )
 
     def _shown(self, rank: int, score: float, row: Any) -> SuggestedSticker:
         """A suggested sticker from a row of ``_SHOWN_COLUMNS``."""

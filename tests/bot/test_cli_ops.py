@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -72,3 +73,41 @@ def test_json_logs(capfd, monkeypatch) -> None:
     record = json.loads(line)
     assert record["level"] == "WARNING" and record["logger"] == "engine.service"
     assert record["message"] == "suggested 3 stickers" and record["chat"] == 42 and "time" in record
+
+
+def test_people_see_a_readable_fit_and_json_keeps_the_raw_scores(tmp_path, monkeypatch, tiny_model_dir):
+    import json
+
+    from tests.engine.test_service import make_pack
+
+    monkeypatch.setenv("STICKERPICK_MODEL_DIR", str(tiny_model_dir))
+    monkeypatch.setenv("STICKERPICK_DEFAULT_PACKS", "[]")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["packs", "add", str(make_pack(tmp_path / "food")), "--chat", "demo"]).exit_code
+        == 0
+    )
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "out"), "--json", str(tmp_path / "d.json")])
+    assert result.exit_code == 0, result.output
+    assert "score" not in result.output
+    shown = [ln for ln in result.output.splitlines() if ln.strip()[:2] in ("1.", "2.")]
+    assert shown and all(re.search(r"fit \d{1,3}%$", ln) for ln in shown), shown
+    answers = json.loads((tmp_path / "d.json").read_text())
+    assert len(answers) == 4 and answers[0]["score_kind"] == "cosine"
+    first = answers[0]["items"][0]
+    assert isinstance(first["score"], float) and first["fit"] == round(max(0.0, min(1.0, first["score"])), 4)
+    assert f"fit {first['fit']:.0%}" in result.output
+
+
+def test_a_matching_head_logit_reads_as_a_probability() -> None:
+    from pathlib import Path
+
+    from engine.service import SuggestedSticker, SuggestResult
+
+    def item(score: float) -> SuggestedSticker:
+        return SuggestedSticker(0, 1, "p", "s", None, None, score, Path("x"))
+
+    result = SuggestResult(score_kind="match-logit")
+    assert result.fit(item(0.0)) == 0.5 and result.fit(item(-0.087)) == pytest.approx(0.478, abs=1e-3)
+    assert result.fit(item(1e6)) == 1.0 and result.fit(item(-1e6)) < 1e-20
+    assert SuggestResult().fit(item(-0.2)) == 0.0  # cosine below zero: no fit
