@@ -222,7 +222,7 @@ class MessageWriter:
     async def _commit(self, messages: list[PendingMessage]) -> list[int]:
         async with self.sessions.begin() as session:
             rows = [m.row() for m in messages]
-            if session.bind.dialect.name == "sqlite":
+            if session.get_bind().dialect.name == "sqlite":
                 # One multi-row INSERT. SQLite numbers a statement's rows in VALUES order (rowid ids, one
                 # writer at a time), so the sorted ids are the rows' ids in order; SQLAlchemy's
                 # sort_by_parameter_order would instead run one INSERT per row on SQLite.

@@ -37,6 +37,7 @@ from engine.db import (
     User,
     check_schema,
     create_engine,
+    rowcount,
     sessionmaker,
     utcnow,
 )
@@ -409,7 +410,7 @@ class StickerService:
             if c is None:
                 return 0
             result = await session.execute(delete(Message).where(Message.chat_id == c.id))
-            return int(result.rowcount or 0)
+            return rowcount(result)
 
     async def recent(self, chat: ChatRef) -> list[Turn]:
         async with self.sessions() as session:
@@ -832,7 +833,7 @@ class StickerService:
             .values(last_sticker_at=now)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
     async def _usage_prior(self, session: AsyncSession, chat: Chat, ids: np.ndarray) -> np.ndarray | None:
         """Issue 7: ``usage_prior_weight`` × how often this chat sent or picked each sticker (logged chats)."""
@@ -1124,7 +1125,7 @@ class StickerService:
             u = await self._user(session, user, create=False)
             if u is None:
                 return 0
-            n = (await session.execute(delete(Message).where(Message.user_id == u.id))).rowcount or 0
+            n = rowcount(await session.execute(delete(Message).where(Message.user_id == u.id)))
             await session.execute(delete(Feedback).where(Feedback.user_id == u.id))
             await logged.forget_user(session, u.id)  # issue 7: their samples and their turns in others'
             await session.execute(delete(Suggestion).where(Suggestion.requested_by == u.id))

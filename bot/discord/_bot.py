@@ -86,7 +86,7 @@ class ShardedStickerBot(_StickerBotMixin, commands.AutoShardedBot):
         super().__init__(shard_count=settings.discord_shard_count, **self._options(settings))
 
 
-def build_bot(settings: Settings, service: StickerService) -> commands.Bot:
+def build_bot(settings: Settings, service: StickerService) -> commands.Bot | commands.AutoShardedBot:
     """The bot, not yet logged in; :func:`run` starts it, tests drive it offline."""
     # No voice here: spare the log discord.py's warnings about the voice libraries it would need.
     discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False

@@ -23,6 +23,7 @@ from engine.db._session import (
     current_revision,
     head_revision,
     is_sqlite,
+    rowcount,
     sessionmaker,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "current_revision",
     "head_revision",
     "is_sqlite",
+    "rowcount",
     "sessionmaker",
     "utcnow",
 ]
