@@ -408,7 +408,8 @@ def export_cmd(
 def verify_cmd(
     model_dir: Annotated[Path, typer.Argument(help="A model directory from `stickerpick export`")],
     checkpoint: Annotated[
-        Path | None, typer.Argument(help="Its checkpoint (default: manifest's, beside it)")
+        Path | None,
+        typer.Argument(help="Its checkpoint, for PyTorch parity (default: manifest's, if beside it)"),
     ] = None,
     data: Annotated[
         Path | None, typer.Option(help="A dataset: real inputs and the int8-vs-fp32 metric change")
@@ -417,16 +418,40 @@ def verify_cmd(
     max_samples: Annotated[int, typer.Option(help="Samples for the metric change")] = 1000,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here")] = None,
 ) -> None:
-    """Parity of every tower against PyTorch (cosine ≥ 0.999 for fp32; int8 drift reported)."""
+    """Check a model directory: every file against its manifest's SHA-256 and a smoke run of each tower (no
+    PyTorch needed). Given its checkpoint (or with it beside the model), also the parity of every tower
+    against PyTorch (cosine ≥ 0.999 for fp32; int8 drift reported)."""
     import json
 
-    from export.verify import verify
+    from engine.model_check import check_model_dir
+    from engine.ranking import ModelMissing
 
+    try:
+        check = check_model_dir(model_dir)
+    except ModelMissing as exc:
+        _fail(str(exc))
+    console.print(f"{model_dir}: {check.kind} model {check.version}", soft_wrap=True, highlight=False)
+    table = Table("check", "result")
+    for f in check.files:
+        table.add_row(f.name, f.detail if f.ok else f"[red]{f.detail}[/red]")
+    for tower in check.towers:
+        shown = tower.detail if tower.ok else f"[red]{tower.detail}[/red]"
+        table.add_row(tower.name, f"{shown} ({tower.seconds:.2f} s)")
+    console.print(table)
     if checkpoint is None:
         name = json.loads((model_dir / "manifest.json").read_text()).get("checkpoint", "")
-        checkpoint = model_dir / name
-    if not checkpoint.is_file():
-        _fail(f"No checkpoint at {checkpoint}: pass it as the second argument.")
+        checkpoint = model_dir / name if name else None
+    if checkpoint is None or not checkpoint.is_file():
+        if json_out:
+            json_out.write_text(json.dumps({"check": check.as_dict()}, indent=2, ensure_ascii=False))
+        if not check.ok:
+            _fail(f"{model_dir} is damaged or does not run (see above)")
+        console.print("model ok (no checkpoint given: PyTorch parity not checked)")
+        return
+    if not check.ok:
+        _fail(f"{model_dir} is damaged or does not run (see above)")
+    from export.verify import verify
+
     report = verify(model_dir, checkpoint, data, split, max_samples)
     table = Table(
         "tower",
@@ -446,7 +471,8 @@ def verify_cmd(
             f"{name}: " + ", ".join(f"{k} {v:+.2f}" if "−" in name else f"{k} {v:.2f}" for k, v in m.items())
         )
     if json_out:
-        json_out.write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        out = {"check": check.as_dict(), **report.as_dict()}
+        json_out.write_text(json.dumps(out, indent=2, ensure_ascii=False))
     if not report.ok:
         _fail("fp32 export differs from PyTorch (cosine < 0.999)")
 
