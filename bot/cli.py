@@ -480,7 +480,7 @@ def verify_cmd(
 # ---------------------------------------------------------------------------------------------- eval
 @app.command("eval")
 def eval_cmd(
-    data: Annotated[Path, typer.Option(help="Dataset folder in the sticker format (shared/FORMAT.md)")],
+    data: Annotated[Path, typer.Option(help="Dataset folder in the sticker format (docs/FORMAT.md)")],
     split: Annotated[str, typer.Option(help="test | val | train")] = "val",
     model: Annotated[
         str | None,
@@ -601,7 +601,7 @@ def ablate_cmd(
 
 
 # --- retraining (lazy imports) ---
-model_app = typer.Typer(no_args_is_help=True, help="The model registry: list, promote, roll back (issue 7).")
+model_app = typer.Typer(no_args_is_help=True, help="The model registry: list, promote, roll back.")
 app.add_typer(model_app, name="model")
 
 
@@ -635,7 +635,7 @@ async def _export_logs(
 
 
 def data_export_cmd(
-    out_dir: Annotated[Path, typer.Argument(help="The dataset folder to write (FORMAT.md)")],
+    out_dir: Annotated[Path, typer.Argument(help="The dataset folder to write (docs/FORMAT.md)")],
     since: Annotated[
         str | None, typer.Option(help="Only samples from this date on (ISO, e.g. 2026-01-31)")
     ] = None,
@@ -747,7 +747,7 @@ def _mount_optional() -> None:
         from training.data.cli import app as data_app
     except ImportError:  # the training extras are not installed
         return
-    data_app.command("export")(data_export_cmd)  # issue 7: chat logs → dataset
+    data_app.command("export")(data_export_cmd)  # chat logs → dataset
     app.add_typer(data_app, name="data", help="Datasets: convert public corpora to the sticker format.")
 
 

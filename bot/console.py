@@ -107,13 +107,13 @@ class ConsoleChat:
             if cmd == "/history":
                 turns = await self.service.recent(self.chat)
                 return [f"  {t.speaker or '?'}: {t.text}" for t in turns] or ["(no conversation yet)"]
-            if cmd == "/send" and args:  # issue 7
+            if cmd == "/send" and args:
                 self._counter += 1
                 kept = await self.service.record_sticker(
                     self.chat, self.user(), args[0], message_id=str(self._counter)
                 )
                 return [f"{self.speaker} sent {args[0]}" + (" (logged for retraining)" if kept else "")]
-            if cmd == "/pick" and args and args[0].isdigit():  # issue 7
+            if cmd == "/pick" and args and args[0].isdigit():
                 items = self.last.items if self.last else []
                 n = int(args[0])
                 if not 1 <= n <= len(items):

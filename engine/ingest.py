@@ -3,7 +3,7 @@
 Every message a bot can see is one row. Committing each in its own transaction caps ingestion at the disk's
 fsync rate (SQLite: one WAL commit per message, ~1-2k/s here); :class:`MessageWriter` lets every ``record``
 call that arrives while a commit is in flight share the next one. Callers still get their message's id only
-after the transaction holding it committed, so nothing acknowledged is ever lost (issue 8).
+after the transaction holding it committed, so nothing acknowledged is ever lost.
 """
 
 from __future__ import annotations

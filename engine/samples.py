@@ -1,4 +1,4 @@
-"""Logged retraining samples (issue 7): capture, privacy, the per-chat usage prior, and the rows an export reads.
+"""Logged retraining samples: capture, privacy, the per-chat usage prior, and the rows an export reads.
 
 A sample is one row of ``training_samples``: the sticker a user sent (or picked after ``/sticker``) in a chat
 whose logging is on, with the dialogue before it snapshotted at capture time. The rules:

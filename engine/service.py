@@ -196,7 +196,7 @@ class StickerService:
         )
         self.default_packs = list(default_packs)
         self._vectors: dict[str, dict[int, np.ndarray]] = {}
-        # issue 8: per-chat state is bounded. A chat maps to the key of its sticker matrix; chats with the
+        # Per-chat state is bounded. A chat maps to the key of its sticker matrix; chats with the
         # same enabled stickers (e.g. only the default pack) share one matrix, kept within matrix_cache_mb.
         self._chat_matrix_keys: LRU[int, tuple[int, str, bytes]] = LRU(settings.identity_cache)
         self._matrices: LRU[tuple[str, bytes], _ChatMatrix] = LRU(1_000_000)
@@ -210,7 +210,7 @@ class StickerService:
             max_batch=settings.ingest_batch,
             max_chats=settings.identity_cache,
         )
-        self._model_dir: Path | None = None  # issue 7: the directory the ranker was loaded from
+        self._model_dir: Path | None = None  # the directory the ranker was loaded from
         self._model_checked = time.monotonic()
         self._model_task: asyncio.Task[bool] | None = None
 
@@ -257,7 +257,7 @@ class StickerService:
             for version in [v for v in self._vectors if v != ranker.version]:
                 del self._vectors[version]  # the old model's sticker vectors stay in the database only
 
-    # ------------------------------------------------------------------ model registry (issue 7)
+    # ------------------------------------------------------------------ model registry
     async def check_model(self) -> bool:
         """Serve the model the settings now name (the registry's ``current`` pointer after
         `stickerpick model promote|rollback`) if it is not the one loaded; True when it swapped. Stickers are
@@ -390,7 +390,7 @@ class StickerService:
             created_at=at or utcnow(),
         )
         try:
-            return await self.writer.write(pending)  # issue 8: group commit; returns once committed
+            return await self.writer.write(pending)  # group commit; returns once committed
         except IntegrityError:
             # a cached id went stale (the user /forget-ed on another worker a moment ago): look up again
             self._forget_ids(chat, user)
@@ -704,13 +704,13 @@ class StickerService:
         """The top-k of the chat's stickers for its recent dialogue (or for ``text``, e.g. an inline query).
         ``cooldown=False`` for requests a platform already rate-limits (inline queries, button presses).
         ``cap`` replaces ``settings.max_k`` as the most items returned (Telegram's inline results: up to 50).
-        ``packs_from`` (issue 6, Discord): rank the stickers enabled in that chat instead of in ``chat``, for
+        ``packs_from`` (Discord): rank the stickers enabled in that chat instead of in ``chat``, for
         platforms whose packs belong to a group of chats (a Discord server) while each channel or thread
         keeps its own history and cooldown.
-        ``sendable_only`` (issue 5, Telegram inline mode): rank only stickers the platform can send by its
+        ``sendable_only`` (Telegram inline mode): rank only stickers the platform can send by its
         own file id (an inline answer cannot upload a local pack's picture)."""
         k = max(1, min(k or self.settings.top_k, cap or self.settings.max_k))
-        self._maybe_check_model()  # issue 7
+        self._maybe_check_model()
         ranker = self.ranker
         # before this request's transaction: on SQLite a lookup that creates the user in a transaction of its
         # own must not wait on this one's write lock
@@ -718,7 +718,7 @@ class StickerService:
         async with self.sessions.begin() as session:
             c = await self._chat(session, chat)
             assert c is not None
-            # issue 8: the cooldown lives in the database, so every worker sharing it enforces the same one
+            # The cooldown lives in the database, so every worker sharing it enforces the same one
             now = time.time()
             cooling = cooldown and self.settings.sticker_cooldown_s > 0
             if cooling:
@@ -726,7 +726,7 @@ class StickerService:
                 wait = self.settings.sticker_cooldown_s - (now - last)
                 if wait > 0:
                     return self._cooldown_answer(wait)
-            pack_chat = c if packs_from is None else await self._chat(session, packs_from)  # issue 6
+            pack_chat = c if packs_from is None else await self._chat(session, packs_from)
             assert pack_chat is not None
             mat = await self._chat_matrix(session, pack_chat)
             if mat is None:
@@ -734,7 +734,7 @@ class StickerService:
                     message="This chat has no sticker packs yet. An admin can add one with /addpack "
                     "(console: `stickerpick packs add PATH --chat ...`)."
                 )
-            if sendable_only:  # issue 5
+            if sendable_only:
                 mat = await self._sendable_subset(session, pack_chat, mat)
                 if mat is None:
                     return SuggestResult(message="None of this chat's stickers can be sent from here yet.")
@@ -750,7 +750,7 @@ class StickerService:
                 self._claims[c.id] = now
             query = (await asyncio.to_thread(ranker.embed_dialogues, [query_text]))[0]
             scores = mat.matrix @ query
-            prior = await self._usage_prior(session, c, mat.ids)  # issue 7
+            prior = await self._usage_prior(session, c, mat.ids)
             best, scores = await self._rank(ranker, query, mat.matrix, scores, k, prior)
             chosen_ids = [int(mat.ids[i]) for i in best]
             # the first write of the request, after the model ran: SQLite's write lock is held only for the
@@ -853,7 +853,7 @@ class StickerService:
         prior: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by the dual encoder; models with a matching head re-rank the best ``rerank_top`` first.
-        ``prior`` (issue 7) is added to the final scores (the dual encoder's, or the re-ranking logits)."""
+        ``prior`` is added to the final scores (the dual encoder's, or the re-ranking logits)."""
         rerank = getattr(ranker, "rerank_scores", None)
         if rerank is None or self.settings.rerank_top <= 0:
             if prior is not None:
@@ -942,7 +942,7 @@ class StickerService:
                     kind=kind,
                 )
             )
-            if c.logging_enabled and kind in ("picked", "inline"):  # issue 7: a retraining sample
+            if c.logging_enabled and kind in ("picked", "inline"):  # a retraining sample
                 await self._log_pick(session, c, u, suggestion_id, sticker_id)
 
     async def _log_pick(
@@ -1054,7 +1054,7 @@ class StickerService:
             return None
         return ChatRef(row[0], row[1], row[2])
 
-    # ------------------------------------------------------------------ chats of a user (issue 5, Telegram)
+    # ------------------------------------------------------------------ chats of a user (Telegram)
     async def chats_of(self, user: UserRef, limit: int = 20) -> list[ChatRef]:
         """The chats this user has written in (their kept history), most recent first: where a platform
         adapter may offer to add a pack the user sent it privately. Chats other than groups are included;
@@ -1111,7 +1111,7 @@ class StickerService:
             c = await self._chat(session, chat)
             assert c is not None
             c.logging_enabled = enabled
-            if not enabled:  # issue 7: opting out deletes what was logged for retraining
+            if not enabled:  # opting out deletes what was logged for retraining
                 await session.execute(delete(TrainingSample).where(TrainingSample.chat_id == c.id))
 
     async def logging_enabled(self, chat: ChatRef) -> bool:
@@ -1127,7 +1127,7 @@ class StickerService:
                 return 0
             n = rowcount(await session.execute(delete(Message).where(Message.user_id == u.id)))
             await session.execute(delete(Feedback).where(Feedback.user_id == u.id))
-            await logged.forget_user(session, u.id)  # issue 7: their samples and their turns in others'
+            await logged.forget_user(session, u.id)  # their samples and their turns in others'
             await session.execute(delete(Suggestion).where(Suggestion.requested_by == u.id))
             await session.execute(update(ChatPack).where(ChatPack.added_by == u.id).values(added_by=None))
             await session.delete(u)
@@ -1144,5 +1144,5 @@ async def open_service(settings: Settings, threads: int = 0) -> StickerService:
         kind, settings.serving_model_dir(), max_turns=settings.history_turns, threads=threads
     )
     service = await StickerService.open(settings, ranker, default_packs=settings.default_packs)
-    service._model_dir = settings.serving_model_dir()  # issue 7: `check_model` compares against it
+    service._model_dir = settings.serving_model_dir()  # `check_model` compares against it
     return service

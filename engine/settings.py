@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     max_k: int = Field(default=10, ge=1, le=50)
     sticker_cooldown_s: float = Field(default=3.0, ge=0)
 
-    # Runtime bounds (issue 8).
+    # Runtime bounds.
     # Messages that arrive together share one transaction (group commit), at most this many; 1: one each.
     ingest_batch: int = Field(default=512, ge=1)
     # Memory for the sticker matrices of recently active chats (chats with the same packs share one).
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     # the bot reads only messages that mention it, and /sticker works from its `about:` text.
     discord_message_content: bool = True
 
-    # Retraining (issue 7)
+    # Retraining
     # Re-ranking prior from the chat's own logged sends/picks: score + weight * log1p(n) / log1p(max n).
     usage_prior_weight: float = Field(default=0.0, ge=0)
     # Salt of the user-id hashes in `stickerpick data export` (never written out); unset: a random salt per
@@ -157,7 +157,7 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        """The model registry: ``<home>/models/<version>/`` and the ``current`` pointer (issue 7)."""
+        """The model registry: ``<home>/models/<version>/`` and the ``current`` pointer."""
         return self.home / "models"
 
     def registry_model_dir(self) -> Path | None:
@@ -182,7 +182,7 @@ class Settings(BaseSettings):
             return self.model_dir
         if self.ranker == "text-baseline":
             return self.baseline_model_dir
-        promoted = self.registry_model_dir()  # issue 7: a promoted model of the registry
+        promoted = self.registry_model_dir()  # a promoted model of the registry
         if promoted is not None:
             return promoted
         if self.ranker in ("auto", "pbr") and (self.default_model_dir / "manifest.json").is_file():

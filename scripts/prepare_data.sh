@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Convert the public corpora into the sticker dataset format, as the training configs expect them
 # (configs/pbr-ablation.yaml, configs/pbr-default.yaml). Idempotent: existing datasets are kept.
-#   bash scripts/prepare_data.sh [DATA_ROOT]     (default: ../shared/data)
+#   bash scripts/prepare_data.sh DATA_ROOT     (or STICKERPICK_DATA_ROOT=DATA_ROOT)
+# DATA_ROOT holds the public corpora: tweeteval/, meld/, dailydialog/, goemotions/ (docs/FORMAT.md).
 set -euo pipefail
+ROOT=${1:-${STICKERPICK_DATA_ROOT:-}}
+if [ -z "$ROOT" ]; then
+  echo "usage: bash scripts/prepare_data.sh DATA_ROOT (the folder of the public corpora; see docs/FORMAT.md)" >&2
+  exit 2
+fi
+ROOT=$(cd "$ROOT" && pwd)
 cd "$(dirname "$0")/.."
-ROOT=${1:-../shared/data}
 OUT=var/datasets
 SP=.venv/bin/stickerpick
 mkdir -p "$OUT"

@@ -11,7 +11,10 @@ import pytest
 from engine.settings import Settings
 from tests.auxil.models import tiny_text_model_dir
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The public corpora (`--data-root`, docs/FORMAT.md); tests marked `data` skip without them.
+SHARED_DATA = Path(
+    os.environ.get("STICKERPICK_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

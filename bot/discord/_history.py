@@ -45,7 +45,7 @@ class HistoryCog(commands.Cog, name="History"):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.stickers and message.guild is not None:  # issue 7
+        if message.stickers and message.guild is not None:
             await self._record_stickers(message)
         if not should_record(message):
             return

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -111,3 +113,41 @@ def test_a_matching_head_logit_reads_as_a_probability() -> None:
     assert result.fit(item(0.0)) == 0.5 and result.fit(item(-0.087)) == pytest.approx(0.478, abs=1e-3)
     assert result.fit(item(1e6)) == 1.0 and result.fit(item(-1e6)) < 1e-20
     assert SuggestResult().fit(item(-0.2)) == 0.0  # cosine below zero: no fit
+
+
+REPO = Path(__file__).resolve().parents[2]
+OUTSIDE = re.compile(
+    r"\.\./shared|shared/(FORMAT|DESIGN|STACK|RESEARCH)\.md|\bissues? \d+\b|shared/data folder"
+)
+
+
+def _commands(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [path]
+    for name, sub in getattr(command, "commands", {}).items():  # a group: its subcommands
+        found += _commands(sub, (*path, name))
+    return found
+
+
+def test_the_repository_stands_alone_docs_and_help() -> None:
+    docs = [REPO / "README.md", REPO / ".env.example", *sorted((REPO / "docs").glob("*.md"))]
+    for doc in docs:
+        for n, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            assert not OUTSIDE.search(line), f"{doc.name}:{n} points outside the repository: {line}"
+    assert "docs/FORMAT.md" in (REPO / "README.md").read_text(encoding="utf-8")
+    assert "## Evaluation" in (REPO / "docs" / "FORMAT.md").read_text(encoding="utf-8")
+    commands = _commands(typer.main.get_command(app))
+    assert ("data", "convert") in commands and ("model", "promote") in commands
+    for path in commands:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert not OUTSIDE.search(result.output), (path, result.output)
+
+
+def test_error_texts_point_inside_the_repository() -> None:
+    for package in ("bot", "engine", "export", "training", "migrations", "scripts"):
+        for source in (REPO / package).rglob("*"):
+            if source.suffix in (".py", ".sh"):
+                text = source.read_text(encoding="utf-8")
+                assert not re.search(r"\.\./shared|shared/(FORMAT|DESIGN|STACK)\.md|shared/data", text), (
+                    source
+                )
