@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from engine import metrics
 from engine import samples as logged
 from engine.db import (
     Chat,
@@ -454,6 +455,19 @@ class StickerService:
         )
 
     async def _import_and_embed(self, importer: Callable[..., Any], what: Any, **kwargs: Any) -> ImportReport:
+        platform = str(kwargs.get("platform", "local"))
+        try:
+            report = await self._import_and_embed_counted(importer, what, **kwargs)
+        except Exception:
+            metrics.IMPORTS.labels(platform, "failed").inc()
+            raise
+        metrics.IMPORTS.labels(platform, "ok").inc()
+        metrics.STICKERS_IMPORTED.labels(platform).inc(report.added)
+        return report
+
+    async def _import_and_embed_counted(
+        self, importer: Callable[..., Any], what: Any, **kwargs: Any
+    ) -> ImportReport:
         """The library import (files or a platform set), committed every ``IMPORT_BATCH`` new stickers (a
         killed import keeps its work and resumes when run again; a new pack is served once complete), then
         embed the new stickers (or lazily on first use, after a crash in between)."""
@@ -689,7 +703,19 @@ class StickerService:
             held -= oldest[1].matrix.nbytes + oldest[1].ids.nbytes
 
     # ------------------------------------------------------------------ suggestions
-    async def suggest(
+    async def suggest(self, chat: ChatRef, k: int | None = None, **options: Any) -> SuggestResult:
+        """:meth:`_suggest`, counted and timed for the metrics endpoint."""
+        start = time.perf_counter()
+        try:
+            result = await self._suggest(chat, k, **options)
+        except Exception:
+            metrics.ERRORS.labels(chat.platform, "suggest").inc()
+            raise
+        metrics.SUGGESTION_SECONDS.labels(chat.platform).observe(time.perf_counter() - start)
+        metrics.SUGGESTIONS.labels(chat.platform, "stickers" if result.items else "message").inc()
+        return result
+
+    async def _suggest(
         self,
         chat: ChatRef,
         k: int | None = None,

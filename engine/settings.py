@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     # How often a running bot looks at the registry's `current` pointer (0: never).
     model_check_s: float = Field(default=60.0, ge=0)
 
+    # An HTTP endpoint of the running bot with /healthz and /metrics (Prometheus); unset: none.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_listen: str = "127.0.0.1"
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # "json": one JSON object per log line (for log collectors).
     log_format: Literal["text", "json"] = "text"
