@@ -143,16 +143,35 @@ def _safe_url(url: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- packs
+CHAT_HELP = "a console chat name, telegram:CHAT_ID (a group's id) or discord:SERVER_ID"
+
+
+def _chat_ref(spec: str):  # -> ChatRef
+    """``--chat``: a console chat by name, ``telegram:-100123`` (a Telegram chat) or ``discord:123`` (a
+    Discord server: its packs serve every channel)."""
+    from engine.service import ChatRef
+
+    platform, sep, ident = spec.partition(":")
+    if not sep:
+        return ChatRef("console", spec)
+    if platform == "telegram" and ident.lstrip("-").isdigit():
+        return ChatRef("telegram", ident)
+    if platform == "discord" and ident.isdigit():
+        return ChatRef("discord", f"guild-{ident}")
+    _fail(f"--chat {spec}: expected {CHAT_HELP}")
+
+
 @packs_app.command("add")
 def packs_add(
     path: Annotated[Path, typer.Argument(help="A folder or .zip of images (png, webp, jpg, gif, tgs, webm)")],
     name: Annotated[str | None, typer.Option(help="Pack name (default: pack.json's or the folder's)")] = None,
     title: Annotated[str | None, typer.Option(help="Display title")] = None,
-    chat: Annotated[str | None, typer.Option(help="Also enable it in this console chat")] = None,
+    chat: Annotated[str | None, typer.Option(help=f"Also enable it in this chat: {CHAT_HELP}")] = None,
 ) -> None:
     """Import a pack into the library; its stickers are decoded and embedded once."""
     from engine.library import PackError
-    from engine.service import ChatRef
+
+    target = _chat_ref(chat) if chat else None
 
     async def go() -> None:
         service = await _service(Settings())
@@ -160,8 +179,8 @@ def packs_add(
             progress, update = _progress_bar(f"importing {path.name}")
             with progress:
                 report = await service.import_pack(path, name=name, title=title, progress=update)
-            if chat:
-                await service.enable_pack(ChatRef("console", chat), report.pack_name)
+            if target is not None:
+                await service.enable_pack(target, report.pack_name)
         finally:
             await service.close()
         console.print(
@@ -178,17 +197,17 @@ def packs_add(
 
 @packs_app.command("list")
 def packs_list(
-    chat: Annotated[str | None, typer.Option(help="Only packs enabled in this console chat")] = None,
+    chat: Annotated[str | None, typer.Option(help=f"Only packs enabled in this chat: {CHAT_HELP}")] = None,
 ) -> None:
-    """List the packs in the library (or in one console chat)."""
+    """List the packs in the library (or in one chat)."""
     from rich.markup import escape
 
-    from engine.service import ChatRef
+    target = _chat_ref(chat) if chat else None
 
     async def go():
         service = await _service(Settings())
         try:
-            return await service.list_packs(ChatRef("console", chat) if chat else None)
+            return await service.list_packs(target)
         finally:
             await service.close()
 
@@ -210,17 +229,18 @@ def packs_list(
 @packs_app.command("remove")
 def packs_remove(
     name: str,
-    chat: Annotated[str | None, typer.Option(help="Only stop using it in this console chat")] = None,
+    chat: Annotated[str | None, typer.Option(help=f"Only stop using it in this chat: {CHAT_HELP}")] = None,
 ) -> None:
     """Remove a pack from the library (and every chat), or with --chat only from one chat."""
     from engine.library import PackError
-    from engine.service import ChatRef
+
+    target = _chat_ref(chat) if chat else None
 
     async def go() -> str:
         service = await _service(Settings())
         try:
-            if chat:
-                await service.remove_pack(ChatRef("console", chat), name)
+            if target is not None:
+                await service.remove_pack(target, name)
                 return f"{name} removed from chat {chat}"
             n = await service.delete_pack(name)
             return f"{name} deleted ({n} stickers)"
@@ -293,6 +313,10 @@ def chat(
     speaker: Annotated[str, typer.Option("--as", help="Who you are typing as")] = "you",
     k: Annotated[int | None, typer.Option(help="Stickers per /sticker")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for contact-sheet PNGs")] = None,
+    cooldown: Annotated[
+        bool,
+        typer.Option(help="The pause between two /sticker that group chats have (/cooldown off in the chat)"),
+    ] = True,
 ) -> None:
     """A small REPL: type as named users (`alice: hi`), `/sticker` shows the best stickers, `/help` the rest."""
     settings = Settings()
@@ -300,7 +324,7 @@ def chat(
     async def go() -> None:
         service = await _service(settings)
         repl = _console_chat(service, name, out, settings)
-        repl.speaker, repl.k = speaker, k
+        repl.speaker, repl.k, repl.cooldown = speaker, k, cooldown
         console.print(f"stickerpick console · chat '{name}' · model {service.ranker.version} · /help, /quit")
         try:
             while True:

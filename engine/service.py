@@ -862,7 +862,7 @@ class StickerService:
         return bool(rowcount(result))
 
     async def _usage_prior(self, session: AsyncSession, chat: Chat, ids: np.ndarray) -> np.ndarray | None:
-        """Issue 7: ``usage_prior_weight`` × how often this chat sent or picked each sticker (logged chats)."""
+        """``usage_prior_weight`` × how often this chat sent or picked each sticker (logged chats)."""
         weight = self.settings.usage_prior_weight
         if weight <= 0 or not chat.logging_enabled:
             return None
@@ -1007,6 +1007,14 @@ class StickerService:
             )
         )
 
+    async def has_chat_sticker(self, chat: ChatRef, sticker: str) -> bool:
+        """Is ``sticker`` (a platform sticker id) one of the chat's enabled packs' stickers?"""
+        async with self.sessions() as session:
+            c = await self._chat(session, chat, create=False)
+            if c is None:
+                return False
+            return await logged.find_chat_sticker(session, c.id, sticker, chat.platform) is not None
+
     async def record_sticker(
         self,
         chat: ChatRef,
@@ -1017,7 +1025,7 @@ class StickerService:
         *,
         packs_from: ChatRef | None = None,
     ) -> int | None:
-        """Issue 7: a user sent a sticker. Where the chat's logging is on and the sticker is one of its packs'
+        """A user sent a sticker. Where the chat's logging is on and the sticker is one of its packs'
         (``sticker``: the platform's stable sticker id, or the database id as an int; ``packs_from`` as in
         :meth:`suggest`), keep it with the dialogue before it as a retraining sample. Returns the sample id,
         or None when nothing was kept (logging off, unknown sticker, no dialogue yet)."""
@@ -1052,7 +1060,7 @@ class StickerService:
     async def logged_samples(
         self, since: datetime | None = None, chats: Sequence[str] = ()
     ) -> list[logged.LoggedSample]:
-        """Issue 7: what `stickerpick data export` may write (chats with logging on, oldest first)."""
+        """What `stickerpick data export` may write (chats with logging on, oldest first)."""
         async with self.sessions() as session:
             return await logged.logged_samples(session, since, chats)
 

@@ -63,7 +63,7 @@ class HistoryCog(commands.Cog, name="History"):
             log.exception("could not record message %s in channel %s", message.id, message.channel.id)
 
     async def _record_stickers(self, message: discord.Message) -> None:
-        """Issue 7: stickers someone sent; the engine keeps them for retraining where logging is on and the
+        """Stickers someone sent; the engine keeps them for retraining where logging is on and the
         sticker is one of the server's packs."""
         if (
             not isinstance(message.channel, CONVERSATION_CHANNELS)

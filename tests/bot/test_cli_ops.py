@@ -151,3 +151,35 @@ def test_error_texts_point_inside_the_repository() -> None:
                 assert not re.search(r"\.\./shared|shared/(FORMAT|DESIGN|STACK)\.md|shared/data", text), (
                     source
                 )
+
+
+def test_packs_add_list_remove_for_telegram_and_discord_chats(tmp_path, monkeypatch, tiny_model_dir) -> None:
+    import asyncio
+
+    from engine.service import ChatRef, open_service
+    from engine.settings import Settings
+    from tests.engine.test_service import make_pack
+
+    monkeypatch.setenv("STICKERPICK_MODEL_DIR", str(tiny_model_dir))
+    monkeypatch.setenv("STICKERPICK_DEFAULT_PACKS", "[]")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    pack = str(make_pack(tmp_path / "food"))
+    result = runner.invoke(app, ["packs", "add", pack, "--chat", "telegram:-1001234"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["packs", "add", pack, "--chat", "discord:98765"]).exit_code == 0
+    assert "food" in runner.invoke(app, ["packs", "list", "--chat", "telegram:-1001234"]).output
+    assert "no packs yet" in runner.invoke(app, ["packs", "list", "--chat", "telegram:-1"]).output
+
+    async def packs_of(ref: ChatRef) -> list[str]:
+        service = await open_service(Settings())
+        try:
+            return [p.name for p in await service.list_packs(ref)]
+        finally:
+            await service.close()
+
+    assert asyncio.run(packs_of(ChatRef("telegram", "-1001234"))) == ["food"]
+    assert asyncio.run(packs_of(ChatRef("discord", "guild-98765"))) == ["food"]  # the server's packs
+    result = runner.invoke(app, ["packs", "remove", "food", "--chat", "discord:98765"])
+    assert result.exit_code == 0 and asyncio.run(packs_of(ChatRef("discord", "guild-98765"))) == []
+    result = runner.invoke(app, ["packs", "list", "--chat", "discord:general"])
+    assert result.exit_code == 1 and "telegram:CHAT_ID" in result.output
