@@ -15,6 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 OUR_LOGGERS = ("bot", "engine", "export", "training", "migrations")
+# Libraries whose warnings are for developers (deprecations, opset advice during an export): shown with
+# --verbose only. Same for anything logged on the root logger itself (onnxruntime's quantiser logs there;
+# our code never does).
+DEVELOPER_LOGGERS = ("transformers", "optimum", "torch", "onnxscript")
 # Loud at INFO even in a verbose run, and httpx's request lines carry the Bot API token in the URL.
 ALWAYS_QUIET = ("httpx", "httpcore")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -57,6 +61,10 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def _no_root_logger_chatter(record: logging.LogRecord) -> bool:
+    return record.name != "root" or record.levelno >= logging.ERROR
+
+
 def configure_logging(level: str = "INFO", *, verbose: bool = False, fmt: str = "text") -> None:
     """Set up the root handler once per process (again: replaces ours, keeps anyone else's)."""
     root = logging.getLogger()
@@ -66,6 +74,8 @@ def configure_logging(level: str = "INFO", *, verbose: bool = False, fmt: str = 
     handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     setattr(handler, _HANDLER_MARK, True)
+    if not verbose:
+        handler.addFilter(_no_root_logger_chatter)
     root.addHandler(handler)
 
     ours = logging.DEBUG if verbose else logging.getLevelNamesMapping()[level.upper()]
@@ -74,5 +84,7 @@ def configure_logging(level: str = "INFO", *, verbose: bool = False, fmt: str = 
         logging.getLogger(name).setLevel(ours)
     for name in ALWAYS_QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in DEVELOPER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
     logging.captureWarnings(True)  # warnings → the "py.warnings" logger, shown only when verbose
     logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.CRITICAL)

@@ -103,7 +103,7 @@ def _restore_logging() -> Iterator[None]:
     """CLI commands configure logging (bot/logs.py) for the whole process: undo it after each test."""
     import logging
 
-    from bot.logs import OUR_LOGGERS
+    from bot.logs import DEVELOPER_LOGGERS, OUR_LOGGERS
 
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -112,6 +112,6 @@ def _restore_logging() -> Iterator[None]:
         if handler not in handlers:
             root.removeHandler(handler)
     root.setLevel(level)
-    for name in (*OUR_LOGGERS, "py.warnings"):
+    for name in (*OUR_LOGGERS, *DEVELOPER_LOGGERS, "py.warnings"):
         logging.getLogger(name).setLevel(logging.NOTSET)
     logging.captureWarnings(False)

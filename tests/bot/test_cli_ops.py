@@ -50,11 +50,21 @@ def test_normal_output_hides_library_info_and_warnings_verbose_shows_them(capfd)
     logging.getLogger("onnxruntime.quantization").info("Quantization parameters for tensor x")
     logging.info("root logger info (onnxruntime's quantiser logs there)")
     logging.getLogger("apscheduler.scheduler").info("Scheduler started")
+    logging.warning("Please consider to run pre-processing before quantization")  # onnxruntime, on root
+    logging.getLogger("transformers.modeling_utils").warning("`torch_dtype` is deprecated!")
     warnings.warn("a TracerWarning stand-in", UserWarning, stacklevel=1)
     logging.getLogger("engine.service").info("our own progress line")
     quiet = capfd.readouterr().err
     assert "our own progress line" in quiet
-    for noise in ("Quantization parameters", "root logger info", "Scheduler started", "TracerWarning"):
+    noises = (
+        "Quantization parameters",
+        "root logger info",
+        "Scheduler started",
+        "TracerWarning",
+        "pre-proc",
+        "dtype",
+    )
+    for noise in noises:
         assert noise not in quiet
 
     assert runner.invoke(app, ["--verbose", "db", "upgrade"]).exit_code == 0
