@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -86,5 +87,8 @@ def configure_logging(level: str = "INFO", *, verbose: bool = False, fmt: str = 
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in DEVELOPER_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
+    # transformers and optimum attach their own handlers and levels when first imported (lazily, inside the
+    # export commands): they read this instead. An operator's own setting wins.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info" if verbose else "error")
     logging.captureWarnings(True)  # warnings → the "py.warnings" logger, shown only when verbose
     logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.CRITICAL)

@@ -107,7 +107,12 @@ def _restore_logging() -> Iterator[None]:
 
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    verbosity = os.environ.get("TRANSFORMERS_VERBOSITY")
     yield
+    if verbosity is None:
+        os.environ.pop("TRANSFORMERS_VERBOSITY", None)
+    else:
+        os.environ["TRANSFORMERS_VERBOSITY"] = verbosity
     for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)
