@@ -256,25 +256,40 @@ def packs_remove(
 # ---------------------------------------------------------------------------------------------- setup
 @app.command()
 def setup(
-    rebuild: Annotated[bool, typer.Option(help="Rebuild the baseline model and default pack")] = False,
+    rebuild: Annotated[
+        bool, typer.Option(help="Rebuild the baseline model (if used) and default pack")
+    ] = False,
+    baseline: Annotated[
+        bool, typer.Option("--baseline", help="Also build the text baseline model (needs the train extra)")
+    ] = False,
 ) -> None:
-    """One-time set-up: database schema, the baseline ONNX model, the bundled default pack."""
+    """One-time set-up: database schema, the bundled default pack, and the text baseline model when it is
+    the model to serve (no trained model) or asked for."""
     from migrations import run_upgrade
 
     settings = Settings()
     run_upgrade(settings.db_url)
     console.print(f"database ready: {_safe_url(settings.db_url)}")
 
-    baseline = settings.baseline_model_dir
-    if rebuild or not (baseline / "manifest.json").is_file():
-        from export.baseline import export_text_baseline
-
+    baseline_dir = settings.baseline_model_dir
+    have_baseline = (baseline_dir / "manifest.json").is_file()
+    serves_baseline = settings.serving_model_dir() == baseline_dir
+    if baseline or (serves_baseline and (rebuild or not have_baseline)):
+        try:
+            from export.baseline import export_text_baseline
+        except ImportError as exc:  # a serving install: no torch
+            _fail(f"Building the text baseline needs PyTorch ({exc}): pip install 'stickerpick[train]'.")
         console.print("exporting all-MiniLM-L6-v2 to ONNX (int8) …")
-        manifest = export_text_baseline(baseline)
-        console.print(f"baseline model {manifest['version']} → {baseline}")
+        manifest = export_text_baseline(baseline_dir)
+        console.print(f"baseline model {manifest['version']} → {baseline_dir}")
+    else:
+        console.print(f"model: {settings.serving_model_dir()}", soft_wrap=True, highlight=False)
 
     pack_dir = settings.home / "packs" / "noto-emoji"
-    if rebuild or not (pack_dir / "pack.json").is_file():
+    bundled = settings.bundled_pack_dir
+    if bundled is not None and not rebuild:
+        pack_dir = bundled  # shipped in the package: nothing to build, no npm
+    elif rebuild or not (pack_dir / "pack.json").is_file():
         from training.data.emoji_art import write_default_pack
 
         try:

@@ -16,6 +16,25 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Running from a checkout (the repository's models/, vendor/, var/), or installed from the wheel, whose
+# default model and default pack ship inside the package (scripts/build_wheel.sh puts them in engine/assets).
+CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file()
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+
+
+def _default_home() -> Path:
+    if CHECKOUT:
+        return REPO_ROOT / "var"
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "stickerpick"
+
+
+def _shipped(relative: str) -> Path:
+    """A file shipped with stickerpick: the checkout's, else the installed package's copy."""
+    in_checkout = REPO_ROOT / relative
+    return in_checkout if CHECKOUT or not (ASSETS_DIR / relative).exists() else ASSETS_DIR / relative
+
+
 ENV_FILE_VAR = "STICKERPICK_ENV_FILE"
 ENV_PREFIX = "STICKERPICK_"
 
@@ -44,13 +63,18 @@ class Settings(BaseSettings):
         super().__init__(**values)
 
     # Where the database file (SQLite default), the sticker media store and built artefacts live.
-    home: Path = Field(default=REPO_ROOT / "var")
+    # Default: var/ in a checkout, else $XDG_DATA_HOME/stickerpick (~/.local/share/stickerpick).
+    home: Path = Field(default_factory=_default_home)
     # DATABASE_URL (no prefix) wins; default: SQLite file in `home`.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     # Ranker: "auto" = trained PBR model dir if present, else the text baseline.
     ranker: Literal["auto", "pbr", "text-baseline"] = "auto"
     model_dir: Path | None = None
-    baseline_model_dir: Path = Field(default=REPO_ROOT / "models" / "baseline-minilm")
+    baseline_model_dir: Path = Field(
+        default_factory=lambda: (
+            REPO_ROOT / "models" / "baseline-minilm" if CHECKOUT else _default_home() / "baseline-minilm"
+        )
+    )
 
     # Dialogue history.
     history_turns: int = Field(default=8, ge=1, le=200)
@@ -176,7 +200,13 @@ class Settings(BaseSettings):
 
     @property
     def default_model_dir(self) -> Path:
-        return REPO_ROOT / "models" / "default"
+        return _shipped("models/default")
+
+    @property
+    def bundled_pack_dir(self) -> Path | None:
+        """The default pack's pictures and pack.json as shipped in the wheel (no npm needed), if present."""
+        pack = ASSETS_DIR / "packs" / "noto-emoji"
+        return pack if (pack / "pack.json").is_file() else None
 
     def serving_model_dir(self) -> Path:
         """The model the bots serve: an explicit STICKERPICK_MODEL_DIR, else the model promoted in the registry
