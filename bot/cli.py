@@ -56,13 +56,15 @@ def _root(
     ] = False,
 ) -> None:
     """Runs before every command: check the configuration (one line per bad setting), set up logging."""
+    from rich.markup import escape
+
     from bot.logs import configure_logging
 
     try:
         settings = load_settings()
     except SettingsError as exc:
-        for line in str(exc).splitlines():
-            err.print(f"[red]error:[/red] {line}", soft_wrap=True, highlight=False, markup=True)
+        for line in str(exc).splitlines():  # values may hold brackets: not markup
+            err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True, highlight=False)
         err.print("(set in the environment or the .env file; see .env.example)", highlight=False)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, verbose=verbose, fmt=settings.log_format)

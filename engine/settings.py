@@ -8,12 +8,14 @@ environment wins over it. Nothing below the composition root reads ``os.environ`
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Running from a checkout (the repository's models/, vendor/, var/), or installed from the wheel, whose
@@ -254,3 +256,8 @@ def load_settings(**values: Any) -> Settings:
         return Settings(**values)
     except ValidationError as exc:
         raise SettingsError(describe_errors(exc)) from None
+    except PydanticSettingsError as exc:  # a list or dict setting whose value is not JSON
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = env_name(match.group(1)) if match else "a setting"
+        why = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+        raise SettingsError(f'{name}: expected JSON, e.g. [1, 2] or ["a", "b"]{why}') from None

@@ -32,13 +32,23 @@ def test_version() -> None:
 
 def test_a_bad_setting_is_one_line_per_field_and_no_traceback(monkeypatch) -> None:
     monkeypatch.setenv("STICKERPICK_RANKER", "bogus")
-    monkeypatch.setenv("STICKERPICK_TOP_K", "five")
+    monkeypatch.setenv("STICKERPICK_TOP_K", "[five]")  # brackets are shown as typed, not taken as markup
     result = runner.invoke(app, ["db", "current"])
     assert result.exit_code == 2
     errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
     assert len(errors) == 2, result.output
     assert "STICKERPICK_RANKER" in errors[0] and "'text-baseline'" in errors[0]
-    assert "STICKERPICK_TOP_K" in errors[1] and "'five'" in errors[1]
+    assert "STICKERPICK_TOP_K" in errors[1] and "(got '[five]')" in errors[1]
+    assert "Traceback" not in result.output and "pydantic" not in result.output.lower()
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_list_setting_that_is_not_json_is_one_line(monkeypatch) -> None:
+    monkeypatch.setenv("STICKERPICK_DISCORD_GUILD_IDS", "[general]")
+    result = runner.invoke(app, ["db", "current"])
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert errors[0].startswith("error: STICKERPICK_DISCORD_GUILD_IDS: expected JSON"), errors
     assert "Traceback" not in result.output and "pydantic" not in result.output.lower()
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
