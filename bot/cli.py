@@ -265,8 +265,10 @@ def setup(
         bool, typer.Option("--baseline", help="Also build the text baseline model (needs the train extra)")
     ] = False,
 ) -> None:
-    """One-time set-up: database schema, the bundled default pack, and the text baseline model when it is
-    the model to serve (no trained model) or asked for."""
+    """One-time set-up: database schema, the default pack, and the text baseline only if it is needed.
+
+    The baseline is built (with PyTorch) when it is the model to serve, i.e. no trained model, or with
+    --baseline."""
     from migrations import run_upgrade
 
     settings = Settings()
