@@ -60,10 +60,15 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             return
         lock, users = self._chats.get(key) or (asyncio.Lock(), 0)
         self._chats[key] = (lock, users + 1)
+        started = False
         try:
             async with lock, self._slots:  # in turn within the chat, then one of the slots
+                started = True
                 await coroutine
         finally:
+            close = getattr(coroutine, "close", None)
+            if not started and close is not None:  # cancelled while waiting (shutdown): never run it
+                close()
             lock, users = self._chats[key]
             if users == 1:
                 del self._chats[key]
