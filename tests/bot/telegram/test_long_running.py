@@ -185,3 +185,26 @@ def test_private_chat_helper_is_unchanged() -> None:  # the fake's private chats
     update = Update.de_json(FakeBotApi().message(private(ALICE), ALICE, "hi"), None)
     assert order_key(update) == ("chat", ALICE["id"])
     assert order_key(object()) is None
+
+
+async def test_an_update_cancelled_while_waiting_for_its_chat_is_dropped_cleanly() -> None:
+    api = FakeBotApi()
+    processor = PerChatUpdateProcessor(2)
+    first, second = (Update.de_json(api.message(GROUP, ALICE, t), None) for t in ("one", "two"))
+    ran: list[str] = []
+    release = asyncio.Event()
+
+    async def work(name: str) -> None:
+        ran.append(name)
+        await release.wait()
+
+    holding = asyncio.create_task(processor.process_update(first, work("one")))
+    waiting = asyncio.create_task(processor.process_update(second, work("two")))
+    await asyncio.sleep(0.05)
+    assert ran == ["one"] and processor.waiting_chats == 1
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    release.set()
+    await holding
+    assert ran == ["one"] and processor.waiting_chats == 0  # "two" never ran, and nothing is left behind
