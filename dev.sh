@@ -60,6 +60,7 @@ test_pg() {
 lint() {
   "$VENV/bin/ruff" check .
   "$VENV/bin/ruff" format --check .
+  "$VENV/bin/mypy"  # engine/ and bot/: [tool.mypy] in pyproject.toml
 }
 
 cmd=${1:-demo}

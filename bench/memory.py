@@ -1,4 +1,4 @@
-"""Benchmark: resident memory of a running bot with the default model and 10,000 stickers (issue 8).
+"""Benchmark: resident memory of a running bot with the default model and 10,000 stickers.
 
 Run:  .venv/bin/python bench/memory.py [--stickers 10000] [--chats 200] [--seconds 20]
 A first process indexes a library of N synthetic stickers into a fresh database (not measured: that is pack

@@ -4,18 +4,17 @@ imports training/export code lazily inside the commands that need them, so servi
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.settings import Settings
+from engine.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -35,17 +34,52 @@ err = Console(stderr=True)
 _debug = False  # `stickerpick --debug …` or STICKERPICK_LOG_LEVEL=DEBUG: tracebacks instead of one line
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stickerpick")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"stickerpick {_version()}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _options(
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show library logs, debug logs and warnings")
+    ] = False,
+    _version_flag: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit"),
+    ] = False,
     debug: Annotated[
         bool,
         typer.Option("--debug", help="Show the full traceback of an unexpected error (and log at DEBUG)"),
     ] = False,
 ) -> None:
+    """Runs before every command: check the configuration (one line per bad setting), set up logging."""
+    from rich.markup import escape
+
+    from bot.logs import configure_logging
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        for line in str(exc).splitlines():  # values may hold brackets: not markup
+            err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True, highlight=False)
+        err.print("(set in the environment or the .env file; see .env.example)", highlight=False)
+        raise typer.Exit(2) from None
     global _debug
-    if debug:
-        _debug = True
-        logging.getLogger().setLevel(logging.DEBUG)
+    _debug = _debug or debug or settings.log_level.upper() == "DEBUG"
+    configure_logging(
+        "DEBUG" if debug else settings.log_level, verbose=verbose or debug, fmt=settings.log_format
+    )
 
 
 def _chat_name(value: str | None) -> str | None:
@@ -67,7 +101,7 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     from rich.markup import escape
 
     from engine.preprocess import printable
@@ -144,13 +178,31 @@ def _safe_url(url: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- packs
+CHAT_HELP = "a console chat name, telegram:CHAT_ID (a group's id) or discord:SERVER_ID"
+
+
+def _chat_ref(spec: str):  # -> ChatRef
+    """``--chat``: a console chat by name, ``telegram:-100123`` (a Telegram chat) or ``discord:123`` (a
+    Discord server: its packs serve every channel)."""
+    from engine.service import ChatRef
+
+    platform, sep, ident = spec.partition(":")
+    if not sep:
+        return ChatRef("console", spec)
+    if platform == "telegram" and ident.lstrip("-").isdigit():
+        return ChatRef("telegram", ident)
+    if platform == "discord" and ident.isdigit():
+        return ChatRef("discord", f"guild-{ident}")
+    _fail(f"--chat {spec}: expected {CHAT_HELP}")
+
+
 @packs_app.command("add")
 def packs_add(
     path: Annotated[Path, typer.Argument(help="A folder or .zip of images (png, webp, jpg, gif, tgs, webm)")],
     name: Annotated[str | None, typer.Option(help="Pack name (default: pack.json's or the folder's)")] = None,
     title: Annotated[str | None, typer.Option(help="Display title")] = None,
     chat: Annotated[
-        str | None, typer.Option(help="Also enable it in this console chat", callback=_chat_name)
+        str | None, typer.Option(help=f"Also enable it in this chat: {CHAT_HELP}", callback=_chat_name)
     ] = None,
 ) -> None:
     """Import a pack into the library; its stickers are decoded and embedded once."""
@@ -158,7 +210,8 @@ def packs_add(
 
     from engine.library import PackError
     from engine.preprocess import printable
-    from engine.service import ChatRef
+
+    target = _chat_ref(chat) if chat else None
 
     async def go() -> None:
         service = await _service(Settings())
@@ -166,8 +219,8 @@ def packs_add(
             progress, update = _progress_bar(f"importing {path.name}")
             with progress:
                 report = await service.import_pack(path, name=name, title=title, progress=update)
-            if chat:
-                await service.enable_pack(ChatRef("console", chat), report.pack_name)
+            if target is not None:
+                await service.enable_pack(target, report.pack_name)
         finally:
             await service.close()
         console.print(
@@ -188,18 +241,18 @@ def packs_add(
 @packs_app.command("list")
 def packs_list(
     chat: Annotated[
-        str | None, typer.Option(help="Only packs enabled in this console chat", callback=_chat_name)
+        str | None, typer.Option(help=f"Only packs enabled in this chat: {CHAT_HELP}", callback=_chat_name)
     ] = None,
 ) -> None:
-    """List the packs in the library (or in one console chat)."""
+    """List the packs in the library (or in one chat)."""
     from rich.markup import escape
 
-    from engine.service import ChatRef
+    target = _chat_ref(chat) if chat else None
 
     async def go():
         service = await _service(Settings())
         try:
-            return await service.list_packs(ChatRef("console", chat) if chat else None)
+            return await service.list_packs(target)
         finally:
             await service.close()
 
@@ -222,18 +275,19 @@ def packs_list(
 def packs_remove(
     name: str,
     chat: Annotated[
-        str | None, typer.Option(help="Only stop using it in this console chat", callback=_chat_name)
+        str | None, typer.Option(help=f"Only stop using it in this chat: {CHAT_HELP}", callback=_chat_name)
     ] = None,
 ) -> None:
     """Remove a pack from the library (and every chat), or with --chat only from one chat."""
     from engine.library import PackError
-    from engine.service import ChatRef
+
+    target = _chat_ref(chat) if chat else None
 
     async def go() -> str:
         service = await _service(Settings())
         try:
-            if chat:
-                await service.remove_pack(ChatRef("console", chat), name)
+            if target is not None:
+                await service.remove_pack(target, name)
                 return f"{name} removed from chat {chat}"
             n = await service.delete_pack(name)
             return f"{name} deleted ({n} stickers)"
@@ -249,25 +303,42 @@ def packs_remove(
 # ---------------------------------------------------------------------------------------------- setup
 @app.command()
 def setup(
-    rebuild: Annotated[bool, typer.Option(help="Rebuild the baseline model and default pack")] = False,
+    rebuild: Annotated[
+        bool, typer.Option(help="Rebuild the baseline model (if used) and default pack")
+    ] = False,
+    baseline: Annotated[
+        bool, typer.Option("--baseline", help="Also build the text baseline model (needs the train extra)")
+    ] = False,
 ) -> None:
-    """One-time set-up: database schema, the baseline ONNX model, the bundled default pack."""
+    """One-time set-up: database schema, the default pack, and the text baseline only if it is needed.
+
+    The baseline is built (with PyTorch) when it is the model to serve, i.e. no trained model, or with
+    --baseline."""
     from migrations import run_upgrade
 
     settings = Settings()
     run_upgrade(settings.db_url)
     console.print(f"database ready: {_safe_url(settings.db_url)}")
 
-    baseline = settings.baseline_model_dir
-    if rebuild or not (baseline / "manifest.json").is_file():
-        from export.baseline import export_text_baseline
-
+    baseline_dir = settings.baseline_model_dir
+    have_baseline = (baseline_dir / "manifest.json").is_file()
+    serves_baseline = settings.serving_model_dir() == baseline_dir
+    if baseline or (serves_baseline and (rebuild or not have_baseline)):
+        try:
+            from export.baseline import export_text_baseline
+        except ImportError as exc:  # a serving install: no torch
+            _fail(f"Building the text baseline needs PyTorch ({exc}): pip install 'stickerpick[train]'.")
         console.print("exporting all-MiniLM-L6-v2 to ONNX (int8) …")
-        manifest = export_text_baseline(baseline)
-        console.print(f"baseline model {manifest['version']} → {baseline}")
+        manifest = export_text_baseline(baseline_dir)
+        console.print(f"baseline model {manifest['version']} → {baseline_dir}")
+    else:
+        console.print(f"model: {settings.serving_model_dir()}", soft_wrap=True, highlight=False)
 
     pack_dir = settings.home / "packs" / "noto-emoji"
-    if rebuild or not (pack_dir / "pack.json").is_file():
+    bundled = settings.bundled_pack_dir
+    if bundled is not None and not rebuild:
+        pack_dir = bundled  # shipped in the package: nothing to build, no npm
+    elif rebuild or not (pack_dir / "pack.json").is_file():
         from training.data.emoji_art import write_default_pack
 
         try:
@@ -307,6 +378,10 @@ def chat(
     speaker: Annotated[str, typer.Option("--as", help="Who you are typing as")] = "you",
     k: Annotated[int | None, typer.Option(help="Stickers per /sticker")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for contact-sheet PNGs")] = None,
+    cooldown: Annotated[
+        bool,
+        typer.Option(help="The pause between two /sticker that group chats have (/cooldown off in the chat)"),
+    ] = True,
 ) -> None:
     """A small REPL: type as named users (`alice: hi`), `/sticker` shows the best stickers, `/help` the rest."""
     from engine.preprocess import printable
@@ -316,7 +391,7 @@ def chat(
     async def go() -> None:
         service = await _service(settings)
         repl = _console_chat(service, name, out, settings)
-        repl.speaker, repl.k = speaker, k
+        repl.speaker, repl.k, repl.cooldown = speaker, k, cooldown
         console.print(f"stickerpick console · chat '{name}' · model {service.ranker.version} · /help, /quit")
         try:
             while True:
@@ -337,23 +412,33 @@ def chat(
 @app.command()
 def demo(
     out: Annotated[Path | None, typer.Option(help="Folder for contact-sheet PNGs")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write every answer with the raw model scores here")
+    ] = None,
 ) -> None:
     """A short scripted group conversation through the console adapter: what a user would see."""
     settings = Settings()
+    answers: list[dict[str, object]] = []
 
     async def go() -> list[str]:
-        from bot.console import run_demo
+        from bot.console import result_json, run_demo
 
         service = await _service(settings)
         try:
             repl = _console_chat(service, "demo", out, settings)
             console.print(f"model: {service.ranker.name} ({service.ranker.version})\n")
-            return await run_demo(repl)
+            printed = await run_demo(repl)
+            answers.extend(result_json(r) for r in repl.results)
+            return printed
         finally:
             await service.close()
 
     for line in _run(go()):
         console.print(line, markup=False)
+    if json_out is not None:
+        import json
+
+        json_out.write_text(json.dumps(answers, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------- bots
@@ -414,7 +499,8 @@ def export_cmd(
 def verify_cmd(
     model_dir: Annotated[Path, typer.Argument(help="A model directory from `stickerpick export`")],
     checkpoint: Annotated[
-        Path | None, typer.Argument(help="Its checkpoint (default: manifest's, beside it)")
+        Path | None,
+        typer.Argument(help="Its checkpoint, for PyTorch parity (default: manifest's, if beside it)"),
     ] = None,
     data: Annotated[
         Path | None, typer.Option(help="A dataset: real inputs and the int8-vs-fp32 metric change")
@@ -423,16 +509,40 @@ def verify_cmd(
     max_samples: Annotated[int, typer.Option(help="Samples for the metric change")] = 1000,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here")] = None,
 ) -> None:
-    """Parity of every tower against PyTorch (cosine ≥ 0.999 for fp32; int8 drift reported)."""
+    """Check a model directory: every file against its manifest's SHA-256 and a smoke run of each tower (no
+    PyTorch needed). Given its checkpoint (or with it beside the model), also the parity of every tower
+    against PyTorch (cosine ≥ 0.999 for fp32; int8 drift reported)."""
     import json
 
-    from export.verify import verify
+    from engine.model_check import check_model_dir
+    from engine.ranking import ModelMissing
 
+    try:
+        check = check_model_dir(model_dir)
+    except ModelMissing as exc:
+        _fail(str(exc))
+    console.print(f"{model_dir}: {check.kind} model {check.version}", soft_wrap=True, highlight=False)
+    table = Table("check", "result")
+    for f in check.files:
+        table.add_row(f.name, f.detail if f.ok else f"[red]{f.detail}[/red]")
+    for tower in check.towers:
+        shown = tower.detail if tower.ok else f"[red]{tower.detail}[/red]"
+        table.add_row(tower.name, f"{shown} ({tower.seconds:.2f} s)")
+    console.print(table)
     if checkpoint is None:
         name = json.loads((model_dir / "manifest.json").read_text()).get("checkpoint", "")
-        checkpoint = model_dir / name
-    if not checkpoint.is_file():
-        _fail(f"No checkpoint at {checkpoint}: pass it as the second argument.")
+        checkpoint = model_dir / name if name else None
+    if checkpoint is None or not checkpoint.is_file():
+        if json_out:
+            json_out.write_text(json.dumps({"check": check.as_dict()}, indent=2, ensure_ascii=False))
+        if not check.ok:
+            _fail(f"{model_dir} is damaged or does not run (see above)")
+        console.print("model ok (no checkpoint given: PyTorch parity not checked)")
+        return
+    if not check.ok:
+        _fail(f"{model_dir} is damaged or does not run (see above)")
+    from export.verify import verify
+
     report = verify(model_dir, checkpoint, data, split, max_samples)
     table = Table(
         "tower",
@@ -452,7 +562,8 @@ def verify_cmd(
             f"{name}: " + ", ".join(f"{k} {v:+.2f}" if "−" in name else f"{k} {v:.2f}" for k, v in m.items())
         )
     if json_out:
-        json_out.write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        out = {"check": check.as_dict(), **report.as_dict()}
+        json_out.write_text(json.dumps(out, indent=2, ensure_ascii=False))
     if not report.ok:
         _fail("fp32 export differs from PyTorch (cosine < 0.999)")
 
@@ -460,9 +571,7 @@ def verify_cmd(
 # ---------------------------------------------------------------------------------------------- eval
 @app.command("eval")
 def eval_cmd(
-    data: Annotated[
-        Path, typer.Option(help="Dataset folder in the sticker format (training/data/format.py)")
-    ],
+    data: Annotated[Path, typer.Option(help="Dataset folder in the sticker format (docs/FORMAT.md)")],
     split: Annotated[str, typer.Option(help="test | val | train")] = "val",
     model: Annotated[
         str | None,
@@ -583,7 +692,7 @@ def ablate_cmd(
 
 
 # --- retraining (lazy imports) ---
-model_app = typer.Typer(no_args_is_help=True, help="The model registry: list, promote, roll back (issue 7).")
+model_app = typer.Typer(no_args_is_help=True, help="The model registry: list, promote, roll back.")
 app.add_typer(model_app, name="model")
 
 
@@ -617,7 +726,7 @@ async def _export_logs(
 
 
 def data_export_cmd(
-    out_dir: Annotated[Path, typer.Argument(help="The dataset folder to write (FORMAT.md)")],
+    out_dir: Annotated[Path, typer.Argument(help="The dataset folder to write (docs/FORMAT.md)")],
     since: Annotated[
         str | None, typer.Option(help="Only samples from this date on (ISO, e.g. 2026-01-31)")
     ] = None,
@@ -737,7 +846,7 @@ def _mount_optional() -> None:
         from training.data.cli import app as data_app
     except ImportError:  # the training extras are not installed
         return
-    data_app.command("export")(data_export_cmd)  # issue 7: chat logs → dataset
+    data_app.command("export")(data_export_cmd)  # chat logs → dataset
     app.add_typer(data_app, name="data", help="Datasets: convert public corpora to the sticker format.")
 
 
@@ -795,31 +904,15 @@ def explain(exc: BaseException, settings: Settings | None) -> str:
 
 
 def main() -> None:
-    from pydantic import ValidationError
-
     global _debug
     try:
-        settings: Settings | None = Settings()
-    except ValidationError as exc:  # a malformed setting (environment or .env): names, never the values
-        from engine.preprocess import printable
-
-        def variable(loc: tuple) -> str:
-            name = ".".join(str(p) for p in loc)
-            return name if name.isupper() else f"STICKERPICK_{name.upper()}"  # DATABASE_URL has no prefix
-
-        wrong = "; ".join(f"{variable(e['loc'])}: {e['msg']}" for e in exc.errors()[:3])
-        err.print(
-            f"error: invalid setting {printable(wrong)} (environment or .env)", markup=False, soft_wrap=True
-        )
-        sys.exit(2)
-    assert settings is not None
-    _debug = _debug or settings.log_level.upper() == "DEBUG"
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+        settings: Settings | None = load_settings()
+    except SettingsError:
+        settings = None  # the root callback reports it, one line per setting
+    _debug = _debug or (settings is not None and settings.log_level.upper() == "DEBUG")
     try:
-        code = app()
-    except Exception as exc:  # issue 14: one clear line unless --debug / STICKERPICK_LOG_LEVEL=DEBUG
+        code = app()  # logging is set up by _root, before every command
+    except Exception as exc:  # one clear line unless --debug / STICKERPICK_LOG_LEVEL=DEBUG
         if _debug:
             raise
         from rich.markup import escape

@@ -1,8 +1,7 @@
 """The local console adapter: type as one or more named users, ask for stickers, see them as a PNG.
 
-Lines look like ``alice: hi there`` (sets the speaker) or plain text (the last speaker again). Commands:
-``/sticker [k]``, ``/packs``, ``/addpack PATH [name]``, ``/removepack NAME``, ``/logging on|off``,
-``/forget [name]``, ``/history``, ``/send STICKER_ID``, ``/pick N``, ``/help``, ``/quit``.
+Lines look like ``alice: hi there`` (sets the speaker) or plain text (the last speaker again). Commands (see
+:data:`HELP`) answer like the bots': a state when asked without arguments, a usage line for wrong ones.
 """
 
 from __future__ import annotations
@@ -25,13 +24,24 @@ Type messages as `name: text` (e.g. `alice: hi`); a line without a name is said 
   /sticker [k]          the k stickers that fit the conversation best (writes a PNG contact sheet)
   /packs                packs enabled in this chat
   /addpack PATH [NAME]  import a folder or zip of images as a pack and enable it here
+  /addpack NAME         use a pack of the library here (e.g. noto-emoji)
   /removepack NAME      stop using a pack in this chat
-  /logging on|off       allow keeping this chat's messages for retraining (off by default)
+  /logging [on|off]     allow keeping this chat's messages for retraining (off by default); alone: the state
+  /cooldown [on|off]    the pause between two /sticker that group chats have (on by default); alone: the state
   /forget [name]        delete everything kept about a user (default: the current speaker)
   /history              the turns /sticker reads
   /send STICKER_ID      send a sticker of this chat's packs (kept for retraining where logging is on)
   /pick N               pick sticker N of the last /sticker (feedback; kept for retraining likewise)
   /quit                 leave"""
+# The usage lines of each command (from HELP), shown when its arguments are wrong.
+USAGE: dict[str, list[str]] = {}
+for _line in HELP.splitlines()[1:]:
+    USAGE.setdefault(_line.split()[0], []).append("Usage: " + _line.strip())
+
+
+def plural(n: int, word: str) -> str:
+    """``1 message``, ``2 messages``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 @dataclass
@@ -45,6 +55,8 @@ class ConsoleChat:
     cooldown: bool = True
     sheets_written: list[Path] = field(default_factory=list)
     last: SuggestResult | None = None
+    # Every /sticker answer, for `--json` (raw scores: what people see is SuggestResult.fit).
+    results: list[SuggestResult] = field(default_factory=list)
     _counter: int = 0
 
     @property
@@ -75,60 +87,91 @@ class ConsoleChat:
         cmd, *args = line.split()
         cmd = cmd.lower()
         try:
-            if cmd == "/sticker":
-                k = int(args[0]) if args and args[0].isdigit() else self.k
-                return await self.sticker(k)
-            if cmd == "/packs":
-                packs = await self.service.list_packs(self.chat)
-                if not packs:
-                    return ["No packs in this chat. /addpack PATH imports one."]
-                return [f"  {p.name:<24} {p.stickers:>5} stickers  {p.title or ''}" for p in packs]
-            if cmd == "/addpack" and args:
-                report = await self.service.add_pack(
-                    self.chat, Path(args[0]), name=args[1] if len(args) > 1 else None, by=self.user()
-                )
-                out = [
-                    f"Added pack {report.pack_name}: {report.added} new, {report.unchanged} already there."
-                ]
-                out += [f"  skipped {f}: {why}" for f, why in report.skipped]
-                return out
-            if cmd == "/removepack" and args:
-                await self.service.remove_pack(self.chat, args[0])
-                return [f"Removed {args[0]} from this chat."]
-            if cmd == "/logging" and args and args[0] in ("on", "off"):
-                await self.service.set_logging(self.chat, args[0] == "on")
-                return [f"Logging for retraining is {args[0]} in this chat."]
-            if cmd == "/forget":
-                who = args[0] if args else self.speaker
-                n = await self.service.forget(self.user(who))
-                return [f"Forgot {who}: {n} messages deleted."]
-            if cmd == "/history":
-                turns = await self.service.recent(self.chat)
-                return [f"  {t.speaker or '?'}: {t.text}" for t in turns] or ["(no conversation yet)"]
-            if cmd == "/send" and args:  # issue 7
-                self._counter += 1
-                kept = await self.service.record_sticker(
-                    self.chat, self.user(), args[0], message_id=str(self._counter)
-                )
-                return [f"{self.speaker} sent {args[0]}" + (" (logged for retraining)" if kept else "")]
-            if cmd == "/pick" and args and args[0].isdigit():  # issue 7
-                items = self.last.items if self.last else []
-                n = int(args[0])
-                if not 1 <= n <= len(items):
-                    return ["/pick N picks one of the stickers the last /sticker showed."]
-                assert self.last is not None
-                item = items[n - 1]
-                await self.service.feedback(self.last.suggestion_id, item.sticker_id, self.chat, self.user())
-                return [f"{self.speaker} picked {n}. {item.platform_sticker_id}"]
-            if cmd in ("/help", "/start"):
-                return HELP.splitlines()
-            return [f"Unknown command {cmd}. /help lists them."]
+            answer = await self._dispatch(cmd, args)
         except PackError as exc:
             return [str(exc)]
+        if answer is not None:
+            return answer
+        if cmd in USAGE:  # a known command with the wrong arguments
+            return USAGE[cmd]
+        return [f"Unknown command {cmd}. /help lists them."]
+
+    async def _dispatch(self, cmd: str, args: list[str]) -> list[str] | None:
+        """The command's answer; None when its arguments do not fit (the caller shows its usage)."""
+        if cmd == "/sticker":
+            if not args:
+                return await self.sticker(self.k)
+            if len(args) == 1 and args[0].isdigit() and int(args[0]) >= 1:
+                return await self.sticker(int(args[0]))
+            return None
+        if cmd == "/packs" and not args:
+            packs = await self.service.list_packs(self.chat)
+            if not packs:
+                return ["No packs in this chat. /addpack PATH imports one."]
+            return [f"  {p.name:<24} {p.stickers:>5} stickers  {p.title or ''}" for p in packs]
+        if cmd == "/addpack" and len(args) in (1, 2):
+            path = Path(args[0])
+            if len(args) == 1 and not path.exists() and await self.service.has_pack(args[0]):
+                await self.service.enable_pack(self.chat, args[0], by=self.user())  # a library pack by name
+                return [f"Pack {args[0]} is used in this chat now."]
+            report = await self.service.add_pack(
+                self.chat, path, name=args[1] if len(args) > 1 else None, by=self.user()
+            )
+            out = [f"Added pack {report.pack_name}: {report.added} new, {report.unchanged} already there."]
+            out += [f"  skipped {f}: {why}" for f, why in report.skipped]
+            return out
+        if cmd == "/removepack" and len(args) == 1:
+            await self.service.remove_pack(self.chat, args[0])
+            return [f"Removed {args[0]} from this chat."]
+        if cmd == "/logging" and len(args) <= 1:
+            if not args:
+                state = "on" if await self.service.logging_enabled(self.chat) else "off"
+                return [f"Logging for retraining is {state} in this chat. /logging on|off changes it."]
+            if args[0] not in ("on", "off"):
+                return None
+            await self.service.set_logging(self.chat, args[0] == "on")
+            return [f"Logging for retraining is {args[0]} in this chat."]
+        if cmd == "/cooldown" and len(args) <= 1:
+            if args and args[0] not in ("on", "off"):
+                return None
+            if args:
+                self.cooldown = args[0] == "on"
+            pause = self.service.settings.sticker_cooldown_s
+            if not self.cooldown or pause <= 0:
+                return ["The /sticker cooldown is off here: ask as often as you like."]
+            return [f"The /sticker cooldown is on here: one /sticker per {pause:g} s, as in group chats."]
+        if cmd == "/forget" and len(args) <= 1:
+            who = args[0] if args else self.speaker
+            n = await self.service.forget(self.user(who))
+            return [f"Forgot {who}: {plural(n, 'message')} deleted."]
+        if cmd == "/history" and not args:
+            turns = await self.service.recent(self.chat)
+            return [f"  {t.speaker or '?'}: {t.text}" for t in turns] or ["(no conversation yet)"]
+        if cmd == "/send" and len(args) == 1:
+            if not await self.service.has_chat_sticker(self.chat, args[0]):
+                return [f"No such sticker in this chat's packs: {args[0]}. /sticker shows some."]
+            self._counter += 1
+            kept = await self.service.record_sticker(
+                self.chat, self.user(), args[0], message_id=str(self._counter)
+            )
+            return [f"{self.speaker} sent {args[0]}" + (" (logged for retraining)" if kept else "")]
+        if cmd == "/pick" and len(args) == 1 and args[0].isdigit():
+            items = self.last.items if self.last else []
+            n = int(args[0])
+            if not 1 <= n <= len(items):
+                return ["/pick N picks one of the stickers the last /sticker showed."]
+            assert self.last is not None
+            item = items[n - 1]
+            await self.service.feedback(self.last.suggestion_id, item.sticker_id, self.chat, self.user())
+            return [f"{self.speaker} picked {n}. {item.platform_sticker_id}"]
+        if cmd in ("/help", "/start"):
+            return HELP.splitlines()
+        return None
 
     async def sticker(self, k: int | None = None) -> list[str]:
         result = await self.service.suggest(self.chat, k, user=self.user(), cooldown=self.cooldown)
         self.last = result
+        self.results.append(result)
         return self.render(result)
 
     def render(self, result: SuggestResult) -> list[str]:
@@ -138,7 +181,7 @@ class ConsoleChat:
         for item in result.items:
             lines.append(
                 f"  {item.rank + 1}. {item.emoji or ' '}  {_name(item.emoji) or item.platform_sticker_id:<28} "
-                f"[{item.pack_name}]  score {item.score:.3f}"
+                f"[{item.pack_name}]  fit {result.fit(item):.0%}"
             )
         path = self.write_sheet(result)
         lines.append(f"  contact sheet: {path}")
@@ -148,7 +191,8 @@ class ConsoleChat:
         store: MediaStore = self.service.store
         images = [store.open(item.media_path.stem) for item in result.items]
         labels = [
-            f"{i.rank + 1}. {_name(i.emoji) or i.platform_sticker_id} {i.score:.2f}" for i in result.items
+            f"{i.rank + 1}. {_name(i.emoji) or i.platform_sticker_id} {result.fit(i):.0%}"
+            for i in result.items
         ]
         sheet = contact_sheet(images, labels)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,6 +202,27 @@ class ConsoleChat:
         sheet.save(latest)
         self.sheets_written.append(path)
         return path
+
+
+def result_json(result: SuggestResult) -> dict[str, object]:
+    """One /sticker answer with the model's raw scores (``stickerpick demo --json``)."""
+    return {
+        "suggestion_id": result.suggestion_id,
+        "message": result.message,
+        "context": [{"speaker": t.speaker, "text": t.text} for t in result.context],
+        "score_kind": result.score_kind,
+        "items": [
+            {
+                "rank": i.rank + 1,
+                "sticker_id": i.platform_sticker_id,
+                "pack": i.pack_name,
+                "emoji": i.emoji,
+                "score": i.score,
+                "fit": round(result.fit(i), 4),
+            }
+            for i in result.items
+        ],
+    }
 
 
 def _name(emoji_char: str | None) -> str:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine.db import Message, User, utcnow
+from engine.db import Message, User, rowcount, utcnow
 from engine.preprocess import clean_text
 
 
@@ -46,7 +46,7 @@ class History:
             .where(Message.chat_id == chat_id, Message.platform_message_id == platform_message_id)
             .values(text=self.normalise(text), edited_at=utcnow())
         )
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
     async def recent(
         self,
@@ -97,4 +97,4 @@ class History:
         if keep_from is not None:
             cond = cond | (Message.id < keep_from)
         result = await session.execute(delete(Message).where(Message.chat_id == chat_id, cond))
-        return result.rowcount or 0
+        return rowcount(result)

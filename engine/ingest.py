@@ -3,7 +3,7 @@
 Every message a bot can see is one row. Committing each in its own transaction caps ingestion at the disk's
 fsync rate (SQLite: one WAL commit per message, ~1-2k/s here); :class:`MessageWriter` lets every ``record``
 call that arrives while a commit is in flight share the next one. Callers still get their message's id only
-after the transaction holding it committed, so nothing acknowledged is ever lost (issue 8).
+after the transaction holding it committed, so nothing acknowledged is ever lost.
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ class MessageWriter:
     async def _commit(self, messages: list[PendingMessage]) -> list[int]:
         async with self.sessions.begin() as session:
             rows = [m.row() for m in messages]
-            if session.bind.dialect.name == "sqlite":
+            if session.get_bind().dialect.name == "sqlite":
                 # One multi-row INSERT. SQLite numbers a statement's rows in VALUES order (rowid ids, one
                 # writer at a time), so the sorted ids are the rows' ids in order; SQLAlchemy's
                 # sort_by_parameter_order would instead run one INSERT per row on SQLite.

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import emoji as emoji_pkg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -157,7 +157,7 @@ def emoji_from_filename(stem: str) -> str | None:
     return found[0]["emoji"] if found else None
 
 
-def _read_limited(raw: bytes | None, opener: Callable[[], io.BufferedIOBase], max_bytes: int) -> bytes:
+def _read_limited(raw: bytes | None, opener: Callable[[], IO[bytes]], max_bytes: int) -> bytes:
     if raw is not None:
         return raw
     with opener() as f:

@@ -35,9 +35,9 @@ class ImageSpec:
     def from_dict(cls, d: dict[str, Any]) -> ImageSpec:
         return cls(
             size=int(d["size"]),
-            mean=tuple(d["mean"]),  # type: ignore[arg-type]
-            std=tuple(d["std"]),  # type: ignore[arg-type]
-            background=tuple(d.get("background", (255, 255, 255))),  # type: ignore[arg-type]
+            mean=tuple(d["mean"]),
+            std=tuple(d["std"]),
+            background=tuple(d.get("background", (255, 255, 255))),
         )
 
 
@@ -65,9 +65,9 @@ def letterbox(img: Image.Image, size: int, background: tuple[int, int, int] = (2
 
 def image_to_array(img: Image.Image, spec: ImageSpec) -> np.ndarray:
     """One still → float32 array (3, size, size), normalised."""
-    arr = np.asarray(letterbox(img, spec.size, spec.background), dtype=np.float32) / 255.0
-    arr = (arr - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+    pixels = np.asarray(letterbox(img, spec.size, spec.background), dtype=np.float32) / np.float32(255.0)
+    mean, std = np.asarray(spec.mean, dtype=np.float32), np.asarray(spec.std, dtype=np.float32)
+    return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
 
 
 def images_to_batch(images: Iterable[Image.Image], spec: ImageSpec) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The model registry (issue 7): every model version kept with its manifest and metrics, one served.
+"""The model registry: every model version kept with its manifest and metrics, one served.
 
 Layout under ``<home>/models`` (``Settings.models_dir``)::
 

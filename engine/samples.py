@@ -1,4 +1,4 @@
-"""Logged retraining samples (issue 7): capture, privacy, the per-chat usage prior, and the rows an export reads.
+"""Logged retraining samples: capture, privacy, the per-chat usage prior, and the rows an export reads.
 
 A sample is one row of ``training_samples``: the sticker a user sent (or picked after ``/sticker``) in a chat
 whose logging is on, with the dialogue before it snapshotted at capture time. The rules:
@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine.db import Chat, ChatPack, Pack, Sticker, TrainingSample, User
+from engine.db import Chat, ChatPack, Pack, Sticker, TrainingSample, User, rowcount
 from engine.history import Turn
 
 SENT, PICKED = "sent", "picked"
@@ -50,7 +50,7 @@ async def find_chat_sticker(
 
 async def forget_user(session: AsyncSession, user_id: int) -> int:
     """Delete the user's samples and drop the user's turns from every other sample of their platform."""
-    n = (await session.execute(delete(TrainingSample).where(TrainingSample.user_id == user_id))).rowcount or 0
+    n = rowcount(await session.execute(delete(TrainingSample).where(TrainingSample.user_id == user_id)))
     platform = (await session.execute(select(User.platform).where(User.id == user_id))).scalar_one_or_none()
     q = select(TrainingSample).join(Chat, Chat.id == TrainingSample.chat_id)
     if platform is not None:
@@ -126,7 +126,7 @@ async def logged_samples(
         ]
     user_ids = {r[0].user_id for r in rows if r[0].user_id is not None}
     for r in rows:
-        user_ids |= {t["from"] for t in r[0].context or [] if t.get("from") is not None}  # type: ignore[misc]
+        user_ids |= {t["from"] for t in r[0].context or [] if t.get("from") is not None}
     users: dict[int, str] = {}
     if user_ids:
         for uid, platform, puid in await session.execute(
@@ -159,7 +159,7 @@ async def logged_samples(
                 emoji=sticker.emoji,
                 media_sha256=sticker.media_sha256,
                 context=context,
-                user_keys={u: users[u] for u in {t.get("from") for t in context} if u in users},  # type: ignore[misc]
+                user_keys={u: users[u] for u in {t.get("from") for t in context} if u in users},
                 chat_sticker_ids=chat_stickers[chat.id] or [sticker.id],
                 created_at=sample.created_at,
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from engine import metrics
 from engine import samples as logged
 from engine.db import (
     Chat,
@@ -37,6 +39,7 @@ from engine.db import (
     check_schema,
     checkpoint_truncate,
     create_engine,
+    rowcount,
     sessionmaker,
     utcnow,
 )
@@ -113,6 +116,16 @@ class SuggestResult:
     # Set when there is nothing to suggest: a sentence for the user (no packs, no conversation, cooldown).
     message: str | None = None
     context: list[Turn] = field(default_factory=list)
+    # What ``SuggestedSticker.score`` is: "match-logit" (a PBR matching head's re-ranking logit) or "cosine"
+    # (the dual encoder's similarity). Raw scores are for --json; people see :meth:`fit`.
+    score_kind: str = "cosine"
+
+    def fit(self, item: SuggestedSticker) -> float:
+        """A score a person can read, 0..1: the matching head's probability that the sticker fits the
+        conversation, or for a dual encoder alone its cosine similarity (clipped at 0)."""
+        if self.score_kind == "match-logit":
+            return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, item.score))))
+        return max(0.0, min(1.0, item.score))
 
 
 @dataclass(frozen=True)
@@ -188,7 +201,7 @@ class StickerService:
         )
         self.default_packs = list(default_packs)
         self._vectors: dict[str, dict[int, np.ndarray]] = {}
-        # issue 8: per-chat state is bounded. A chat maps to the key of its sticker matrix; chats with the
+        # Per-chat state is bounded. A chat maps to the key of its sticker matrix; chats with the
         # same enabled stickers (e.g. only the default pack) share one matrix, kept within matrix_cache_mb.
         self._chat_matrix_keys: LRU[int, tuple[int, str, bytes]] = LRU(settings.identity_cache)
         self._matrices: LRU[tuple[str, bytes], _ChatMatrix] = LRU(1_000_000)
@@ -202,7 +215,7 @@ class StickerService:
             max_batch=settings.ingest_batch,
             max_chats=settings.identity_cache,
         )
-        self._model_dir: Path | None = None  # issue 7: the directory the ranker was loaded from
+        self._model_dir: Path | None = None  # the directory the ranker was loaded from
         self._model_checked = time.monotonic()
         self._model_task: asyncio.Task[bool] | None = None
 
@@ -249,7 +262,7 @@ class StickerService:
             for version in [v for v in self._vectors if v != ranker.version]:
                 del self._vectors[version]  # the old model's sticker vectors stay in the database only
 
-    # ------------------------------------------------------------------ model registry (issue 7)
+    # ------------------------------------------------------------------ model registry
     async def check_model(self) -> bool:
         """Serve the model the settings now name (the registry's ``current`` pointer after
         `stickerpick model promote|rollback`) if it is not the one loaded; True when it swapped. Stickers are
@@ -382,7 +395,7 @@ class StickerService:
             created_at=at or utcnow(),
         )
         try:
-            return await self.writer.write(pending)  # issue 8: group commit; returns once committed
+            return await self.writer.write(pending)  # group commit; returns once committed
         except IntegrityError:
             # a cached id went stale (the user /forget-ed on another worker a moment ago): look up again
             self._forget_ids(chat, user)
@@ -402,7 +415,7 @@ class StickerService:
             if c is None:
                 return 0
             result = await session.execute(delete(Message).where(Message.chat_id == c.id))
-            return int(result.rowcount or 0)
+            return rowcount(result)
 
     async def recent(self, chat: ChatRef) -> list[Turn]:
         async with self.sessions() as session:
@@ -446,6 +459,19 @@ class StickerService:
         )
 
     async def _import_and_embed(self, importer: Callable[..., Any], what: Any, **kwargs: Any) -> ImportReport:
+        platform = str(kwargs.get("platform", "local"))
+        try:
+            report = await self._import_and_embed_counted(importer, what, **kwargs)
+        except Exception:
+            metrics.IMPORTS.labels(platform, "failed").inc()
+            raise
+        metrics.IMPORTS.labels(platform, "ok").inc()
+        metrics.STICKERS_IMPORTED.labels(platform).inc(report.added)
+        return report
+
+    async def _import_and_embed_counted(
+        self, importer: Callable[..., Any], what: Any, **kwargs: Any
+    ) -> ImportReport:
         """The library import (files or a platform set), committed every ``IMPORT_BATCH`` new stickers (a
         killed import keeps its work and resumes when run again), then embed the new stickers. A new pack turns
         ``ready`` (served) only once they are embedded (issue 14); if embedding fails, the pack (new or
@@ -706,7 +732,19 @@ class StickerService:
             held -= oldest[1].matrix.nbytes + oldest[1].ids.nbytes
 
     # ------------------------------------------------------------------ suggestions
-    async def suggest(
+    async def suggest(self, chat: ChatRef, k: int | None = None, **options: Any) -> SuggestResult:
+        """:meth:`_suggest`, counted and timed for the metrics endpoint."""
+        start = time.perf_counter()
+        try:
+            result = await self._suggest(chat, k, **options)
+        except Exception:
+            metrics.ERRORS.labels(chat.platform, "suggest").inc()
+            raise
+        metrics.SUGGESTION_SECONDS.labels(chat.platform).observe(time.perf_counter() - start)
+        metrics.SUGGESTIONS.labels(chat.platform, "stickers" if result.items else "message").inc()
+        return result
+
+    async def _suggest(
         self,
         chat: ChatRef,
         k: int | None = None,
@@ -721,13 +759,13 @@ class StickerService:
         """The top-k of the chat's stickers for its recent dialogue (or for ``text``, e.g. an inline query).
         ``cooldown=False`` for requests a platform already rate-limits (inline queries, button presses).
         ``cap`` replaces ``settings.max_k`` as the most items returned (Telegram's inline results: up to 50).
-        ``packs_from`` (issue 6, Discord): rank the stickers enabled in that chat instead of in ``chat``, for
+        ``packs_from`` (Discord): rank the stickers enabled in that chat instead of in ``chat``, for
         platforms whose packs belong to a group of chats (a Discord server) while each channel or thread
         keeps its own history and cooldown.
-        ``sendable_only`` (issue 5, Telegram inline mode): rank only stickers the platform can send by its
+        ``sendable_only`` (Telegram inline mode): rank only stickers the platform can send by its
         own file id (an inline answer cannot upload a local pack's picture)."""
         k = max(1, min(k or self.settings.top_k, cap or self.settings.max_k))
-        self._maybe_check_model()  # issue 7
+        self._maybe_check_model()
         ranker = self.ranker
         # before this request's transaction: on SQLite a lookup that creates the user in a transaction of its
         # own must not wait on this one's write lock
@@ -735,7 +773,7 @@ class StickerService:
         async with self.sessions.begin() as session:
             c = await self._chat(session, chat)
             assert c is not None
-            # issue 8: the cooldown lives in the database, so every worker sharing it enforces the same one
+            # The cooldown lives in the database, so every worker sharing it enforces the same one
             now = time.time()
             cooling = cooldown and self.settings.sticker_cooldown_s > 0
             if cooling:
@@ -743,7 +781,7 @@ class StickerService:
                 wait = self.settings.sticker_cooldown_s - (now - last)
                 if wait > 0:
                     return self._cooldown_answer(wait)
-            pack_chat = c if packs_from is None else await self._chat(session, packs_from)  # issue 6
+            pack_chat = c if packs_from is None else await self._chat(session, packs_from)
             assert pack_chat is not None
             mat = await self._chat_matrix(session, pack_chat)
             if mat is None:
@@ -751,7 +789,7 @@ class StickerService:
                     message="This chat has no sticker packs yet. An admin can add one with /addpack "
                     "(console: `stickerpick packs add PATH --chat ...`)."
                 )
-            if sendable_only:  # issue 5
+            if sendable_only:
                 mat = await self._sendable_subset(session, pack_chat, mat)
                 if mat is None:
                     return SuggestResult(message="None of this chat's stickers can be sent from here yet.")
@@ -767,7 +805,7 @@ class StickerService:
                 self._claims[c.id] = now
             query = (await asyncio.to_thread(ranker.embed_dialogues, [query_text]))[0]
             scores = mat.matrix @ query
-            prior = await self._usage_prior(session, c, mat.ids)  # issue 7
+            prior = await self._usage_prior(session, c, mat.ids)
             best, scores = await self._rank(ranker, query, mat.matrix, scores, k, prior)
             chosen_ids = [int(mat.ids[i]) for i in best]
             # the first write of the request, after the model ran: SQLite's write lock is held only for the
@@ -812,7 +850,13 @@ class StickerService:
                     for i in items
                 ],
             )
-            return SuggestResult(items=items, suggestion_id=suggestion_id, context=turns)
+            reranked = getattr(ranker, "rerank_scores", None) is not None and self.settings.rerank_top > 0
+            return SuggestResult(
+                items=items,
+                suggestion_id=suggestion_id,
+                context=turns,
+                score_kind="match-logit" if reranked else "cosine",
+            )
 
     def _shown(self, rank: int, score: float, row: Any) -> SuggestedSticker:
         """A suggested sticker from a row of ``_SHOWN_COLUMNS``."""
@@ -844,10 +888,10 @@ class StickerService:
             .values(last_sticker_at=now)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
     async def _usage_prior(self, session: AsyncSession, chat: Chat, ids: np.ndarray) -> np.ndarray | None:
-        """Issue 7: ``usage_prior_weight`` × how often this chat sent or picked each sticker (logged chats)."""
+        """``usage_prior_weight`` × how often this chat sent or picked each sticker (logged chats)."""
         weight = self.settings.usage_prior_weight
         if weight <= 0 or not chat.logging_enabled:
             return None
@@ -864,7 +908,7 @@ class StickerService:
         prior: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by the dual encoder; models with a matching head re-rank the best ``rerank_top`` first.
-        ``prior`` (issue 7) is added to the final scores (the dual encoder's, or the re-ranking logits)."""
+        ``prior`` is added to the final scores (the dual encoder's, or the re-ranking logits)."""
         rerank = getattr(ranker, "rerank_scores", None)
         if rerank is None or self.settings.rerank_top <= 0:
             if prior is not None:
@@ -953,7 +997,7 @@ class StickerService:
                     kind=kind,
                 )
             )
-            if c.logging_enabled and kind in ("picked", "inline"):  # issue 7: a retraining sample
+            if c.logging_enabled and kind in ("picked", "inline"):  # a retraining sample
                 await self._log_pick(session, c, u, suggestion_id, sticker_id)
 
     async def _log_pick(
@@ -992,6 +1036,14 @@ class StickerService:
             )
         )
 
+    async def has_chat_sticker(self, chat: ChatRef, sticker: str) -> bool:
+        """Is ``sticker`` (a platform sticker id) one of the chat's enabled packs' stickers?"""
+        async with self.sessions() as session:
+            c = await self._chat(session, chat, create=False)
+            if c is None:
+                return False
+            return await logged.find_chat_sticker(session, c.id, sticker, chat.platform) is not None
+
     async def record_sticker(
         self,
         chat: ChatRef,
@@ -1002,7 +1054,7 @@ class StickerService:
         *,
         packs_from: ChatRef | None = None,
     ) -> int | None:
-        """Issue 7: a user sent a sticker. Where the chat's logging is on and the sticker is one of its packs'
+        """A user sent a sticker. Where the chat's logging is on and the sticker is one of its packs'
         (``sticker``: the platform's stable sticker id, or the database id as an int; ``packs_from`` as in
         :meth:`suggest`), keep it with the dialogue before it as a retraining sample. Returns the sample id,
         or None when nothing was kept (logging off, unknown sticker, no dialogue yet)."""
@@ -1037,7 +1089,7 @@ class StickerService:
     async def logged_samples(
         self, since: datetime | None = None, chats: Sequence[str] = ()
     ) -> list[logged.LoggedSample]:
-        """Issue 7: what `stickerpick data export` may write (chats with logging on, oldest first)."""
+        """What `stickerpick data export` may write (chats with logging on, oldest first)."""
         async with self.sessions() as session:
             return await logged.logged_samples(session, since, chats)
 
@@ -1065,7 +1117,7 @@ class StickerService:
             return None
         return ChatRef(row[0], row[1], row[2])
 
-    # ------------------------------------------------------------------ chats of a user (issue 5, Telegram)
+    # ------------------------------------------------------------------ chats of a user (Telegram)
     async def chats_of(self, user: UserRef, limit: int = 20) -> list[ChatRef]:
         """The chats this user has written in (their kept history), most recent first: where a platform
         adapter may offer to add a pack the user sent it privately. Chats other than groups are included;
@@ -1127,7 +1179,7 @@ class StickerService:
                 newest = (await session.execute(select(func.max(Message.id)))).scalar()
                 c.logging_after_message = int(newest or 0)
             c.logging_enabled = enabled
-            if not enabled:  # issue 7: opting out deletes what was logged for retraining
+            if not enabled:  # opting out deletes what was logged for retraining
                 await session.execute(delete(TrainingSample).where(TrainingSample.chat_id == c.id))
         if not enabled:
             await self._scrub_wal()
@@ -1143,9 +1195,9 @@ class StickerService:
             u = await self._user(session, user, create=False)
             if u is None:
                 return 0
-            n = (await session.execute(delete(Message).where(Message.user_id == u.id))).rowcount or 0
+            n = rowcount(await session.execute(delete(Message).where(Message.user_id == u.id)))
             await session.execute(delete(Feedback).where(Feedback.user_id == u.id))
-            await logged.forget_user(session, u.id)  # issue 7: their samples and their turns in others'
+            await logged.forget_user(session, u.id)  # their samples and their turns in others'
             await session.execute(delete(Suggestion).where(Suggestion.requested_by == u.id))
             await session.execute(update(ChatPack).where(ChatPack.added_by == u.id).values(added_by=None))
             await session.delete(u)
@@ -1190,5 +1242,5 @@ async def open_service(settings: Settings, threads: int = 0) -> StickerService:
         kind, settings.serving_model_dir(), max_turns=settings.history_turns, threads=threads
     )
     service = await StickerService.open(settings, ranker, default_packs=settings.default_packs)
-    service._model_dir = settings.serving_model_dir()  # issue 7: `check_model` compares against it
+    service._model_dir = settings.serving_model_dir()  # `check_model` compares against it
     return service

@@ -1,32 +1,82 @@
-"""All configuration, read once from the environment and `.env` (documented in `.env.example`).
+"""All configuration, read once from the environment and a `.env` file (documented in `.env.example`).
 
-Nothing below the composition root reads ``os.environ``: build one :class:`Settings` and pass it down.
+The `.env` file is `./.env` in the working directory, or the file `STICKERPICK_ENV_FILE` names; the
+environment wins over it. Nothing below the composition root reads ``os.environ``: build one
+:class:`Settings` (:func:`load_settings` turns a bad value into a :class:`SettingsError`) and pass it down.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Literal, get_args
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Running from a checkout (the repository's models/, vendor/, var/), or installed from the wheel, whose
+# default model and default pack ship inside the package (scripts/build_wheel.sh puts them in engine/assets).
+CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file()
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+
+
+def _default_home() -> Path:
+    if CHECKOUT:
+        return REPO_ROOT / "var"
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "stickerpick"
+
+
+def _shipped(relative: str) -> Path:
+    """A file shipped with stickerpick: the checkout's, else the installed package's copy."""
+    in_checkout = REPO_ROOT / relative
+    return in_checkout if CHECKOUT or not (ASSETS_DIR / relative).exists() else ASSETS_DIR / relative
+
+
+ENV_FILE_VAR = "STICKERPICK_ENV_FILE"
+ENV_PREFIX = "STICKERPICK_"
+
+
+class SettingsError(ValueError):
+    """Bad configuration: one line per offending setting, named as the operator writes it."""
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="STICKERPICK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # `NAME=` (as in .env.example) means "not set": the default, not an empty string or path.
+        env_ignore_empty=True,
     )
 
+    def __init__(self, **values: Any) -> None:
+        if "_env_file" not in values:  # tests pass _env_file=None; everyone else may choose the file
+            chosen = os.environ.get(ENV_FILE_VAR)
+            if chosen:
+                if not Path(chosen).is_file():
+                    raise SettingsError(f"{ENV_FILE_VAR}: no such file: {chosen}")
+                values["_env_file"] = chosen
+        super().__init__(**values)
+
     # Where the database file (SQLite default), the sticker media store and built artefacts live.
-    home: Path = Field(default=REPO_ROOT / "var")
+    # Default: var/ in a checkout, else $XDG_DATA_HOME/stickerpick (~/.local/share/stickerpick).
+    home: Path = Field(default_factory=_default_home)
     # DATABASE_URL (no prefix) wins; default: SQLite file in `home`.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     # Ranker: "auto" = trained PBR model dir if present, else the text baseline.
-    ranker: str = "auto"
+    ranker: Literal["auto", "pbr", "text-baseline"] = "auto"
     model_dir: Path | None = None
-    baseline_model_dir: Path = Field(default=REPO_ROOT / "models" / "baseline-minilm")
+    baseline_model_dir: Path = Field(
+        default_factory=lambda: (
+            REPO_ROOT / "models" / "baseline-minilm" if CHECKOUT else _default_home() / "baseline-minilm"
+        )
+    )
 
     # Dialogue history.
     history_turns: int = Field(default=8, ge=1, le=200)
@@ -47,7 +97,7 @@ class Settings(BaseSettings):
     max_k: int = Field(default=10, ge=1, le=50)
     sticker_cooldown_s: float = Field(default=3.0, ge=0)
 
-    # Runtime bounds (issue 8).
+    # Runtime bounds.
     # Messages that arrive together share one transaction (group commit), at most this many; 1: one each.
     ingest_batch: int = Field(default=512, ge=1)
     # Memory for the sticker matrices of recently active chats (chats with the same packs share one).
@@ -99,7 +149,7 @@ class Settings(BaseSettings):
     # the bot reads only messages that mention it, and /sticker works from its `about:` text.
     discord_message_content: bool = True
 
-    # Retraining (issue 7)
+    # Retraining
     # Re-ranking prior from the chat's own logged sends/picks: score + weight * log1p(n) / log1p(max n).
     usage_prior_weight: float = Field(default=0.0, ge=0)
     # Salt of the user-id hashes in `stickerpick data export` (never written out); unset: a random salt per
@@ -121,7 +171,13 @@ class Settings(BaseSettings):
     # How often a running bot looks at the registry's `current` pointer (0: never).
     model_check_s: float = Field(default=60.0, ge=0)
 
-    log_level: str = "INFO"
+    # An HTTP endpoint of the running bot with /healthz and /metrics (Prometheus); unset: none.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_listen: str = "127.0.0.1"
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # "json": one JSON object per log line (for log collectors).
+    log_format: Literal["text", "json"] = "text"
 
     @cached_property
     def db_url(self) -> str:
@@ -135,7 +191,7 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        """The model registry: ``<home>/models/<version>/`` and the ``current`` pointer (issue 7)."""
+        """The model registry: ``<home>/models/<version>/`` and the ``current`` pointer."""
         return self.home / "models"
 
     def registry_model_dir(self) -> Path | None:
@@ -150,7 +206,13 @@ class Settings(BaseSettings):
 
     @property
     def default_model_dir(self) -> Path:
-        return REPO_ROOT / "models" / "default"
+        return _shipped("models/default")
+
+    @property
+    def bundled_pack_dir(self) -> Path | None:
+        """The default pack's pictures and pack.json as shipped in the wheel (no npm needed), if present."""
+        pack = ASSETS_DIR / "packs" / "noto-emoji"
+        return pack if (pack / "pack.json").is_file() else None
 
     def serving_model_dir(self) -> Path:
         """The model the bots serve: an explicit STICKERPICK_MODEL_DIR, else the model promoted in the registry
@@ -160,9 +222,46 @@ class Settings(BaseSettings):
             return self.model_dir
         if self.ranker == "text-baseline":
             return self.baseline_model_dir
-        promoted = self.registry_model_dir()  # issue 7: a promoted model of the registry
+        promoted = self.registry_model_dir()  # a promoted model of the registry
         if promoted is not None:
             return promoted
         if self.ranker in ("auto", "pbr") and (self.default_model_dir / "manifest.json").is_file():
             return self.default_model_dir
         return self.baseline_model_dir
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field`` (its alias, else the prefixed upper-case name)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    return alias if isinstance(alias, str) else f"{ENV_PREFIX}{field.upper()}"
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per bad setting: ``STICKERPICK_TOP_K: Input should be ... (got 'x')``, no traceback. A
+    secret's value is never repeated."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = str((error.get("loc") or ("?",))[0])
+        got = error.get("input")
+        shown = "" if got is None or isinstance(got, dict) or _is_secret(field) else f" (got {str(got)!r})"
+        lines.append(f"{env_name(field)}: {error.get('msg', 'invalid value')}{shown}")
+    return "\n".join(lines)
+
+
+def _is_secret(field: str) -> bool:
+    info = Settings.model_fields.get(field)
+    return info is None or SecretStr in (info.annotation, *get_args(info.annotation))
+
+
+def load_settings(**values: Any) -> Settings:
+    """:class:`Settings`, with a bad value raised as a :class:`SettingsError` of one line per field."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+    except PydanticSettingsError as exc:  # a list or dict setting whose value is not JSON
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = env_name(match.group(1)) if match else "a setting"
+        why = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+        raise SettingsError(f'{name}: expected JSON, e.g. [1, 2] or ["a", "b"]{why}') from None

@@ -37,7 +37,7 @@ class MediaStore:
         return sha
 
     def sweep_temp(self, older_than_s: float = 3600.0) -> int:
-        """Delete temp files that a killed writer left behind (issue 8). A live writer's temp file exists for
+        """Delete temp files that a killed writer left behind. A live writer's temp file exists for
         milliseconds, so only those older than ``older_than_s`` go. Returns how many were removed."""
         removed = 0
         cutoff = time.time() - older_than_s

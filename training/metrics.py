@@ -1,4 +1,4 @@
-"""The evaluation metrics of ``shared/FORMAT.md``, over ranked candidate lists.
+"""The evaluation metrics of ``docs/FORMAT.md``, over ranked candidate lists.
 
 Per sample the caller gives the candidate ids ranked best first, the positive id, and an id → emoji ("alt")
 mapping. :func:`ranking_metrics` returns, **all as percentages (0-100)**, MRR included:

@@ -188,7 +188,7 @@ def retrain(
         raise RetrainError(
             "no checkpoint of the serving model to fine-tune: set STICKERPICK_RETRAIN_BASE_CHECKPOINT "
             "(e.g. var/runs/pbr-default/best.pt) or pass --base; the shipped model's checkpoint is rebuilt by "
-            "`bash scripts/prepare_data.sh && stickerpick train --config configs/pbr-default.yaml`"
+            "`bash scripts/prepare_data.sh DATA_ROOT && stickerpick train --config configs/pbr-default.yaml`"
         )
     if (
         current is None

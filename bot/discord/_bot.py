@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
@@ -91,7 +93,7 @@ class ShardedStickerBot(_StickerBotMixin, commands.AutoShardedBot):
 CONTENT_LOGGERS = ("discord.gateway", "discord.http", "discord.webhook", "discord.state")
 
 
-def build_bot(settings: Settings, service: StickerService) -> commands.Bot:
+def build_bot(settings: Settings, service: StickerService) -> commands.Bot | commands.AutoShardedBot:
     """The bot, not yet logged in; :func:`run` starts it, tests drive it offline."""
     # No voice here: spare the log discord.py's warnings about the voice libraries it would need.
     discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
@@ -118,6 +120,18 @@ async def sync_commands(tree: app_commands.CommandTree, settings: Settings) -> N
     log.info("synced %d global commands", len(synced))
 
 
+@contextlib.asynccontextmanager
+async def _health(settings: Settings, service: StickerService) -> AsyncIterator[None]:
+    """The /healthz and /metrics endpoint while the bot runs, when STICKERPICK_METRICS_PORT is set."""
+    if settings.metrics_port is None:
+        yield
+        return
+    from bot.health import HealthServer
+
+    async with HealthServer(service, settings.metrics_port, settings.metrics_listen):
+        yield
+
+
 def redact_token(token: str) -> None:
     """From now on no log record, traceback or :func:`~bot.redaction.describe` text shows ``token`` or its
     secret parts: Discord tokens are ``<base64 bot id>.<timestamp>.<hmac>``; the id is public, the rest is
@@ -139,9 +153,21 @@ async def serve(settings: Settings) -> None:
     token = settings.discord_token.get_secret_value()
     redact_token(token)
     bot = build_bot(settings, service)
+    loop = asyncio.get_running_loop()
+    closing: list[asyncio.Task[None]] = []
+
+    def on_sigterm() -> None:  # systemd, docker stop, Kubernetes: close like Ctrl-C does
+        log.info("SIGTERM: closing the Discord connection")
+        if not closing:
+            closing.append(loop.create_task(bot.close()))
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread / Windows
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     try:
-        async with bot:
+        async with _health(settings, service), bot:
             await bot.start(token)
+        if closing:
+            await closing[0]
     except discord.LoginFailure:
         raise SystemExit(TOKEN_REFUSED) from None
     except discord.PrivilegedIntentsRequired:
@@ -150,10 +176,13 @@ async def serve(settings: Settings) -> None:
         log.error("the Discord bot stopped", exc_info=exc)
         raise SystemExit(f"The Discord bot stopped: {describe(exc)}") from None
     finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
         await service.close()
 
 
 def run(settings: Settings) -> None:
-    """Run the Discord bot until interrupted (`stickerpick discord`)."""
+    """Run the Discord bot until interrupted (`stickerpick discord`): Ctrl-C or SIGTERM close the connection
+    and the service (pending messages are committed)."""
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: discord.py and the service close on the way out
         asyncio.run(serve(settings))

@@ -12,6 +12,7 @@ import discord
 from discord import app_commands
 
 from bot.discord import _texts as texts
+from engine import metrics
 from engine.library import PackError
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ async def answer_error(interaction: discord.Interaction, error: BaseException) -
     message = user_message(error, command)
     if message is None:
         original = getattr(error, "original", error)
+        metrics.ERRORS.labels("discord", "handler").inc()
         log.error(
             "interaction %s (%s) failed in guild %s channel %s",
             interaction.id,

@@ -45,7 +45,7 @@ class HistoryCog(commands.Cog, name="History"):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.stickers and message.guild is not None:  # issue 7
+        if message.stickers and message.guild is not None:
             await self._record_stickers(message)
         if not should_record(message):
             return
@@ -63,7 +63,7 @@ class HistoryCog(commands.Cog, name="History"):
             log.exception("could not record message %s in channel %s", message.id, message.channel.id)
 
     async def _record_stickers(self, message: discord.Message) -> None:
-        """Issue 7: stickers someone sent; the engine keeps them for retraining where logging is on and the
+        """Stickers someone sent; the engine keeps them for retraining where logging is on and the
         sticker is one of the server's packs."""
         if (
             not isinstance(message.channel, CONVERSATION_CHANNELS)

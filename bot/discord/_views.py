@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from typing import cast
 
 import discord
 
@@ -114,7 +115,7 @@ class StickerPicker(discord.ui.View):
         self._lock = asyncio.Lock()
         if len(self.items) < 2:
             self.remove_item(self.pick)
-        self._refresh()
+        self._sync_options()
 
     # ------------------------------------------------------------------ text and state
     def describe(self, index: int) -> str:
@@ -127,7 +128,7 @@ class StickerPicker(discord.ui.View):
     def summary(self, lead: str) -> str:
         return lead + (f"\n{texts.PICK_HINT}" if len(self.items) > 1 else "")
 
-    def _refresh(self) -> None:
+    def _sync_options(self) -> None:
         options = []
         for i, item in enumerate(self.items):
             options.append(
@@ -138,7 +139,7 @@ class StickerPicker(discord.ui.View):
                     default=i == self.current,
                 )
             )
-        self.pick.options = options
+        cast("discord.ui.Select[StickerPicker]", self.pick).options = options
         self.remove.disabled = self.posted is None
 
     # ------------------------------------------------------------------ callbacks
@@ -171,7 +172,7 @@ class StickerPicker(discord.ui.View):
                 old, self.posted, self.current = self.posted, new, index
                 await delete_quietly(old)
                 lead = texts.REPLACED.format(label=self.describe(index), pack=self.pack_suffix(index))
-            self._refresh()
+            self._sync_options()
             await interaction.edit_original_response(content=self.summary(lead), view=self)
 
     @discord.ui.button(label=texts.BUTTON_REMOVE, emoji="🗑️", style=discord.ButtonStyle.secondary)
@@ -180,7 +181,7 @@ class StickerPicker(discord.ui.View):
         async with self._lock:
             await delete_quietly(self.posted)
             self.posted, self.current = None, None
-            self._refresh()
+            self._sync_options()
             await interaction.edit_original_response(content=self.summary(texts.REMOVED), view=self)
 
     async def on_error(

@@ -7,7 +7,7 @@ import logging
 from urllib.parse import urlparse
 
 from telegram import BotCommand, Update
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import AIORateLimiter, Application, BaseRateLimiter, ContextTypes
 from telegram.request import BaseRequest
 
@@ -16,6 +16,7 @@ from bot.telegram import _texts as texts
 from bot.telegram._admin import AdminCache
 from bot.telegram._context import DEPS_KEY, PLATFORM, Deps, deps
 from bot.telegram._errors import describe, install_redaction, on_error
+from bot.telegram._updates import PerChatUpdateProcessor
 from engine.service import StickerService
 from engine.settings import Settings
 
@@ -47,6 +48,16 @@ QUIET_LOGGERS = ("httpx", "httpcore")
 # Issue 14: at DEBUG python-telegram-bot logs every update and every Bot API call with its parameters and
 # result (message text); it never logs below INFO here, whatever STICKERPICK_LOG_LEVEL says.
 CONTENT_LOGGERS = ("telegram",)
+HEALTH_KEY = "stickerpick.health"
+# Updates handled at once (each chat's still in order): a slow /sticker in one group no longer holds up the
+# others, and messages arriving together share a group commit.
+CONCURRENT_UPDATES = 32
+# Start-up is retried while Telegram cannot be reached (for ever, backing off to 30 s): first getMe by
+# wait_for_telegram, with a warning each time, then PTB's own bootstrap (deleteWebhook/setWebhook) with -1 =
+# for ever. A refused token still stops at once.
+START_RETRY_FIRST_S = 0.5
+START_RETRY_MAX_S = 30.0
+BOOTSTRAP_RETRIES = -1
 
 
 def file_base_url(base_url: str) -> str:
@@ -78,6 +89,8 @@ def build_application(
         .token(token)
         .rate_limiter(rate_limiter or AIORateLimiter(max_retries=FLOOD_MAX_RETRIES))
         .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .concurrent_updates(PerChatUpdateProcessor(CONCURRENT_UPDATES))
     )
     if settings.telegram_base_url:
         builder = builder.base_url(settings.telegram_base_url).base_file_url(
@@ -100,16 +113,56 @@ def build_application(
 
 
 async def _post_init(app: Application) -> None:
+    settings = deps_of(app).settings
+    if settings.metrics_port is not None:
+        from bot.health import HealthServer
+
+        server = HealthServer(deps_of(app).service, settings.metrics_port, settings.metrics_listen)
+        app.bot_data[HEALTH_KEY] = await server.start()
     try:
         await app.bot.set_my_commands(COMMANDS)
     except TelegramError as exc:  # a nicety: the command menu; never a reason not to start
         log.warning("could not set the command menu: %s", describe(exc))
 
 
+async def _post_shutdown(app: Application) -> None:
+    server = app.bot_data.pop(HEALTH_KEY, None)
+    if server is not None:
+        await server.stop()
+
+
+def deps_of(app: Application) -> Deps:
+    deps_: Deps = app.bot_data[DEPS_KEY]
+    return deps_
+
+
 async def retention_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     deleted = await deps(context).service.apply_retention(PLATFORM)
     if deleted:
         log.info("retention: %d old messages deleted", deleted)
+
+
+async def wait_for_telegram(app: Application) -> None:
+    """Until the Bot API answers ``getMe``: retry with a warning while the network (or Telegram) is down,
+    backing off from ``START_RETRY_FIRST_S`` to ``START_RETRY_MAX_S``; a refused token raises at once."""
+    delay = START_RETRY_FIRST_S
+    while True:
+        try:
+            await app.bot.initialize()  # getMe
+            return
+        except InvalidToken:
+            raise
+        except (NetworkError, TimedOut) as exc:  # no connection, DNS, timeouts, Telegram's 5xx
+            log.warning("Telegram cannot be reached (%s): retrying in %.1f s", describe(exc), delay)
+        await asyncio.sleep(delay)
+        delay = min(START_RETRY_MAX_S, delay * 2)
+
+
+def serve_when_reachable(app: Application, settings: Settings) -> None:
+    """:func:`serve` once Telegram answers: while it cannot be reached at start-up, retry (with a warning)
+    instead of exiting. Runs on the current event loop."""
+    asyncio.get_event_loop().run_until_complete(wait_for_telegram(app))
+    serve(app, settings)
 
 
 def serve(app: Application, settings: Settings) -> None:
@@ -125,9 +178,12 @@ def serve(app: Application, settings: Settings) -> None:
             secret_token=secret.get_secret_value() if secret else None,
             allowed_updates=ALLOWED_UPDATES,
             close_loop=False,
+            bootstrap_retries=BOOTSTRAP_RETRIES,
         )
     else:
-        app.run_polling(allowed_updates=ALLOWED_UPDATES, close_loop=False)
+        app.run_polling(
+            allowed_updates=ALLOWED_UPDATES, close_loop=False, bootstrap_retries=BOOTSTRAP_RETRIES
+        )
 
 
 def run(settings: Settings) -> None:
@@ -150,7 +206,7 @@ def run(settings: Settings) -> None:
             app = build_application(settings, service)
             mode = "webhook" if settings.telegram_webhook_url else "polling"
             log.info("telegram bot starting (%s, model %s)", mode, service.ranker.version)
-            serve(app, settings)
+            serve_when_reachable(app, settings)
         except InvalidToken:  # issue 14: one line, no token, no traceback (PTB's text quotes the token)
             log.debug("Telegram refused the token", exc_info=True)  # scrubbed by the redaction
             raise SystemExit(texts.TOKEN_REFUSED) from None

@@ -16,6 +16,7 @@ from telegram.ext import ContextTypes
 from bot.redaction import REDACTED, describe, redact
 from bot.redaction import install_redaction as _install
 from bot.telegram import _texts as texts
+from engine import metrics
 
 __all__ = ["REDACTED", "describe", "install_redaction", "on_error", "redact"]
 
@@ -31,6 +32,7 @@ def install_redaction(token: str) -> None:
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """PTB's error handler: log (redacted) and, where there is a chat, say sorry; never raise."""
     error = context.error
+    metrics.ERRORS.labels("telegram", "handler").inc()
     log.error("update %s failed: %s", _update_id(update), error and describe(error), exc_info=error)
     if not isinstance(update, Update):
         return

@@ -29,7 +29,7 @@ async def record_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def record_sticker(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Issue 7: a sticker someone sent in a group; the engine keeps it for retraining if logging is on there
+    """A sticker someone sent in a group; the engine keeps it for retraining if logging is on there
     and the sticker is one of the chat's packs (keyed by its stable ``file_unique_id``)."""
     message, chat = message_and_chat(update)
     if message.sticker is None:

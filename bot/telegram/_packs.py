@@ -250,7 +250,17 @@ async def addpack_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if not context.args:
         await message.reply_text(texts.ADDPACK_USAGE, parse_mode=texts.PARSE_MODE, do_quote=True)
         return
-    name = parse_set_name(context.args[0])
+    d = deps(context)
+    raw = context.args[0].strip()
+    if "/" not in raw and ":" not in raw and await d.service.has_pack(raw, platform="local"):
+        # a pack of the library by name (the default noto-emoji after a /removepack, a pack imported with
+        # `stickerpick packs add`): names with hyphens are no Telegram set names
+        await d.service.enable_pack(chat_ref(chat), raw, by=speaker(message))
+        await message.reply_text(
+            texts.LIBRARY_PACK_ADDED.format(name=texts.html(raw)), parse_mode=texts.PARSE_MODE, do_quote=True
+        )
+        return
+    name = parse_set_name(raw)
     if name is None:
         await message.reply_text(
             texts.ADDPACK_BAD_NAME.format(name=texts.html(context.args[0][:80])),
@@ -258,7 +268,6 @@ async def addpack_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             do_quote=True,
         )
         return
-    d = deps(context)
     if _already_importing(d, name):
         await message.reply_text(
             texts.ALREADY_IMPORTING.format(name=texts.html(name)), parse_mode=texts.PARSE_MODE, do_quote=True

@@ -77,7 +77,7 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     d.forget_user(query.from_user.id)
     await query.answer()
     with suppress(TelegramError):
-        await query.edit_message_text(texts.FORGET_DONE.format(n=n))
+        await query.edit_message_text(texts.FORGET_DONE.format(n=n, s="" if n == 1 else "s"))
 
 
 def handlers() -> list[BaseHandler]:

@@ -14,6 +14,7 @@ import logging
 import re
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from telegram import (
@@ -88,8 +89,8 @@ def keyboard(suggestion_id: int, items: list[SuggestedSticker], shown: int) -> I
 
 def webp_bytes(path: Path) -> bytes:
     """A stored still as a WebP sticker (what sendSticker accepts for uploads)."""
-    with Image.open(path) as im:
-        im = im.convert("RGBA")
+    with Image.open(path) as src:
+        im = src.convert("RGBA")
         scale = STICKER_SIDE / max(im.size)
         size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
         im = im.resize(size, Image.Resampling.LANCZOS)
@@ -114,7 +115,11 @@ async def send_suggested(
 ) -> Message:
     """Send one suggested sticker: by file_id when Telegram knows it, else upload the stored still once."""
     reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
-    kwargs = {"reply_parameters": reply, "message_thread_id": thread_id, "reply_markup": markup}
+    kwargs: dict[str, Any] = {
+        "reply_parameters": reply,
+        "message_thread_id": thread_id,
+        "reply_markup": markup,
+    }
     file_id = file_id_for(d, item)
     if file_id:
         try:

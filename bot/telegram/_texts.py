@@ -78,10 +78,12 @@ ADMIN_CHECK_FAILED = "I couldn't check this chat's admins just now. Please try a
 
 # ------------------------------------------------------------------ packs
 ADDPACK_USAGE = (
-    "Send /addpack with a sticker set's name or link, e.g. <code>/addpack https://t.me/addstickers/Animals</code>."
+    "Send /addpack with a sticker set's name or link, e.g. <code>/addpack https://t.me/addstickers/Animals</code>,"
+    " or the name of one of my own packs, e.g. <code>/addpack noto-emoji</code>."
     " Or send me one of its stickers in a private chat."
 )
-ADDPACK_BAD_NAME = "{name} is not a sticker set name or t.me/addstickers link."
+ADDPACK_BAD_NAME = "{name} is not a sticker set name or t.me/addstickers link, nor one of my packs."
+LIBRARY_PACK_ADDED = "Done: this chat uses the pack <b>{name}</b> now. /packs lists them."
 SET_NOT_FOUND = "I can't find a sticker set called <b>{name}</b>."
 SET_CUSTOM_EMOJI = "<b>{name}</b> is a custom emoji set; I can only use sticker sets."
 SET_LOOKUP_FAILED = "I couldn't reach Telegram to look up <b>{name}</b>. Please try again in a minute."
@@ -122,7 +124,7 @@ FORGET_CONFIRM = (
 )
 FORGET_YES = "Yes, forget me"
 FORGET_NO = "Cancel"
-FORGET_DONE = "Done: I deleted {n} messages of yours and everything else I kept about you, in every chat."
+FORGET_DONE = "Done: I deleted {n} message{s} of yours and everything else I kept about you, in every chat."
 FORGET_CANCELLED = "Cancelled: nothing was deleted."
 NOT_YOUR_BUTTON = "This button is for the person who asked."
 

@@ -24,6 +24,7 @@ from engine.db._session import (
     current_revision,
     head_revision,
     is_sqlite,
+    rowcount,
     sessionmaker,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "current_revision",
     "head_revision",
     "is_sqlite",
+    "rowcount",
     "sessionmaker",
     "utcnow",
 ]

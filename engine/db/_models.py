@@ -200,7 +200,7 @@ class Feedback(Base):
 
 
 class TrainingSample(Base):
-    """A logged retraining sample (issue 7): a sticker a user sent, or picked after /sticker, with the dialogue
+    """A logged retraining sample: a sticker a user sent, or picked after /sticker, with the dialogue
     before it snapshotted at capture time. Written only while the chat's logging is on; history retention never
     touches it, ``/forget`` (the sender's samples, and their turns in others' contexts) and ``/logging off``
     (the chat's samples) delete it."""

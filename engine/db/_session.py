@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -109,3 +109,9 @@ async def check_schema(engine: AsyncEngine) -> None:
             f"The database {engine.url.render_as_string(hide_password=True)} {state}; this version of "
             f"stickerpick needs revision {head}. Run `stickerpick db upgrade` first."
         )
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE/DELETE matched (``Session.execute`` is typed as a plain Result; DML gives a
+    CursorResult, which has the count)."""
+    return int(cast("CursorResult[Any]", result).rowcount or 0)

@@ -48,7 +48,7 @@ class PBRRanker:
             "last_hidden_state",
             threads,
         )
-        # The image tower runs only when stickers are indexed: loaded on first use (issue 8: a serving bot
+        # The image tower runs only when stickers are indexed: loaded on first use (a serving bot
         # whose library is embedded never pays its memory).
         self._image_path = self.model_dir / files["image"]
         self._threads = threads

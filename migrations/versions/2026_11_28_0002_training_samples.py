@@ -1,4 +1,4 @@
-"""training samples: logged retraining samples (issue 7), untouched by history retention
+"""training samples: logged retraining samples, untouched by history retention
 
 Revision ID: 0002
 Revises: 0001

@@ -1,6 +1,6 @@
 """``stickerpick data …``: convert the public corpora to the dataset format, build the default emoji pack.
 
-Paths are always arguments: nothing here knows where ``shared/data`` lives.
+Paths are always arguments: nothing here knows where the corpora live (docs/FORMAT.md).
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ class Style(StrEnum):
 def convert(
     dataset: DatasetName = typer.Argument(..., help="Which corpus to convert."),
     data_root: Path = typer.Option(
-        ..., "--data-root", help="The folder of the public corpora (holds tweeteval/, meld/, …)."
+        ...,
+        "--data-root",
+        help="The folder of the public corpora (holds tweeteval/, meld/, …; see docs/FORMAT.md).",
     ),
     out: Path = typer.Option(..., "--out", help="Dataset folder to write (train and val splits)."),
     style: list[Style] = typer.Option(

@@ -1,4 +1,4 @@
-"""Converters from the public corpora in ``shared/data`` (see its README) to the dataset format.
+"""Converters from the public corpora (``--data-root``, see docs/FORMAT.md) to the dataset format.
 
 Each writes a dataset folder with ``train`` and ``val`` splits (never ``test``: the test splits are held out)
 whose stickers are emoji artwork (:mod:`training.data.emoji_art`): one sticker set per art style, and a class
@@ -162,9 +162,7 @@ def _lines(path: Path) -> list[str]:
     """A text file's lines split on "\\n" only (tweets may hold U+2028 or U+0085, which ``splitlines``
     would split on), without the empty piece after the final newline."""
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found (is --data-root the folder of the public corpora, with tweeteval/ and meld/?)"
-        )
+        raise FileNotFoundError(f"{path} not found (does --data-root hold the corpora? see docs/FORMAT.md)")
     lines = path.read_text(encoding="utf-8").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -361,7 +359,7 @@ def convert_meld(
             path = base / f"{name}_sent_emo.csv"
             if not path.is_file():
                 raise FileNotFoundError(
-                    f"{path} not found (is --data-root the folder of the public corpora, with tweeteval/ and meld/?)"
+                    f"{path} not found (does --data-root hold the corpora? see docs/FORMAT.md)"
                 )
             dialogues: dict[int, list[tuple[int, str, str | None, str]]] = {}
             with path.open(encoding="utf-8-sig", newline="") as f:

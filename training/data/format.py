@@ -1,4 +1,4 @@
-"""Reader and writer of the one dataset format (``shared/FORMAT.md``, the StickerChat layout).
+"""Reader and writer of the one dataset format (``docs/FORMAT.md``, the StickerChat layout).
 
 ```
 DATASET/
@@ -40,7 +40,7 @@ CANDIDATE_SEED = 0
 
 
 class DatasetError(ValueError):
-    """A dataset file does not follow FORMAT.md; the message names the file and line."""
+    """A dataset file does not follow docs/FORMAT.md; the message names the file and line."""
 
 
 def split_file(root: Path | str, split: str) -> Path:

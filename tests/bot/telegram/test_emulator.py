@@ -252,7 +252,7 @@ async def test_a_group_conversation_through_the_emulator(bot: Users, service: St
 
     async def forgotten() -> bool:
         messages = await bot.bot_messages()
-        return messages[6]["message"]["text"].startswith("Done: I deleted 1 messages")
+        return messages[6]["message"]["text"].startswith("Done: I deleted 1 message of yours")
 
     await wait_for(forgotten)
     assert [t.speaker for t in await service.recent(GROUP_REF)] == ["Alice", "Alice"]
