@@ -157,6 +157,22 @@ def emoji_from_filename(stem: str) -> str | None:
     return found[0]["emoji"] if found else None
 
 
+# Code points and hashes (with a digit: "face" and "cafe" are words), or no letters at all.
+_HEXLIKE = re.compile(r"(?=.*\d)(?:[0-9a-fA-F]{4,6}(-[0-9a-fA-F]{4,6})*|[0-9a-fA-F-]{8,})|[\W\d_]*")
+
+
+def words_from_filename(stem: str) -> str | None:
+    """The words of a file name, as a sticker's text: 'happy_cat-2' → 'happy cat'. None for names that say
+    nothing: code points ('1f602'), hashes and ids ('a3f9c2e1', '0042'), camera names ('IMG_0042')."""
+    if _HEXLIKE.fullmatch(stem):
+        return None
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", stem)  # camelCase → camel Case
+    words = [w for w in re.split(r"[\W\d_]+", spaced) if len(w) > 1 or not w.isascii()]
+    words = [w for w in words if w.lower() not in {"img", "image", "sticker", "stickers", "copy", "final"}]
+    text = " ".join(words).lower()
+    return text[:80] if text else None
+
+
 def _read_limited(raw: bytes | None, opener: Callable[[], IO[bytes]], max_bytes: int) -> bytes:
     if raw is not None:
         return raw
@@ -297,6 +313,9 @@ def iter_pack_source(source: Path, max_files: int, max_bytes: int) -> tuple[dict
                 info.get("emoji") or mapping.get(sticker_id) or mapping.get(stem) or emoji_from_filename(stem)
             )
             tags = tuple(str(t) for t in (info.get("tags") or []))
+            if not tags:  # an upload's file name is often all the text it has: "happy_cat.png"
+                words = words_from_filename(stem)
+                tags = (words,) if words else ()
             yield PackEntry(name, sticker_id, em, tags, read)
 
     return meta, entries(), len(members)

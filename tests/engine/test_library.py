@@ -8,11 +8,18 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 
 from engine import library
 from engine.db import Pack, Sticker, StickerEmbedding
-from engine.library import EmbeddingFailed, PackError, PlatformSticker, emoji_from_filename
+from engine.library import (
+    EmbeddingFailed,
+    PackError,
+    PlatformSticker,
+    emoji_from_filename,
+    words_from_filename,
+)
 from engine.service import ChatRef, StickerService
 from engine.store import MediaStore
 from tests.auxil import media
@@ -366,3 +373,35 @@ def test_the_media_store_writes_whole_files_or_nothing(tmp_path, monkeypatch):
     live.write_bytes(png[:10])
     assert store.sweep_temp() == 1
     assert not stale.exists() and live.exists() and store.has(sha)
+
+
+@pytest.mark.parametrize(
+    ("stem", "words"),
+    [
+        ("happy_cat-2", "happy cat"),
+        ("thumbsUp", "thumbs up"),
+        ("грустный_кот", "грустный кот"),
+        ("face", "face"),
+        ("1f602", None),
+        ("1f469-200d-1f4bb", None),
+        ("a3f9c2e1", None),
+        ("IMG_0042", None),
+        ("0042", None),
+    ],
+)
+def test_words_from_filename(stem: str, words: str | None) -> None:
+    assert words_from_filename(stem) == words
+
+
+def test_an_uploads_file_name_is_its_text(tmp_path: Path) -> None:
+    """A folder of pictures with no pack.json: each file name's words become the sticker's tags, so a model
+    that reads sticker text has something to read."""
+    from engine.library import iter_pack_source
+
+    folder = tmp_path / "pack"
+    folder.mkdir()
+    for name in ("happy_cat.png", "1f602.png", "IMG_0042.png"):
+        Image.new("RGBA", (8, 8), (200, 10, 10, 255)).save(folder / name)
+    _, entries, n = iter_pack_source(folder, max_files=10, max_bytes=1 << 20)
+    tags = {e.file: e.tags for e in entries}
+    assert n == 3 and tags == {"happy_cat.png": ("happy cat",), "1f602.png": (), "IMG_0042.png": ()}
