@@ -7,7 +7,7 @@ import logging
 from urllib.parse import urlparse
 
 from telegram import BotCommand, Update
-from telegram.error import InvalidToken, NetworkError, TelegramError, TimedOut
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import AIORateLimiter, Application, BaseRateLimiter, ContextTypes
 from telegram.request import BaseRequest
 
@@ -150,7 +150,7 @@ async def wait_for_telegram(app: Application) -> None:
         try:
             await app.bot.initialize()  # getMe
             return
-        except InvalidToken:
+        except (InvalidToken, BadRequest):  # Telegram answered: retrying will not change its answer
             raise
         except (NetworkError, TimedOut) as exc:  # no connection, DNS, timeouts, Telegram's 5xx
             log.warning("Telegram cannot be reached (%s): retrying in %.1f s", describe(exc), delay)
