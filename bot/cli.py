@@ -766,7 +766,7 @@ def retrain_cmd(
     model on the same held-back logs and validation sets, and promote the candidate unless it is worse."""
     import time as _time
 
-    from training.retrain import RetrainError, retrain
+    from retraining.retrain import RetrainError, retrain
 
     settings = Settings()
     work = settings.home / "retrain" / _time.strftime("%Y%m%d-%H%M%S")

@@ -18,7 +18,7 @@ What is simulated:
 - timestamps increase dialogue by dialogue (shuffled order), so the held-back slice is the latest part.
 
 Then (``run``): the serving model vs a short fine-tune from the serving model's checkpoint on the simulated
-train slice + the base data (``training.retrain.retrain_config``, bounded by ``max_steps``) vs that fine-tune +
+train slice + the base data (``retraining.retrain.retrain_config``, bounded by ``max_steps``) vs that fine-tune +
 the usage prior, whose weight is picked on a validation part of the train slice (its newest part, by time),
 never on the held-back slice. Metrics: R@1, MRR, macro-F1 on the held-back slice.
 """
@@ -206,8 +206,8 @@ def measure(
     """R@1, MRR, macro-F1 on ``logs``' val split, the usage prior added at ``weight``; ``scorer`` reuses the
     model's scores of an earlier call."""
     from engine.ranking import load_ranker
+    from retraining.retrain import PriorScorer
     from training.evaluate import EngineScorer, evaluate
-    from training.retrain import PriorScorer
 
     if scorer is None:
         ranker = load_ranker("auto", model_dir)
@@ -219,9 +219,9 @@ def measure(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from engine.settings import Settings
+    from retraining.retrain import base_config, retrain_config
     from training.finetune import finetune
     from training.model import load_checkpoint
-    from training.retrain import base_config, retrain_config
 
     out = Path(args.out)
     t0 = time.time()
@@ -294,7 +294,9 @@ def pick_weight(model_dir: Path, tune: Path) -> tuple[float, dict[str, float]]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m training.simulate_logs", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m retraining.simulate_logs", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument(
         "--source",
         default="var/datasets/dailydialog-accompany",

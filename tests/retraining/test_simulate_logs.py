@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retraining.retrain import PriorScorer
+from retraining.simulate_logs import CachedScorer, dialogues, main, simulate
 from training.chatlogs import read_meta
 from training.data.format import CurrentSticker, Sample, StickerDataset, StickerEntry, Turn, write_dataset
 from training.evaluate import evaluate
-from training.retrain import PriorScorer
-from training.simulate_logs import CachedScorer, dialogues, main, simulate
 
 EMOJI = ["😄", "😢", "😠", "😮", "😨", "🤢", "😐"]
 

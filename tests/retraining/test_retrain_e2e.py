@@ -14,7 +14,7 @@ from engine.registry import ModelRegistry
 from engine.settings import Settings
 from tests.engine.test_service import make_pack
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "training"))
 from tiny_data import make_dataset
 
 LINES = {
@@ -59,9 +59,9 @@ def _tiny_base(tmp: Path, data: Path) -> tuple[Path, Path, Path]:
 async def test_log_export_retrain_promote_rollback(tmp_path: Path, database_url: str):
     from engine.service import open_service
     from migrations import upgrade_async
+    from retraining.retrain import retrain
     from training.chatlogs import export_from_service, read_meta
     from training.data.format import StickerDataset
-    from training.retrain import retrain
 
     ckpt, base_dir, cfg_file = _tiny_base(tmp_path, make_dataset(tmp_path / "tiny-data"))
     settings = Settings(
