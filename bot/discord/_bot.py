@@ -20,6 +20,8 @@ from discord.ext import commands
 from bot.discord._cog import StickerCog
 from bot.discord._errors import answer_error
 from bot.discord._history import HistoryCog
+from bot.discord._texts import Translator
+from bot.i18n import use_language
 from bot.redaction import describe, install_redaction
 from engine.service import StickerService
 from engine.settings import Settings
@@ -46,6 +48,11 @@ def intents_for(settings: Settings) -> discord.Intents:
 
 
 class StickerTree(app_commands.CommandTree):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Every command (its checks and errors too) answers in the language of the user's Discord client."""
+        use_language(interaction.locale.value)
+        return True
+
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
@@ -73,6 +80,7 @@ class _StickerBotMixin:
         bot: commands.Bot = self  # type: ignore[assignment]
         await bot.add_cog(HistoryCog(bot, self.service))
         await bot.add_cog(StickerCog(bot, self.service))
+        await bot.tree.set_translator(Translator())
         await sync_commands(bot.tree, self.settings)
 
 

@@ -109,13 +109,8 @@ class StickerCog(commands.Cog, name="Stickers"):
             picker.stop()
 
     # ------------------------------------------------------------------ /sticker
-    @app_commands.command(
-        name="sticker", description="Post the sticker from this server's packs that fits the chat"
-    )
-    @app_commands.describe(
-        k="How many of the best stickers to choose from",
-        about="Find a sticker for this text instead of the recent conversation",
-    )
+    @app_commands.command(name="sticker", description=texts.described("CMD_STICKER"))
+    @app_commands.describe(k=texts.described("CMD_STICKER_K"), about=texts.described("CMD_STICKER_ABOUT"))
     @app_commands.guild_only()
     @app_commands.checks.cooldown(STICKER_RATE, STICKER_PER_S, key=_per_channel)
     async def sticker(
@@ -154,7 +149,7 @@ class StickerCog(commands.Cog, name="Stickers"):
         await interaction.edit_original_response(content=picker.summary(lead), view=picker)
 
     # ------------------------------------------------------------------ packs
-    @app_commands.command(name="packs", description="The sticker packs this server uses")
+    @app_commands.command(name="packs", description=texts.described("CMD_PACKS"))
     @app_commands.guild_only()
     async def packs(self, interaction: discord.Interaction) -> None:
         guild = require_guild(interaction)
@@ -174,14 +169,12 @@ class StickerCog(commands.Cog, name="Stickers"):
             lines.append(line)
         await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
-    @app_commands.command(
-        name="addpack", description="Add this server's stickers, or uploaded images or a .zip, as a pack"
-    )
+    @app_commands.command(name="addpack", description=texts.described("CMD_ADDPACK"))
     @app_commands.describe(
-        file="An image or a .zip of images (leave empty to add this server's own stickers)",
-        name="Name for an uploaded pack, or a shared pack to use (e.g. noto-emoji)",
-        file2="Another image",
-        file3="Another image",
+        file=texts.described("CMD_ADDPACK_FILE"),
+        name=texts.described("CMD_ADDPACK_NAME"),
+        file2=texts.described("CMD_ADDPACK_FILE2"),
+        file3=texts.described("CMD_ADDPACK_FILE2"),
     )
     @app_commands.guild_only()
     @app_commands.checks.cooldown(ADDPACK_RATE, ADDPACK_PER_S, key=_per_guild)
@@ -211,8 +204,8 @@ class StickerCog(commands.Cog, name="Stickers"):
             outcome = await import_server_stickers(self.service, guild, interaction.user)
         await interaction.edit_original_response(content=import_summary(outcome))
 
-    @app_commands.command(name="removepack", description="Stop using a sticker pack in this server")
-    @app_commands.describe(name="The pack's name, as /packs shows it")
+    @app_commands.command(name="removepack", description=texts.described("CMD_REMOVEPACK"))
+    @app_commands.describe(name=texts.described("CMD_REMOVEPACK_NAME"))
     @app_commands.guild_only()
     @pack_managers_only()
     async def removepack(
@@ -241,10 +234,8 @@ class StickerCog(commands.Cog, name="Stickers"):
         ][:MAX_SELECT_OPTIONS]
 
     # ------------------------------------------------------------------ privacy
-    @app_commands.command(name="logging", description="Allow keeping this channel's messages for retraining")
-    @app_commands.describe(
-        state="on: messages here may be kept to improve the model; off (default): they are not"
-    )
+    @app_commands.command(name="logging", description=texts.described("CMD_LOGGING"))
+    @app_commands.describe(state=texts.described("CMD_LOGGING_STATE"))
     @app_commands.guild_only()
     @pack_managers_only()
     async def logging_(
@@ -256,7 +247,8 @@ class StickerCog(commands.Cog, name="Stickers"):
         chat = channel_chat(channel)
         where = getattr(channel, "mention", "this channel")
         if state is None:
-            current = "on" if await self.service.logging_enabled(chat) else "off"
+            on = await self.service.logging_enabled(chat)
+            current = texts.STATE_ON if on else texts.STATE_OFF
             await interaction.response.send_message(
                 texts.LOGGING_STATE.format(state=current, channel=where), ephemeral=True
             )
@@ -265,19 +257,22 @@ class StickerCog(commands.Cog, name="Stickers"):
         detail = texts.LOGGING_ON_DETAIL if state == "on" else texts.LOGGING_OFF_DETAIL
         await interaction.response.send_message(
             texts.LOGGING_SET.format(
-                user=interaction.user.mention, state=state, channel=where, detail=detail
+                user=interaction.user.mention,
+                state=texts.STATE_ON if state == "on" else texts.STATE_OFF,
+                channel=where,
+                detail=detail,
             ),
             allowed_mentions=discord.AllowedMentions.none(),
         )
 
-    @app_commands.command(name="forget", description="Delete everything stickerpick keeps about you")
+    @app_commands.command(name="forget", description=texts.described("CMD_FORGET"))
     @app_commands.checks.cooldown(FORGET_RATE, FORGET_PER_S, key=_per_user)
     async def forget(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         n = await self.service.forget(user_ref(interaction.user))
         await interaction.edit_original_response(content=texts.FORGOT.format(n=n, s=texts.plural(n)))
 
-    @app_commands.command(name="help", description="What stickerpick does, its commands and what it keeps")
+    @app_commands.command(name="help", description=texts.described("CMD_HELP"))
     async def help(self, interaction: discord.Interaction) -> None:
         text = texts.HELP.format(
             k=self.settings.top_k,

@@ -33,7 +33,7 @@ def user_message(error: BaseException, command: str | None = None) -> str | None
     if isinstance(error, Refusal | PackError):
         return str(error)
     if isinstance(error, app_commands.CommandOnCooldown):
-        what = f"`/{command}`" if command else "This command"
+        what = f"`/{command}`" if command else texts.THIS_COMMAND
         return texts.COOLDOWN.format(command=what, seconds=max(1.0, error.retry_after))
     if isinstance(error, NotPackManager):
         return texts.MANAGERS_ONLY

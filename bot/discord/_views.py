@@ -19,6 +19,7 @@ from bot.discord import _texts as texts
 from bot.discord._errors import Refusal, answer_error
 from bot.discord._packs import display_name, server_pack_name
 from bot.discord._refs import channel_chat, user_ref
+from bot.i18n import use_language
 from engine.service import StickerService, SuggestedSticker, SuggestResult
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,9 @@ class StickerPicker(discord.ui.View):
         self.posted: discord.Message | None = posted
         self.current: int | None = 0
         self._lock = asyncio.Lock()
+        # the decorators' texts are English (module import): word them for this /sticker's language
+        cast("discord.ui.Select[StickerPicker]", self.pick).placeholder = texts.PICK_PLACEHOLDER
+        self.remove.label = texts.BUTTON_REMOVE
         if len(self.items) < 2:
             self.remove_item(self.pick)
         self._sync_options()
@@ -123,7 +127,8 @@ class StickerPicker(discord.ui.View):
         return f"**{texts.md(self.poster.label(item))}**"
 
     def pack_suffix(self, index: int) -> str:
-        return f" from *{texts.md(display_name(self.poster.guild.id, self.items[index].pack_name))}*"
+        pack = texts.md(display_name(self.poster.guild.id, self.items[index].pack_name))
+        return texts.FROM_PACK.format(pack=pack)
 
     def summary(self, lead: str) -> str:
         return lead + (f"\n{texts.PICK_HINT}" if len(self.items) > 1 else "")
@@ -144,9 +149,10 @@ class StickerPicker(discord.ui.View):
 
     # ------------------------------------------------------------------ callbacks
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        use_language(interaction.locale.value)  # whoever pressed: the answer is in their language
         if interaction.user.id == self.requester_id:
             return True
-        name = texts.md(getattr(self.origin.user, "display_name", "the requester"))
+        name = texts.md(getattr(self.origin.user, "display_name", self.origin.user.name))
         await interaction.response.send_message(texts.ONLY_REQUESTER.format(name=name), ephemeral=True)
         return False
 

@@ -8,9 +8,10 @@ from urllib.parse import urlparse
 
 from telegram import BotCommand, Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError, TimedOut
-from telegram.ext import AIORateLimiter, Application, BaseRateLimiter, ContextTypes
+from telegram.ext import AIORateLimiter, Application, BaseRateLimiter, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
+from bot.i18n import use_language
 from bot.telegram import _help, _history, _inline, _membership, _packs, _privacy, _sticker
 from bot.telegram import _texts as texts
 from bot.telegram._admin import AdminCache
@@ -43,6 +44,9 @@ COMMANDS = [
     BotCommand("forget", "delete everything kept about you"),
     BotCommand("help", "what I do and what I keep"),
 ]
+# Runs before every other handler (PTB runs the groups in order, in the update's task): the language of the
+# user the update comes from, for every text the handlers send (bot.i18n).
+LANGUAGE_GROUP = -100
 # httpx logs every request URL at INFO, and Bot API URLs contain the token.
 QUIET_LOGGERS = ("httpx", "httpcore")
 # Issue 14: at DEBUG python-telegram-bot logs every update and every Bot API call with its parameters and
@@ -102,6 +106,7 @@ def build_application(
         builder = builder.get_updates_request(get_updates_request)
     app = builder.build()
     app.bot_data[DEPS_KEY] = Deps(settings, service, AdminCache(settings.telegram_admin_cache_s))
+    app.add_handler(TypeHandler(Update, use_sender_language), group=LANGUAGE_GROUP)
     for module in (_help, _history, _sticker, _inline, _packs, _privacy, _membership):
         app.add_handlers(module.handlers())
     app.add_error_handler(on_error)
@@ -123,6 +128,11 @@ async def _post_init(app: Application) -> None:
         await app.bot.set_my_commands(COMMANDS)
     except TelegramError as exc:  # a nicety: the command menu; never a reason not to start
         log.warning("could not set the command menu: %s", describe(exc))
+
+
+async def use_sender_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    user = update.effective_user
+    use_language(user.language_code if user is not None else None)
 
 
 async def _post_shutdown(app: Application) -> None:

@@ -27,7 +27,7 @@ async def logging_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     ref = chat_ref(chat)
     arg = context.args[0].lower() if context.args else None
     if arg not in (ON, OFF):
-        state = ON if await d.service.logging_enabled(ref) else OFF
+        state = texts.STATE_ON if await d.service.logging_enabled(ref) else texts.STATE_OFF
         await message.reply_text(
             texts.LOGGING_STATE.format(state=state), parse_mode=texts.PARSE_MODE, do_quote=True
         )
@@ -35,7 +35,8 @@ async def logging_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if not await require_admin(update, context):
         return
     await d.service.set_logging(ref, arg == ON)
-    text = texts.LOGGING_SET.format(state=arg) + (texts.LOGGING_SET_ON_DETAIL if arg == ON else "")
+    state = texts.STATE_ON if arg == ON else texts.STATE_OFF
+    text = texts.LOGGING_SET.format(state=state) + (texts.LOGGING_SET_ON_DETAIL if arg == ON else "")
     await message.reply_text(text, parse_mode=texts.PARSE_MODE, do_quote=True)
 
 

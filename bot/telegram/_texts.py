@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from html import escape, unescape
 
+from bot.i18n import Catalog
+
 PARSE_MODE = "HTML"
 
 # Start-up failures, printed by `stickerpick telegram` (plain text, one line, never the token).
@@ -14,7 +16,11 @@ TOKEN_REFUSED = (
 )
 STOPPED = "The Telegram bot stopped: {error} (STICKERPICK_LOG_LEVEL=DEBUG shows the traceback)."
 
-HELP = """\
+
+class Messages:
+    """The English source of every message, by name; ``texts.NAME`` answers it translated."""
+
+    HELP = """\
 <b>stickerpick</b> answers /sticker with the stickers from this chat's own packs that fit the conversation.
 
 <b>Everyone</b>
@@ -40,96 +46,119 @@ an admin turns /logging on. /forget deletes your messages and choices, everywher
 I see a group's messages only if I am an admin there or my privacy mode is off (BotFather → /setprivacy); \
 otherwise I see only commands and replies to me, and /sticker has no conversation to go on."""
 
-START_PRIVATE = """\
+    START_PRIVATE = """\
 Hi! Add me to a group, and /sticker there answers with the sticker from the group's own packs that fits the \
 conversation best.
 
 """
 
-WELCOME_GROUP = """\
+    WELCOME_GROUP = """\
 Hi, I'm stickerpick! Send /sticker and I reply with the sticker from this group's packs that fits the \
 conversation. Admins add packs with /addpack <i>name or link</i>; /help explains everything, privacy included.
 {privacy_note}"""
 
-PRIVACY_NOTE = (
-    "⚠️ I can't read this group's messages yet, so /sticker would have nothing to go on: make me an admin, "
-    "or turn my privacy mode off in @BotFather (/setprivacy) and add me again."
-)
+    PRIVACY_NOTE = (
+        "⚠️ I can't read this group's messages yet, so /sticker would have nothing to go on: make me an admin, "
+        "or turn my privacy mode off in @BotFather (/setprivacy) and add me again."
+    )
 
-PRIVATE_ONLY_GROUPS = (
-    "/sticker works in groups: add me to one, and it answers from the conversation there. In any chat you can "
-    "also type @{bot} to pick a sticker inline."
-)
+    PRIVATE_ONLY_GROUPS = (
+        "/sticker works in groups: add me to one, and it answers from the conversation there. In any chat you can "
+        "also type @{bot} to pick a sticker inline."
+    )
 
-# ------------------------------------------------------------------ /sticker
-ONLY_REQUESTER = "Only {name} can choose here. Send /sticker to get your own."
-SUGGESTION_EXPIRED = "This suggestion has expired: send /sticker again."
-KEPT = "Kept."
-BUTTON_KEEP = "✓ Keep"
-BUTTON_REMOVE = "✕ None fit"
-SEND_FAILED = "I couldn't send that sticker. Try /sticker again in a moment."
+    # ------------------------------------------------------------------ /sticker
+    ONLY_REQUESTER = "Only {name} can choose here. Send /sticker to get your own."
+    SUGGESTION_EXPIRED = "This suggestion has expired: send /sticker again."
+    KEPT = "Kept."
+    BUTTON_KEEP = "✓ Keep"
+    BUTTON_REMOVE = "✕ None fit"
+    SEND_FAILED = "I couldn't send that sticker. Try /sticker again in a moment."
 
-# ------------------------------------------------------------------ inline
-INLINE_HINT_BUTTON = "Write in a group first, or type an emoji"
+    # ------------------------------------------------------------------ inline
+    INLINE_HINT_BUTTON = "Write in a group first, or type an emoji"
 
-# ------------------------------------------------------------------ admins
-NOT_ADMIN = "Sorry, only this chat's admins can do that."
-ADMIN_CHECK_FAILED = "I couldn't check this chat's admins just now. Please try again in a minute."
+    # ------------------------------------------------------------------ admins
+    NOT_ADMIN = "Sorry, only this chat's admins can do that."
+    ADMIN_CHECK_FAILED = "I couldn't check this chat's admins just now. Please try again in a minute."
 
-# ------------------------------------------------------------------ packs
-ADDPACK_USAGE = (
-    "Send /addpack with a sticker set's name or link, e.g. <code>/addpack https://t.me/addstickers/Animals</code>,"
-    " or the name of one of my own packs, e.g. <code>/addpack noto-emoji</code>."
-    " Or send me one of its stickers in a private chat."
-)
-ADDPACK_BAD_NAME = "{name} is not a sticker set name or t.me/addstickers link, nor one of my packs."
-LIBRARY_PACK_ADDED = "Done: this chat uses the pack <b>{name}</b> now. /packs lists them."
-SET_NOT_FOUND = "I can't find a sticker set called <b>{name}</b>."
-SET_CUSTOM_EMOJI = "<b>{name}</b> is a custom emoji set; I can only use sticker sets."
-SET_LOOKUP_FAILED = "I couldn't reach Telegram to look up <b>{name}</b>. Please try again in a minute."
-LOOKING_UP = "Looking up <b>{name}</b>…"
-ALREADY_IMPORTING = "I'm already adding <b>{name}</b> — hang on."
-IMPORT_STARTED = "Adding <b>{title}</b>: reading {total} stickers…"
-IMPORT_PROGRESS = "Adding <b>{title}</b>: {done}/{total} stickers…"
-IMPORT_DONE = "Added <b>{title}</b> ({link}): {added} new, {unchanged} already known."
-IMPORT_SKIPPED = "Skipped {n}: {examples}"
-IMPORT_FAILED = "I couldn't add <b>{title}</b>: {reason}"
-IMPORT_CRASHED = "Something went wrong while adding <b>{title}</b>. Please try again later."
-PACK_ANNOUNCED = "{who} added the sticker set <b>{title}</b> to this chat."
-GROUP_SET_ANNOUNCE = "This group has its own sticker set, <b>{title}</b>: adding it."
+    # ------------------------------------------------------------------ packs
+    ADDPACK_USAGE = (
+        "Send /addpack with a sticker set's name or link, e.g. <code>/addpack https://t.me/addstickers/Animals</code>,"
+        " or the name of one of my own packs, e.g. <code>/addpack noto-emoji</code>."
+        " Or send me one of its stickers in a private chat."
+    )
+    ADDPACK_BAD_NAME = "{name} is not a sticker set name or t.me/addstickers link, nor one of my packs."
+    LIBRARY_PACK_ADDED = "Done: this chat uses the pack <b>{name}</b> now. /packs lists them."
+    SET_NOT_FOUND = "I can't find a sticker set called <b>{name}</b>."
+    SET_CUSTOM_EMOJI = "<b>{name}</b> is a custom emoji set; I can only use sticker sets."
+    SET_LOOKUP_FAILED = "I couldn't reach Telegram to look up <b>{name}</b>. Please try again in a minute."
+    LOOKING_UP = "Looking up <b>{name}</b>…"
+    ALREADY_IMPORTING = "I'm already adding <b>{name}</b> — hang on."
+    IMPORT_STARTED = "Adding <b>{title}</b>: reading {total} stickers…"
+    IMPORT_PROGRESS = "Adding <b>{title}</b>: {done}/{total} stickers…"
+    IMPORT_DONE = "Added <b>{title}</b> ({link}): {added} new, {unchanged} already known."
+    IMPORT_SKIPPED = "Skipped {n}: {examples}"
+    IMPORT_FAILED = "I couldn't add <b>{title}</b>: {reason}"
+    IMPORT_CRASHED = "Something went wrong while adding <b>{title}</b>. Please try again later."
+    PACK_ANNOUNCED = "{who} added the sticker set <b>{title}</b> to this chat."
+    GROUP_SET_ANNOUNCE = "This group has its own sticker set, <b>{title}</b>: adding it."
 
-NO_PACKS = "This chat has no sticker packs yet. An admin can add one with /addpack."
-PACKS_HEADER = "Sticker packs in this chat:"
-PACK_LINE = "• {title} — {count} stickers"
-REMOVEPACK_CHOOSE = "Which pack should I stop using here?"
-REMOVEPACK_UNKNOWN = "<b>{name}</b> is not one of this chat's packs; /packs lists them."
-REMOVED = "Removed <b>{name}</b> from this chat."
+    NO_PACKS = "This chat has no sticker packs yet. An admin can add one with /addpack."
+    PACKS_HEADER = "Sticker packs in this chat:"
+    PACK_LINE = "• {title} — {count} stickers"
+    REMOVEPACK_CHOOSE = "Which pack should I stop using here?"
+    REMOVEPACK_UNKNOWN = "<b>{name}</b> is not one of this chat's packs; /packs lists them."
+    REMOVED = "Removed <b>{name}</b> from this chat."
 
-STICKER_NO_SET = "This sticker is not part of a sticker set, so there is nothing to add."
-OFFER_CHOOSE = "Add the sticker set <b>{name}</b> to which chat?"
-OFFER_NO_GROUPS = (
-    "Add the sticker set <b>{name}</b> where? I don't know a group where you are an admin yet: add me to one "
-    "(and say something there), or add it just for your inline mode."
-)
-OFFER_ONLY_ME = "Only for me (inline mode)"
-OFFER_GONE = "I can't see the sticker any more: send it to me again."
+    STICKER_NO_SET = "This sticker is not part of a sticker set, so there is nothing to add."
+    OFFER_CHOOSE = "Add the sticker set <b>{name}</b> to which chat?"
+    OFFER_NO_GROUPS = (
+        "Add the sticker set <b>{name}</b> where? I don't know a group where you are an admin yet: add me to one "
+        "(and say something there), or add it just for your inline mode."
+    )
+    OFFER_ONLY_ME = "Only for me (inline mode)"
+    OFFER_GONE = "I can't see the sticker any more: send it to me again."
 
-# ------------------------------------------------------------------ privacy
-LOGGING_STATE = "Keeping this chat's messages for retraining is <b>{state}</b>. Admins: /logging on|off."
-LOGGING_SET = "Keeping this chat's messages for retraining is now <b>{state}</b>."
-LOGGING_SET_ON_DETAIL = " Messages are still deleted after the retention period; /forget still works."
-FORGET_CONFIRM = (
-    "This deletes every message I keep from you, your sticker choices and requests — in every chat. "
-    "Sure, {name}?"
-)
-FORGET_YES = "Yes, forget me"
-FORGET_NO = "Cancel"
-FORGET_DONE = "Done: I deleted {n} message{s} of yours and everything else I kept about you, in every chat."
-FORGET_CANCELLED = "Cancelled: nothing was deleted."
-NOT_YOUR_BUTTON = "This button is for the person who asked."
+    # ------------------------------------------------------------------ privacy
+    STATE_ON = "on"  # {state} of the logging messages
+    STATE_OFF = "off"
+    LOGGING_STATE = "Keeping this chat's messages for retraining is <b>{state}</b>. Admins: /logging on|off."
+    LOGGING_SET = "Keeping this chat's messages for retraining is now <b>{state}</b>."
+    LOGGING_SET_ON_DETAIL = " Messages are still deleted after the retention period; /forget still works."
+    FORGET_CONFIRM = (
+        "This deletes every message I keep from you, your sticker choices and requests — in every chat. "
+        "Sure, {name}?"
+    )
+    FORGET_YES = "Yes, forget me"
+    FORGET_NO = "Cancel"
+    FORGET_DONE = (
+        "Done: I deleted {n} message{s} of yours and everything else I kept about you, in every chat."
+    )
+    FORGET_CANCELLED = "Cancelled: nothing was deleted."
+    NOT_YOUR_BUTTON = "This button is for the person who asked."
 
-# ------------------------------------------------------------------ errors
-GENERIC_ERROR = "Sorry, something went wrong on my side. Please try again."
+    # ------------------------------------------------------------------ errors
+    GENERIC_ERROR = "Sorry, something went wrong on my side. Please try again."
+
+    # ------------------------------------------------------------------ the command menu (setMyCommands)
+    CMD_STICKER = "the stickers that fit the conversation ([k] for how many)"
+    CMD_PACKS = "the sticker packs this chat uses"
+    CMD_ADDPACK = "add a sticker set (name or t.me/addstickers link)"
+    CMD_REMOVEPACK = "stop using a pack here"
+    CMD_LOGGING = "on|off: keep this chat's messages for retraining"
+    CMD_FORGET = "delete everything kept about you"
+    CMD_HELP = "what I do and what I keep"
+
+
+CATALOG = Catalog("telegram", {k: v for k, v in vars(Messages).items() if k.isupper()})
+
+
+def __getattr__(name: str) -> str:
+    """``texts.NAME``: message ``NAME`` in the language of the update being handled (bot.i18n)."""
+    if name in CATALOG.source:
+        return CATALOG.text(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def html(text: object) -> str:

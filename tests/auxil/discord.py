@@ -531,6 +531,7 @@ class Person:
     name: str
     permissions: discord.Permissions = field(default_factory=lambda: discord.Permissions(MEMBER.value))
     bot: bool = False
+    locale: str = "en-US"  # their Discord client's language (the interactions' `locale`)
 
     @property
     def user(self) -> dict[str, Any]:
@@ -604,7 +605,7 @@ class OfflineServer:
             },
             "member": member_payload(who.user, who.permissions),
             "app_permissions": str(self.app_permissions.value),
-            "locale": "en-US",
+            "locale": who.locale,
             "guild_locale": "en-US",
             "entitlements": [],
             "authorizing_integration_owners": {"0": str(self.guild_id)},
