@@ -6,12 +6,12 @@ import asyncio
 import logging
 from urllib.parse import urlparse
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, BotCommandScopeAllChatAdministrators, BotCommandScopeDefault, Update
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError, TimedOut
 from telegram.ext import AIORateLimiter, Application, BaseRateLimiter, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
-from bot.i18n import use_language
+from bot.i18n import LANGUAGES, SOURCE_LANGUAGE, use_language
 from bot.telegram import _help, _history, _inline, _membership, _packs, _privacy, _sticker
 from bot.telegram import _texts as texts
 from bot.telegram._admin import AdminCache
@@ -35,15 +35,10 @@ ALLOWED_UPDATES = [
     Update.CHOSEN_INLINE_RESULT,
     Update.MY_CHAT_MEMBER,
 ]
-COMMANDS = [
-    BotCommand("sticker", "the stickers that fit the conversation ([k] for how many)"),
-    BotCommand("packs", "the sticker packs this chat uses"),
-    BotCommand("addpack", "admins: add a sticker set (name or t.me/addstickers link)"),
-    BotCommand("removepack", "admins: stop using a pack here"),
-    BotCommand("logging", "admins: on|off, keep messages for retraining"),
-    BotCommand("forget", "delete everything kept about you"),
-    BotCommand("help", "what I do and what I keep"),
-]
+# The command menu (setMyCommands): everyone's commands, then the admins' (in their menu only), each described
+# by the message of that name in texts; the order is the menu's.
+EVERYONE_COMMANDS = ("sticker", "packs", "forget", "help")
+ADMIN_COMMANDS = ("addpack", "removepack", "logging")
 # Runs before every other handler (PTB runs the groups in order, in the update's task): the language of the
 # user the update comes from, for every text the handlers send (bot.i18n).
 LANGUAGE_GROUP = -100
@@ -125,7 +120,7 @@ async def _post_init(app: Application) -> None:
         server = HealthServer(deps_of(app).service, settings.metrics_port, settings.metrics_listen)
         app.bot_data[HEALTH_KEY] = await server.start()
     try:
-        await app.bot.set_my_commands(COMMANDS)
+        await set_command_menus(app)
     except TelegramError as exc:  # a nicety: the command menu; never a reason not to start
         log.warning("could not set the command menu: %s", describe(exc))
 
@@ -133,6 +128,27 @@ async def _post_init(app: Application) -> None:
 async def use_sender_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     user = update.effective_user
     use_language(user.language_code if user is not None else None)
+
+
+def command_menu(names: tuple[str, ...], language: str) -> list[BotCommand]:
+    return [BotCommand(name, texts.CATALOG.text(f"CMD_{name.upper()}", language)) for name in names]
+
+
+async def set_command_menus(app: Application) -> None:
+    """The command menu: everyone's commands for everyone, and those plus the admin commands for chat
+    admins (Telegram shows a user the most specific scope that has commands); each in every language of the
+    catalogs, English also as the default for any other language."""
+    scopes = (
+        (BotCommandScopeDefault(), EVERYONE_COMMANDS),
+        (BotCommandScopeAllChatAdministrators(), EVERYONE_COMMANDS + ADMIN_COMMANDS),
+    )
+    for scope, names in scopes:
+        for language in LANGUAGES:
+            await app.bot.set_my_commands(
+                command_menu(names, language),
+                scope=scope,
+                language_code=None if language == SOURCE_LANGUAGE else language,
+            )
 
 
 async def _post_shutdown(app: Application) -> None:

@@ -86,6 +86,8 @@ class FakeBotApi:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # what the bot sent, by (chat, id)
         self.deleted: list[tuple[int, int]] = []
         self.script: dict[str, list[Scripted]] = defaultdict(list)
+        # setMyCommands: (scope type, language_code or None) → [(command, description)]
+        self.command_menus: dict[tuple[str, str | None], list[tuple[str, str]]] = {}
         self.updates: asyncio.Queue[dict[str, Any]] | None = None
         self._ids = itertools.count(5000)
         self._update_ids = itertools.count(1)
@@ -243,6 +245,10 @@ class FakeBotApi:
         return self.me
 
     def api_setMyCommands(self, params: dict, uploads: dict) -> bool:
+        scope = params.get("scope") or {"type": "default"}
+        self.command_menus[(scope["type"], params.get("language_code"))] = [
+            (c["command"], c["description"]) for c in params["commands"]
+        ]
         return True
 
     def api_deleteWebhook(self, params: dict, uploads: dict) -> bool:

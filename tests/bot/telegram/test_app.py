@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import pytest
 from pydantic import SecretStr
 from telegram.ext import Application
 
 from bot.telegram import _app, build_application, run
-from bot.telegram._app import ALLOWED_UPDATES, COMMANDS, file_base_url, serve
+from bot.telegram._app import ALLOWED_UPDATES, file_base_url, serve
 from bot.telegram._errors import describe, redact
 from engine.settings import Settings
 from tests.auxil.telegram import ALICE, API_URL, BOB, GROUP, TOKEN, FakeBotApi, Scripted
@@ -104,10 +105,22 @@ async def test_polling_receives_updates_through_get_updates(settings, service):
     assert polls and set(polls[0].params["allowed_updates"]) == set(ALLOWED_UPDATES)
 
 
-async def test_post_init_sets_the_command_menu_and_tolerates_failure(tg: Harness):
+async def test_post_init_sets_the_command_menus_per_scope_and_language(tg: Harness):
     await _app._post_init(tg.app)
-    [call] = tg.api.called("setMyCommands")
-    assert [c["command"] for c in call.params["commands"]] == [c.command for c in COMMANDS]
+    menus = tg.api.command_menus
+    languages = [None, "ru", "es", "pt", "fa"]
+    assert set(menus) == {
+        (scope, lang) for scope in ("default", "all_chat_administrators") for lang in languages
+    }
+    everyone = ["sticker", "packs", "forget", "help"]
+    for lang in languages:
+        assert [name for name, _ in menus[("default", lang)]] == everyone  # no admin commands for everyone
+        admins = [name for name, _ in menus[("all_chat_administrators", lang)]]
+        assert admins == [*everyone, "addpack", "removepack", "logging"]
+    english, russian = dict(menus[("default", None)]), dict(menus[("default", "ru")])
+    assert english["forget"] == "delete everything kept about you"
+    assert russian["forget"] != english["forget"] and re.search("[а-я]", russian["forget"])
+    assert re.search("[а-я]", dict(menus[("all_chat_administrators", "ru")])["addpack"])
     tg.api.fail_next("setMyCommands", Scripted(code=400, description="Bad Request: nope"))
     await _app._post_init(tg.app)  # logged, not raised
 

@@ -27,6 +27,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from bot.i18n import LANGUAGES
 from bot.telegram import _texts
 from bot.telegram._context import BoundedCache
 from engine.db import Feedback, Sticker, Suggestion, SuggestionItem
@@ -183,7 +184,10 @@ async def test_two_webhook_workers_share_the_database(
             hooks = api.called("setWebhook")
             assert sorted(c.origin for c in hooks) == ["a", "b"]
             assert all(c.params["url"] == PUBLIC_URL and c.params["secret_token"] == SECRET for c in hooks)
-            await _eventually("the command menus", lambda: len(api.called("setMyCommands")) == 2, workers)
+            menus = 2 * len(LANGUAGES)  # everyone's and the admins', in every language, per worker
+            await _eventually(
+                "the command menus", lambda: len(api.called("setMyCommands")) == 2 * menus, workers
+            )
 
             async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
 
