@@ -454,13 +454,26 @@ def telegram() -> None:
 
 
 @app.command()
-def discord() -> None:
+def discord(
+    sync_commands: Annotated[
+        bool,
+        typer.Option(
+            "--sync-commands",
+            help="Send the slash commands to Discord at this start even if they look unchanged (normally "
+            "they are synced only when they changed, and not at all with STICKERPICK_DISCORD_SYNC_COMMANDS=false)",
+        ),
+    ] = False,
+) -> None:
     """Run the Discord bot (token from DISCORD_BOT_TOKEN)."""
     from bot.discord import run
+    from bot.discord._bot import forget_synced_commands
 
     settings = Settings()
     if settings.discord_token is None:
         _fail("Set DISCORD_BOT_TOKEN (environment or .env) to your application's bot token.")
+    if sync_commands:
+        settings.discord_sync_commands = True
+        forget_synced_commands(settings)
     run(settings)
 
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -112,20 +115,77 @@ def build_bot(settings: Settings, service: StickerService) -> commands.Bot | com
     return StickerBot(settings, service)
 
 
+SYNCED_FILE = "discord-commands.json"  # in STICKERPICK_HOME: the hash of what was last synced, per scope
+
+
+def synced_path(settings: Settings) -> Path:
+    return Path(settings.home) / SYNCED_FILE
+
+
+def forget_synced_commands(settings: Settings) -> bool:
+    """Make the next start sync the commands whatever was synced before (`stickerpick discord
+    --sync-commands`). True if there was a record to forget."""
+    path = synced_path(settings)
+    existed = path.is_file()
+    path.unlink(missing_ok=True)
+    return existed
+
+
+async def command_payload_hash(tree: app_commands.CommandTree, guild: discord.Object | None) -> str:
+    """The hash of exactly what ``tree.sync(guild=…)`` would send (translations included)."""
+    translator = tree.translator
+    commands = tree._get_all_commands(guild=guild)  # what sync() itself reads
+    if translator is not None:
+        payload = [await c.get_translated_payload(tree, translator) for c in commands]
+    else:
+        payload = [c.to_dict(tree) for c in commands]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _read_synced(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
 async def sync_commands(tree: app_commands.CommandTree, settings: Settings) -> None:
     """Register the slash commands with Discord: in the development servers only (instant) when
-    ``discord_guild_ids`` is set, else globally (Discord may take a while to show changes)."""
+    ``discord_guild_ids`` is set, else globally (Discord may take a while to show changes).
+
+    Only when they changed: the hash of each scope's payload is kept in the home folder (per application),
+    and a scope whose payload hashes the same as last time is not sent again (Discord rate-limits command
+    updates, and every restart of every process would otherwise re-send them)."""
     if not settings.discord_sync_commands:
         return
-    if settings.discord_guild_ids:
-        for guild_id in settings.discord_guild_ids:
-            guild = discord.Object(guild_id)
+    path = synced_path(settings)
+    record = _read_synced(path)
+    app_id = tree.client.application_id
+    scopes: list[discord.Object | None] = (
+        [discord.Object(g) for g in settings.discord_guild_ids] if settings.discord_guild_ids else [None]
+    )
+    changed = False
+    for guild in scopes:
+        if guild is not None:
             tree.copy_global_to(guild=guild)
-            synced = await tree.sync(guild=guild)
-            log.info("synced %d commands to server %s", len(synced), guild_id)
-        return
-    synced = await tree.sync()
-    log.info("synced %d global commands", len(synced))
+        key = f"{app_id}:{guild.id if guild else 'global'}"
+        digest = await command_payload_hash(tree, guild)
+        if record.get(key) == digest:
+            log.info("commands unchanged (%s): not synced", f"server {guild.id}" if guild else "global")
+            continue
+        synced = await tree.sync(guild=guild)
+        record[key], changed = digest, True
+        if guild is None:
+            log.info("synced %d global commands", len(synced))
+        else:
+            log.info("synced %d commands to server %s", len(synced), guild.id)
+    if changed:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        except OSError as exc:  # a read-only home: sync again next time, no reason not to run
+            log.warning("could not record the synced commands in %s: %s", path, exc)
 
 
 @contextlib.asynccontextmanager

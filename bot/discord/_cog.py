@@ -177,6 +177,7 @@ class StickerCog(commands.Cog, name="Stickers"):
         file3=texts.described("CMD_ADDPACK_FILE2"),
     )
     @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
     @app_commands.checks.cooldown(ADDPACK_RATE, ADDPACK_PER_S, key=_per_guild)
     @pack_managers_only()
     async def addpack(
@@ -207,6 +208,7 @@ class StickerCog(commands.Cog, name="Stickers"):
     @app_commands.command(name="removepack", description=texts.described("CMD_REMOVEPACK"))
     @app_commands.describe(name=texts.described("CMD_REMOVEPACK_NAME"))
     @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
     @pack_managers_only()
     async def removepack(
         self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 100]
@@ -237,6 +239,7 @@ class StickerCog(commands.Cog, name="Stickers"):
     @app_commands.command(name="logging", description=texts.described("CMD_LOGGING"))
     @app_commands.describe(state=texts.described("CMD_LOGGING_STATE"))
     @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
     @pack_managers_only()
     async def logging_(
         self, interaction: discord.Interaction, state: Literal["on", "off"] | None = None
