@@ -115,6 +115,10 @@ class SuggestResult:
     suggestion_id: int | None = None
     # Set when there is nothing to suggest: a sentence for the user (no packs, no conversation, cooldown).
     message: str | None = None
+    # The same as a typed outcome, for adapters that word it themselves (in the user's language):
+    # "no_packs", "none_sendable", "no_conversation" or "cooldown" (then ``retry_after_s``).
+    reason: str | None = None
+    retry_after_s: float | None = None
     context: list[Turn] = field(default_factory=list)
     # What ``SuggestedSticker.score`` is: "match-logit" (a PBR matching head's re-ranking logit) or "cosine"
     # (the dual encoder's similarity). Raw scores are for --json; people see :meth:`fit`.
@@ -787,19 +791,26 @@ class StickerService:
             if mat is None:
                 return SuggestResult(
                     message="This chat has no sticker packs yet. An admin can add one with /addpack "
-                    "(console: `stickerpick packs add PATH --chat ...`)."
+                    "(console: `stickerpick packs add PATH --chat ...`).",
+                    reason="no_packs",
                 )
             if sendable_only:
                 mat = await self._sendable_subset(session, pack_chat, mat)
                 if mat is None:
-                    return SuggestResult(message="None of this chat's stickers can be sent from here yet.")
+                    return SuggestResult(
+                        message="None of this chat's stickers can be sent from here yet.",
+                        reason="none_sendable",
+                    )
             if text is not None and self.history.normalise(text):
                 turns = []
                 query_text = ranker.dialogue_text([text])
             else:
                 turns = await self.history.recent(session, c.id, count_tokens=ranker.count_tokens)
                 if not turns:
-                    return SuggestResult(message="There is no conversation here yet: say something first.")
+                    return SuggestResult(
+                        message="There is no conversation here yet: say something first.",
+                        reason="no_conversation",
+                    )
                 query_text = ranker.dialogue_text([t.text for t in turns])
             if cooling:  # this process's guard, until the database claim below settles it for every worker
                 self._claims[c.id] = now
@@ -873,7 +884,11 @@ class StickerService:
 
     @staticmethod
     def _cooldown_answer(wait: float) -> SuggestResult:
-        return SuggestResult(message=f"Easy there — try /sticker again in {max(1, round(wait))} s.")
+        return SuggestResult(
+            message=f"Easy there — try /sticker again in {max(1, round(wait))} s.",
+            reason="cooldown",
+            retry_after_s=wait,
+        )
 
     async def _claim_cooldown(self, session: AsyncSession, chat: Chat, now: float) -> bool:
         """Take this chat's /sticker slot: one conditional UPDATE, so of two workers answering the same chat

@@ -29,7 +29,7 @@ from bot.discord._packs import (
 )
 from bot.discord._refs import channel_chat, guild_chat, user_ref
 from bot.discord._views import MAX_SELECT_OPTIONS, StickerPicker, StickerPoster
-from engine.service import StickerService
+from engine.service import StickerService, SuggestResult
 
 # Platform-side rate limits (the engine keeps its own per-chat /sticker cooldown as well).
 STICKER_RATE, STICKER_PER_S = 3, 20.0  # /sticker: per channel
@@ -97,6 +97,17 @@ def import_summary(outcome: ImportOutcome) -> str:
     return texts.clip("\n".join(lines), MESSAGE_LIMIT)
 
 
+def nothing_to_suggest(result: SuggestResult) -> str:
+    """Why the engine found nothing, in this user's language (its own sentence for an unknown reason)."""
+    if result.reason == "no_conversation":
+        return texts.NO_CONVERSATION
+    if result.reason == "cooldown":
+        return texts.STICKER_COOLDOWN.format(seconds=max(1, round(result.retry_after_s or 1)))
+    if result.reason == "no_packs":
+        return texts.NO_PACKS
+    return result.message or texts.THINKING_FAILED
+
+
 class StickerCog(commands.Cog, name="Stickers"):
     def __init__(self, bot: commands.Bot, service: StickerService) -> None:
         self.bot = bot
@@ -138,7 +149,7 @@ class StickerCog(commands.Cog, name="Stickers"):
         if not result.items:
             no_packs = not await self.service.list_packs(guild_chat(guild))
             await interaction.edit_original_response(
-                content=texts.NO_PACKS if no_packs else (result.message or texts.THINKING_FAILED)
+                content=texts.NO_PACKS if no_packs else nothing_to_suggest(result)
             )
             return
         poster = StickerPoster(channel, guild, interaction.user, permissions)  # type: ignore[arg-type]

@@ -40,6 +40,8 @@ retraining unless a manager turns `/logging on` in that channel. `/forget` delet
 
     # ------------------------------------------------------------------ /sticker
     THINKING_FAILED = "Nothing to suggest."
+    NO_CONVERSATION = "There is no conversation here yet: say something first."
+    STICKER_COOLDOWN = "Easy there — try /sticker again in {seconds} s."
     POSTED = "Posted {label}{pack}."
     PICK_HINT = "Not the one? Pick another below: it replaces the posted sticker."
     ALREADY_POSTED = "{label} is already posted: noted as your pick."

@@ -46,7 +46,7 @@ from bot.telegram._context import (
 )
 from bot.telegram._errors import describe
 from bot.telegram._packs import ensure_group_set
-from engine.service import SuggestedSticker
+from engine.service import SuggestedSticker, SuggestResult
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,17 @@ async def _bot_cannot_read(context: ContextTypes.DEFAULT_TYPE, d: Deps, chat_id:
         return False
 
 
+def nothing_to_suggest(result: SuggestResult) -> str:
+    """Why the engine found nothing, in this user's language (its own sentence for an unknown reason)."""
+    if result.reason == "no_conversation":
+        return texts.NO_CONVERSATION
+    if result.reason == "cooldown":
+        return texts.COOLDOWN.format(seconds=max(1, round(result.retry_after_s or 1)))
+    return (
+        texts.NO_PACKS if result.reason == "no_packs" else texts.html(result.message or texts.GENERIC_ERROR)
+    )
+
+
 async def sticker_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message, chat = message_and_chat(update)
     d = deps(context)
@@ -155,7 +166,7 @@ async def sticker_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if not result.items or result.suggestion_id is None:
         # The engine says why there is nothing; "no packs" gets this platform's wording (/addpack, not the CLI).
         no_packs = not await d.service.list_packs(ref)
-        text = texts.NO_PACKS if no_packs else texts.html(result.message or texts.GENERIC_ERROR)
+        text = texts.NO_PACKS if no_packs else nothing_to_suggest(result)
         if not await d.service.recent(ref) and await _bot_cannot_read(context, d, chat.id):
             text += "\n\n" + texts.PRIVACY_NOTE
         await message.reply_text(text, parse_mode=texts.PARSE_MODE, do_quote=True)

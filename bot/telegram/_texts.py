@@ -74,6 +74,8 @@ conversation. Admins add packs with /addpack <i>name or link</i>; /help explains
     BUTTON_KEEP = "✓ Keep"
     BUTTON_REMOVE = "✕ None fit"
     SEND_FAILED = "I couldn't send that sticker. Try /sticker again in a moment."
+    NO_CONVERSATION = "There is no conversation here yet: say something first."
+    COOLDOWN = "Easy there — try /sticker again in {seconds} s."
 
     # ------------------------------------------------------------------ inline
     INLINE_HINT_BUTTON = "Write in a group first, or type an emoji"

@@ -24,6 +24,9 @@ async def test_a_russian_client_gets_russian_answers(stocked: OfflineServer, man
     assert state.content == _in("LOGGING_STATE", "es").format(
         state="desactivado", channel=f"<#{stocked.channel_id}>"
     )
+    quiet = await stocked.slash(alice, "sticker")  # the engine's typed "no conversation", worded here
+    assert quiet.content == "Здесь ещё нет разговора: сначала напишите что-нибудь."
+    stocked.advance(60)  # past the per-channel rate limit
     await stocked.say(alice, "pizza with lots of cheese")
     answer = await stocked.slash(alice, "sticker")
     assert answer.content.startswith("Опубликовано: **")

@@ -27,10 +27,15 @@ async def test_a_russian_user_gets_russian_answers_and_buttons(tg: Harness, tmp_
     assert tg.api.texts(GROUP["id"])[-1] == _ru("LOGGING_STATE").format(state="выключено")
 
     await add_food_pack(tg.service, tmp_path / "food")
+    await tg.send(tg.api.message(GROUP, ALICE_RU, "/sticker"))  # the engine's typed "no conversation"
+    assert tg.api.texts(GROUP["id"])[-1] == "Здесь ещё нет разговора: сначала напишите что-нибудь."
+    tg.service.settings.sticker_cooldown_s = 60
     await tg.send(tg.api.message(GROUP, BOB, "birthday cake with candles!"))
     await tg.send(tg.api.message(GROUP, ALICE_RU, "/sticker"))
     [call] = tg.api.sent(GROUP["id"], "sendSticker")
     assert [t for t, _ in buttons(call)][-2:] == ["✓ Оставить", "✕ Ничего не подходит"]
+    await tg.send(tg.api.message(GROUP, ALICE_RU, "/sticker"))
+    assert tg.api.texts(GROUP["id"])[-1].startswith("Не так быстро — попробуйте /sticker снова через")
 
     await tg.send(tg.api.message(GROUP, ALICE_RU, "/forget"))
     confirm = tg.api.last_message(GROUP["id"])
