@@ -15,6 +15,7 @@ from bot.i18n import LANGUAGES, SOURCE_LANGUAGE, use_language
 from bot.telegram import _help, _history, _inline, _membership, _packs, _privacy, _sticker
 from bot.telegram import _texts as texts
 from bot.telegram._admin import AdminCache
+from bot.telegram._compat import CompatRequest, needs_compat
 from bot.telegram._context import DEPS_KEY, PLATFORM, Deps, deps
 from bot.telegram._errors import describe, install_redaction, on_error
 from bot.telegram._updates import PerChatUpdateProcessor
@@ -57,6 +58,8 @@ CONCURRENT_UPDATES = 32
 START_RETRY_FIRST_S = 0.5
 START_RETRY_MAX_S = 30.0
 BOOTSTRAP_RETRIES = -1
+# PTB's own connection pool for the bot's requests (its getUpdates request has one connection).
+COMPAT_POOL_SIZE = 256
 
 
 def file_base_url(base_url: str) -> str:
@@ -74,7 +77,8 @@ def build_application(
     rate_limiter: BaseRateLimiter | None = None,
 ) -> Application:
     """The bot, ready to ``initialize()``/``start()`` or to run. ``request``/``get_updates_request`` replace
-    the HTTP layer (tests: an in-memory Bot API; the emulator test: a request adapter)."""
+    the HTTP layer (tests: an in-memory Bot API; the emulator test: a request adapter); by default a Bot API
+    server other than Telegram's gets :class:`~bot.telegram._compat.CompatRequest`."""
     if settings.telegram_token is None:
         raise ValueError("Set TELEGRAM_BOT_TOKEN (environment or .env) to the token BotFather gave you.")
     token = settings.telegram_token.get_secret_value()
@@ -95,6 +99,11 @@ def build_application(
         builder = builder.base_url(settings.telegram_base_url).base_file_url(
             file_base_url(settings.telegram_base_url)
         )
+    if settings.telegram_base_url and needs_compat(settings.telegram_base_url):
+        # not Telegram's own server: its answers are read leniently where they break the Bot API (_compat)
+        host = urlparse(settings.telegram_base_url).netloc
+        request = request or CompatRequest(host, connection_pool_size=COMPAT_POOL_SIZE)
+        get_updates_request = get_updates_request or CompatRequest(host)
     if request is not None:
         builder = builder.request(request)
     if get_updates_request is not None:

@@ -5,7 +5,8 @@ stickers, sticker sets, files, admins, inline answers, getUpdates), records ever
 and can be told to fail (a download, a flood wait). :class:`FakeRequest` is the ``telegram.request.BaseRequest``
 that routes the real ``Application``'s requests to it. The update builders make the JSON Telegram would send.
 
-:class:`EmulatorRequest` is the thin adapter for the third-party emulator (npm ``telegram-test-api``), see there.
+:class:`EmulatorRequest` is the product's compatibility layer plus a scripted getChatAdministrators, for the
+in-process emulator test (npm ``telegram-test-api``), see there.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from telegram.request import BaseRequest, HTTPXRequest, RequestData
+from telegram.request import BaseRequest, RequestData
+
+from bot.telegram._compat import CompatRequest
 
 TOKEN = "123456789:AAHfake-SECRET_token_for_tests_0123456789"
 BOT_ID = 123456789
@@ -632,44 +635,16 @@ class FakeRequest(BaseRequest):
 
 
 # ---------------------------------------------------------------------------------------------- emulator
-MILLISECOND_DATES_AFTER = 10**11  # a Unix time in seconds passes this in the year 5138
-# The emulator echoes a sent message's form fields back; objects among them arrive JSON-encoded as strings.
-ECHOED_JSON_FIELDS = ("reply_parameters", "link_preview_options", "reply_markup", "entities")
-
-
-def _fix_emulator_json(value: Any) -> Any:
-    """Undo telegram-test-api's quirks in a response: ``date`` in milliseconds, a callback query without
-    ``chat_instance``, echoed form fields still JSON-encoded."""
-    if isinstance(value, list):
-        return [_fix_emulator_json(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    out = {}
-    for key, item in value.items():
-        if key in ECHOED_JSON_FIELDS and isinstance(item, str):
-            with contextlib.suppress(ValueError):
-                item = json.loads(item)
-        out[key] = _fix_emulator_json(item)
-    for key in ("date", "edit_date"):
-        if isinstance(out.get(key), int) and out[key] > MILLISECOND_DATES_AFTER:
-            out[key] //= 1000
-    if "data" in out and "from" in out and "id" in out and "chat_instance" not in out:
-        out["chat_instance"] = str(out["id"])
-    return out
-
-
-class EmulatorRequest(HTTPXRequest):
-    """python-telegram-bot's HTTP layer, adapted to the telegram-test-api emulator (test-only).
-
-    The emulator implements getMe, getUpdates, sendMessage, editMessageText/ReplyMarkup, deleteMessage,
-    answerCallbackQuery and the webhook methods. Its quirks fixed here: ``getMe`` lacks ``is_bot``; message
-    dates are in milliseconds; callback queries lack ``chat_instance``; editMessageText answers ``null``. It has
-    no getChatAdministrators: that one method is answered here from ``admins`` (chat id → user dicts), the
-    group's admin list the test scripts — everything else goes to the emulator.
+class EmulatorRequest(CompatRequest):
+    """The product's compatibility layer for Bot API servers that are not Telegram's
+    (:class:`bot.telegram._compat.CompatRequest`, which repairs the emulator's answers), plus one test-only
+    answer: the emulator has no getChatAdministrators, so that one method is answered here from ``admins``
+    (chat id → user dicts), the group's admin list the test scripts — everything else goes to the emulator.
+    The test of the real ``stickerpick telegram`` process runs without it.
     """
 
     def __init__(self, admins: Mapping[int, list[Mapping[str, Any]]] | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__("emulator", **kwargs)
         self.admins = dict(admins or {})
 
     async def do_request(
@@ -677,10 +652,10 @@ class EmulatorRequest(HTTPXRequest):
         url: str,
         method: str,
         request_data: RequestData | None = None,
-        read_timeout: Any = None,
-        write_timeout: Any = None,
-        connect_timeout: Any = None,
-        pool_timeout: Any = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         api_method = url.rsplit("/", 1)[-1]
         if api_method == "getChatAdministrators" and request_data is not None:
@@ -690,14 +665,6 @@ class EmulatorRequest(HTTPXRequest):
                 for user in self.admins.get(chat_id, [])
             ]
             return 200, json.dumps({"ok": True, "result": members}).encode()
-        code, payload = await super().do_request(
+        return await super().do_request(
             url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
         )
-        if code != 200:
-            return code, payload
-        body = _fix_emulator_json(json.loads(payload))
-        if api_method == "getMe" and isinstance(body.get("result"), dict):
-            body["result"].setdefault("is_bot", True)
-        if api_method in ("editMessageText", "editMessageReplyMarkup") and body.get("result") is None:
-            body["result"] = True  # "the edited message, or True" — the emulator sends neither
-        return code, json.dumps(body).encode()
