@@ -70,7 +70,10 @@ def export_text_baseline(
             quantize_int8(raw / "model.onnx", stage / "text.onnx")
         else:
             shutil.copy2(raw / "model.onnx", stage / "text.onnx")
-        shutil.copy2(raw / "tokenizer.json", stage / "tokenizer.json")
+        # The source's own tokenizer.json when it has one (optimum re-saves it through transformers, which
+        # may rewrite its post-processor, e.g. the e5 tower's "query:" template).
+        own = src / "tokenizer.json"
+        shutil.copy2(own if own.is_file() else raw / "tokenizer.json", stage / "tokenizer.json")
         output = "sentence_embedding" if library == "sentence_transformers" else "last_hidden_state"
         files = {"text": "text.onnx", "tokenizer": "tokenizer.json"}
         hashes = {name: sha256_file(stage / name) for name in files.values()}
