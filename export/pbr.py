@@ -109,7 +109,8 @@ def export_pbr(
     started = time.time()
     loaded = load_checkpoint(checkpoint)
     model, config = loaded.model.eval(), loaded.config
-    tok_dir = Path(tokenizer_dir) if tokenizer_dir else minilm_dir()
+    # the tokenizer beside the text tower's weights (model.text_dir: e.g. the e5 tower), else MiniLM's
+    tok_dir = Path(tokenizer_dir or config.text_dir or minilm_dir())
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".export-") as tmp:
