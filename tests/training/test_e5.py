@@ -121,7 +121,8 @@ def test_pruning_keeps_characters_and_corpus_tokens(e5, full, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_export_int8_serves_like_pytorch(e5, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("budget", [20000, 120000])  # int8 embeddings; above 100k tokens 4-bit ones
+def test_export_int8_serves_like_pytorch(e5, tmp_path: Path, budget: int) -> None:  # type: ignore[no-untyped-def]
     """The exporter and quantiser of the MiniLM path, then onnxruntime through the engine's text encoder."""
     from engine.ranking._onnx import OnnxTextEncoder
     from export.baseline import export_text_baseline
@@ -129,7 +130,7 @@ def test_export_int8_serves_like_pytorch(e5, tmp_path: Path) -> None:  # type: i
     from training.model._e5 import write_model_dir
 
     torch.set_num_threads(1)
-    keep = prune_keep_ids(e5, None, budget=20000)
+    keep = prune_keep_ids(e5, None, budget=budget)
     hf = write_model_dir(tmp_path / "hf", keep_ids=keep)
     tok = TextTokenizer(hf / "tokenizer.json", 128)
     enc = tok.encode(SENTENCES)
@@ -140,7 +141,8 @@ def test_export_int8_serves_like_pytorch(e5, tmp_path: Path) -> None:  # type: i
     ref = torch.nn.functional.normalize(mean_pool(h, mask), dim=-1).numpy()
     for quantize, floor in ((False, 0.999), (True, 0.98)):
         out = tmp_path / f"onnx-{quantize}"
-        export_text_baseline(out, src_dir=hf, quantize=quantize, library="transformers")
+        manifest = export_text_baseline(out, src_dir=hf, quantize=quantize, library="transformers")
+        assert ("q4" in str(manifest["quantized"])) == (quantize and budget > 100_000)
         enc_onnx = OnnxTextEncoder(out / "text.onnx", out / "tokenizer.json", 128, "last_hidden_state", 1)
         cos = (enc_onnx.encode(SENTENCES) * ref).sum(1)
         assert cos.min() >= floor, (quantize, cos)
