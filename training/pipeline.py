@@ -448,7 +448,9 @@ class PBRTrainModule(nn.Module):
         super().__init__()
         self.model = model
         self.stop = stop
-        self.image_start = image_stop(model)  # first trainable image block: batches carry the maps entering it
+        self.image_start = image_stop(
+            model
+        )  # first trainable image block: batches carry the maps entering it
         lc = losses
         self.contrastive = ContrastiveLoss(lc.contrastive.weight, lc.contrastive.enabled)
         self.inter_topic = InterTopicLoss(

@@ -354,7 +354,9 @@ def test_trainable_image_blocks_train_on_cached_maps(tiny_root: Path, tmp_path: 
         from engine.preprocess import image_to_array
         from training.data.format import load_sticker_image
 
-        px = torch.from_numpy(image_to_array(load_sticker_image(data.stickers.paths[0]), model.config.image_spec()))
+        px = torch.from_numpy(
+            image_to_array(load_sticker_image(data.stickers.paths[0]), model.config.image_spec())
+        )
         whole = tower(px.unsqueeze(0))
         via_cache = tower.suffix(data.view_feats[0, :1].float(), stop)
     assert torch.allclose(whole, via_cache, atol=2e-2)  # fp16 maps
