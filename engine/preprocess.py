@@ -192,7 +192,12 @@ class TextTokenizer:
         self._tok = Tokenizer.from_file(str(tokenizer_file))
         self._tok.no_padding()
         self._tok.no_truncation()
-        self._pad_id = self._tok.token_to_id("[PAD]") or 0
+        pad = self._tok.token_to_id("[PAD]")
+        self._pad_id = pad if pad is not None else (self._tok.token_to_id("<pad>") or 0)
+        # The leading special tokens of the post-processor's template ([CLS]; or e5's "<s> query:") survive
+        # left truncation like the final [SEP] does.
+        mask = self._tok.encode("").special_tokens_mask
+        self._head = max(1, next((i for i, m in enumerate(mask) if not m), len(mask)) - 1)
 
     def encode(self, texts: Sequence[str], max_tokens: int | None = None) -> Encoded:
         limit = max_tokens or self.max_tokens
@@ -201,10 +206,11 @@ class TextTokenizer:
         types: list[list[int]] = []
         for e in encs:
             ids, tt = list(e.ids), list(e.type_ids)
+            head = max(1, min(self._head, limit - 1))
             if len(ids) > limit:
                 # Keep [CLS] and the last (limit - 2) tokens and [SEP]: the most recent turns matter most.
-                ids = ids[:1] + ids[len(ids) - (limit - 1) :]
-                tt = tt[:1] + tt[len(tt) - (limit - 1) :]
+                ids = ids[:head] + ids[len(ids) - (limit - head) :]
+                tt = tt[:head] + tt[len(tt) - (limit - head) :]
             rows.append(ids)
             types.append(tt)
         width = max((len(r) for r in rows), default=1)

@@ -37,6 +37,26 @@ def quantize_int8(model_path: Path, out_path: Path) -> None:
     )
 
 
+# Above this many tokens the word embeddings are stored in 4 bits (export/q4.py): e5's 250k-token table is
+# 96 MB in int8; MiniLM's 30k stay int8 as before.
+Q4_EMBEDDINGS_ABOVE = 100_000
+
+
+def wants_q4_embeddings(vocab_size: int) -> bool:
+    return int(vocab_size) > Q4_EMBEDDINGS_ABOVE
+
+
+def vocab_size_of(model_dir: Path) -> int:
+    config = Path(model_dir) / "config.json"
+    return int(json.loads(config.read_text()).get("vocab_size", 0)) if config.is_file() else 0
+
+
+def text_quantization(quantize: bool, q4_embeddings: bool) -> str | None:
+    if not quantize:
+        return None
+    return "int8-dynamic-per-channel" + ("+q4-word-embeddings" if q4_embeddings else "")
+
+
 def export_text_baseline(
     out_dir: Path,
     src_dir: Path | None = None,
@@ -66,11 +86,19 @@ def export_text_baseline(
         )
         stage = Path(tmp) / "stage"
         stage.mkdir()
-        if quantize:
+        q4 = quantize and wants_q4_embeddings(vocab_size_of(src))
+        if q4:
+            from export.q4 import quantize_int8_q4_embeddings
+
+            quantize_int8_q4_embeddings(raw / "model.onnx", stage / "text.onnx")
+        elif quantize:
             quantize_int8(raw / "model.onnx", stage / "text.onnx")
         else:
             shutil.copy2(raw / "model.onnx", stage / "text.onnx")
-        shutil.copy2(raw / "tokenizer.json", stage / "tokenizer.json")
+        # The source's own tokenizer.json when it has one (optimum re-saves it through transformers, which
+        # may rewrite its post-processor, e.g. the e5 tower's "query:" template).
+        own = src / "tokenizer.json"
+        shutil.copy2(own if own.is_file() else raw / "tokenizer.json", stage / "tokenizer.json")
         output = "sentence_embedding" if library == "sentence_transformers" else "last_hidden_state"
         files = {"text": "text.onnx", "tokenizer": "tokenizer.json"}
         hashes = {name: sha256_file(stage / name) for name in files.values()}
@@ -84,7 +112,7 @@ def export_text_baseline(
             "sha256": hashes,
             "output": output,
             "max_tokens": max_tokens,
-            "quantized": "int8-dynamic-per-channel" if quantize else None,
+            "quantized": text_quantization(quantize, q4),
             "opset": opset,
             "sticker_text": True,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -26,7 +26,12 @@ import torch
 from torch import nn
 
 from engine.ranking import sha256_file
-from export.baseline import minilm_dir, quantize_int8
+from export.baseline import (
+    minilm_dir,
+    quantize_int8,
+    text_quantization,
+    wants_q4_embeddings,
+)
 from training.model import PBRModel, load_checkpoint
 
 MANIFEST_FORMAT = 1
@@ -77,7 +82,11 @@ def _export_text(model: PBRModel, tokenizer_dir: Path, out: Path, quantize: bool
         library_name="transformers",
         device="cpu",
     )
-    if quantize:
+    if quantize and wants_q4_embeddings(model.text_tower.bert.config.vocab_size):
+        from export.q4 import quantize_int8_q4_embeddings
+
+        quantize_int8_q4_embeddings(raw / "model.onnx", out)
+    elif quantize:
         quantize_int8(raw / "model.onnx", out)
     else:
         shutil.copy2(raw / "model.onnx", out)
@@ -109,7 +118,8 @@ def export_pbr(
     started = time.time()
     loaded = load_checkpoint(checkpoint)
     model, config = loaded.model.eval(), loaded.config
-    tok_dir = Path(tokenizer_dir) if tokenizer_dir else minilm_dir()
+    # the tokenizer beside the text tower's weights (model.text_dir: e.g. the e5 tower), else MiniLM's
+    tok_dir = Path(tokenizer_dir or config.text_dir or minilm_dir())
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=".export-") as tmp:
@@ -171,7 +181,9 @@ def export_pbr(
             "emotions": list(config.emotions),
             "opset": OPSET,
             "quantized": {
-                "text": "int8-dynamic-per-channel" if quantize else None,
+                "text": text_quantization(
+                    quantize, wants_q4_embeddings(model.text_tower.bert.config.vocab_size)
+                ),
                 "image": None,
                 "match": "int8-dynamic-per-channel" if quantize else None,
             },

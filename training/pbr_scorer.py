@@ -95,7 +95,7 @@ class CheckpointScorer(_EmbeddingScorer):
         ckpt = load_checkpoint(path)
         train = ckpt.extra.get("train_config") or {}
         max_turns = int((train.get("data") or {}).get("max_turns", 8))
-        tok = TextTokenizer(tokenizer_file(), ckpt.config.max_tokens)
+        tok = TextTokenizer(tokenizer_file(ckpt.config.text_dir), ckpt.config.max_tokens)
         return cls(
             ckpt.model,
             tok,

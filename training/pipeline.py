@@ -103,8 +103,10 @@ def image_stop(model: PBRModel) -> int | None:
     return blocks - min(n, blocks)
 
 
-def tokenizer_file() -> Path:
-    return default_text_dir() / "tokenizer.json"
+def tokenizer_file(text_dir: str | Path | None = None) -> Path:
+    """The text tower's tokenizer: the one beside its weights (``model.text_dir``, e.g. the e5 tower written
+    by scripts/e5_tower.py), else MiniLM's."""
+    return Path(text_dir or default_text_dir()) / "tokenizer.json"
 
 
 # ------------------------------------------------------------------------------------------------ stickers
@@ -185,7 +187,7 @@ class Towers:
 def make_towers(model: PBRModel, cfg: TrainConfig, cache: FeatureCache | None = None) -> Towers:
     pcfg = model.config
     cache = cache or FeatureCache(cfg.data.cache_dir, enabled=cfg.data.use_cache)
-    tok_path = tokenizer_file()
+    tok_path = tokenizer_file(pcfg.text_dir)
     tokenizer = TextTokenizer(tok_path, pcfg.max_tokens)
     tok_digest = sha256_file(tok_path)
     bert = model.text_tower.bert

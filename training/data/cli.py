@@ -19,6 +19,7 @@ class DatasetName(StrEnum):
     meld = "meld"
     dailydialog = "dailydialog"
     goemotions = "goemotions"
+    xed = "xed"
     emoji_names = "emoji-names"
     emoji_art = "emoji-art"
     openclipart = "openclipart"
@@ -67,9 +68,14 @@ def convert(
         "--pack-candidates",
         help="Rank every sample among a whole pack of ~330 emoji of its style, not only the corpus's classes.",
     ),
+    language: str = typer.Option(
+        "en",
+        "--language",
+        help="XED: language code(s), comma-separated; 'train' = all but the held-out ones, 'held-out'.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Convert a public corpus (TweetEval emoji, MELD, DailyDialog, GoEmotions, emoji names and keywords, clip
+    """Convert a public corpus (TweetEval emoji, MELD, DailyDialog, GoEmotions, XED, emoji names and keywords, clip
     art) into a sticker dataset."""
     from training.data.convert import ConvertOptions
     from training.data.convert import convert as run_convert
@@ -86,6 +92,7 @@ def convert(
             overwrite=overwrite,
             progress=progress,
             pack_candidates=pack_candidates,
+            language=language,
         )
         report = run_convert(dataset.value, data_root, out, opts)
     except (EmojiArtMissing, FileNotFoundError, FileExistsError, ValueError) as exc:

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from engine.preprocess import clean_text
 from training.data import emoji_art
 from training.data.format import CurrentSticker, Sample, StickerEntry, Turn, write_dataset
+from training.data.xed import convert_xed
 from training.emotions import EMOTIONS  # the project's 7 classes, in the model's order
 
 # ------------------------------------------------------------------------------------------- emotions
@@ -67,7 +68,16 @@ EMOTION_ALIASES: dict[str, str] = {
 
 DAILYDIALOG_EMOTIONS = ("neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise")  # ids 0-6
 VARIANTS = ("accompany", "reply")
-DATASETS = ("tweeteval-emoji", "meld", "dailydialog", "goemotions", "emoji-names", "emoji-art", "openclipart")
+DATASETS = (
+    "tweeteval-emoji",
+    "meld",
+    "dailydialog",
+    "goemotions",
+    "xed",
+    "emoji-names",
+    "emoji-art",
+    "openclipart",
+)
 DEFAULT_CONTEXT_TURNS = 8
 
 
@@ -104,6 +114,7 @@ class ConvertOptions:
     # Rank among a whole pack: every sample's candidates are all the big pack's emoji of its style (the
     # default pack, the TweetEval classes and the emotion classes, ~330), not only the corpus's classes.
     pack_candidates: bool = False
+    language: str = "en"  # XED only: "en", "de,es", "train" (all but the held-out languages), "held-out"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "styles", tuple(self.styles))
@@ -635,6 +646,7 @@ CONVERTERS: dict[str, Callable[[Path | str, Path | str, ConvertOptions], Convers
     "meld": convert_meld,
     "dailydialog": convert_dailydialog,
     "goemotions": convert_goemotions,
+    "xed": convert_xed,
 }
 
 

@@ -32,6 +32,11 @@ CORPUS_LICENCES: dict[str, tuple[str, str, str]] = {
         "non-commercial, share-alike: a model trained on it is for non-commercial use",
     ),
     "goemotions": ("GoEmotions (Ekman grouping)", "Apache-2.0", "attribution"),
+    "xed": (
+        "XED (Helsinki-NLP, movie subtitles from OPUS OpenSubtitles, Plutchik emotions)",
+        "CC BY 4.0",
+        "attribution (Öhman et al., COLING 2020)",
+    ),
     "emoji-names": (
         "emoji names and keywords",
         "emoji-datasource (MIT), emojibase-data (MIT; CLDR annotations under the Unicode licence)",
