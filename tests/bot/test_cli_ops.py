@@ -164,7 +164,7 @@ def test_the_repository_stands_alone_docs_and_help() -> None:
 
 
 def test_error_texts_point_inside_the_repository() -> None:
-    for package in ("bot", "engine", "export", "training", "migrations", "scripts"):
+    for package in ("bot", "engine", "export", "training", "retraining", "migrations", "scripts"):
         for source in (REPO / package).rglob("*"):
             if source.suffix in (".py", ".sh"):
                 text = source.read_text(encoding="utf-8")

@@ -1,6 +1,6 @@
 """XED (Helsinki-NLP, CC BY 4.0): movie subtitle lines with Plutchik emotions → one-turn emotion samples.
 
-``shared/data/xed/`` holds ``AnnotatedData/{en,fi}-annotated.tsv`` (human annotation), ``neu_{en,fi}.txt``
+The XED folder of the corpora (``--data-root``/``xed/``) holds ``AnnotatedData/{en,fi}-annotated.tsv`` (human annotation), ``neu_{en,fi}.txt``
 (neutral lines, the text in the second column) and ``Projections/<lang>-projections.tsv`` (labels projected through aligned
 subtitles). Labels: anger 1, anticipation 2, disgust 3, fear 4, joy 5, sadness 6, surprise 7, trust 8; neutral
 0 or 9. Lines are multi-label.
@@ -14,7 +14,7 @@ Languages: ``en`` and ``fi`` read the annotated file, the neutral file and their
 language its projections (no neutral class there). Splits are deterministic: a line goes to ``val`` when the
 first byte of SHA-256(language, text) is below 26 (~10%); a text seen twice in a language is kept once. The
 **held-out languages** (:data:`HELD_OUT_LANGUAGES`: German, Spanish, Greek, Hebrew — two Latin-script, one
-Greek, one right-to-left; the languages of the original XED release that are not in ``shared/data``, among them
+Greek, one right-to-left; the languages of the original XED release that are not in the corpora folder here, among them
 Russian, Portuguese and Arabic, are unavailable anyway) are never trained on: all their lines are ``val`` and
 their ``train`` split is empty. Note: projected lines are translations of the same films' subtitles, so a
 held-out line may translate an English training line (that is cross-lingual transfer, the thing measured).
