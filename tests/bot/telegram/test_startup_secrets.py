@@ -67,8 +67,8 @@ def server() -> Iterator[object]:
         srv.shutdown()
 
 
-def _run_bot(migrated: Settings, base_url: str, level: str) -> subprocess.CompletedProcess[str]:
-    env = {
+def _bot_env(migrated: Settings, base_url: str, level: str) -> dict[str, str]:
+    return {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "STICKERPICK_HOME": str(migrated.home),
@@ -79,6 +79,10 @@ def _run_bot(migrated: Settings, base_url: str, level: str) -> subprocess.Comple
         "STICKERPICK_LOG_LEVEL": level,
         "TELEGRAM_BOT_TOKEN": TOKEN,
     }
+
+
+def _run_bot(migrated: Settings, base_url: str, level: str) -> subprocess.CompletedProcess[str]:
+    env = _bot_env(migrated, base_url, level)
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", "telegram"],
         env=env,
@@ -122,17 +126,7 @@ def test_a_server_error_at_start_is_retried_without_the_token(migrated: Settings
     import signal
     import time
 
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "STICKERPICK_HOME": str(migrated.home),
-        "DATABASE_URL": migrated.db_url,
-        "STICKERPICK_MODEL_DIR": str(migrated.model_dir),
-        "STICKERPICK_DEFAULT_PACKS": "[]",
-        "STICKERPICK_TELEGRAM_BASE_URL": server(502),
-        "STICKERPICK_LOG_LEVEL": "DEBUG",
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-    }
+    env = _bot_env(migrated, server(502), "DEBUG")
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "telegram"],
         env=env,
