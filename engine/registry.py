@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.fsutil import atomic_write_text
+
 VERSION_RE = re.compile(r"^v(\d{4})(?:-[\w.-]+)?$")
 
 
@@ -47,20 +49,6 @@ class ModelVersion:
     def checkpoint(self) -> Path | None:
         p = self.path / "checkpoint.pt"
         return p if p.is_file() else None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ModelRegistry:
@@ -138,7 +126,7 @@ class ModelRegistry:
         path = self.root / name / "info.json"
         info = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         info.update(fields)
-        _write_atomic(path, json.dumps(info, indent=2, default=str) + "\n")
+        atomic_write_text(path, json.dumps(info, indent=2, default=str) + "\n")
 
     def promote(self, name: str, reason: str = "promote") -> ModelVersion:
         version = self.get(name)
@@ -146,7 +134,7 @@ class ModelRegistry:
             known = ", ".join(v.name for v in self.versions()) or "none"
             raise RegistryError(f"no model version {name!r} in {self.root} (versions: {known})")
         previous = self.current_name()
-        _write_atomic(self.root / "current", name + "\n")
+        atomic_write_text(self.root / "current", name + "\n")
         entry = {
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "action": reason,

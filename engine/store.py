@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from pathlib import Path
 
 from PIL import Image
+
+from engine.fsutil import atomic_write_bytes
 
 
 class MediaStore:
@@ -24,16 +24,7 @@ class MediaStore:
         if target.is_file():
             return sha
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(png)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(target, png)
         return sha
 
     def sweep_temp(self, older_than_s: float = 3600.0) -> int:
@@ -41,7 +32,7 @@ class MediaStore:
         milliseconds, so only those older than ``older_than_s`` go. Returns how many were removed."""
         removed = 0
         cutoff = time.time() - older_than_s
-        for tmp in self.root.glob("*/.tmp-*"):
+        for tmp in self.root.glob("*/.*.tmp"):
             try:
                 if tmp.stat().st_mtime < cutoff:
                     tmp.unlink()

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from engine.fsutil import sha256_file
 from engine.preprocess import ImageSpec, TextTokenizer, image_to_array
 from training._io import atomic_torch_save
 from training.augment import AugmentConfig, augment_images
@@ -35,14 +36,6 @@ CACHE_FORMAT = 1
 # ------------------------------------------------------------------------------------------------ hashing
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path | str) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def module_digest(module: nn.Module) -> str:

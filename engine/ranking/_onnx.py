@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.fsutil import sha256_file
 from engine.preprocess import TextTokenizer
 from engine.ranking._base import ModelMissing, l2_normalise
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # Issue 14: (resolved path, size, mtime in ns) → SHA-256 of files already checked in this process, so a model

@@ -164,9 +164,9 @@ async def test_killed_during_ingestion_loses_nothing_acknowledged(migrated, tmp_
 
 def _check_media(service) -> None:
     """Every file under a final name is whole (its name is its content's hash); a killed writer can only
-    leave a ``.tmp-`` file behind, which no row points at."""
+    leave a ``.*.tmp`` file behind, which no row points at."""
     for f in service.store.root.rglob("*"):
-        if f.is_file() and not f.name.startswith(".tmp-"):
+        if f.is_file() and not f.name.endswith(".tmp"):
             assert hashlib.sha256(f.read_bytes()).hexdigest() == f.stem, f
             with Image.open(f) as im:
                 im.load()

@@ -360,16 +360,16 @@ def test_the_media_store_writes_whole_files_or_nothing(tmp_path, monkeypatch):
         raise OSError("no space left on device")
 
     with monkeypatch.context() as m:
-        m.setattr("engine.store.os.replace", full_disk)
+        m.setattr("engine.fsutil.os.replace", full_disk)
         with pytest.raises(OSError):
             store.put(png)
     assert [f for f in store.root.rglob("*") if f.is_file()] == []  # neither a picture nor its temp file
     sha = store.put(png)
     assert store.path(sha).read_bytes() == png and store.put(png) == sha
-    stale = store.path(sha).parent / ".tmp-killed"  # what a SIGKILLed writer leaves
+    stale = store.path(sha).parent / ".killed.tmp"  # what a SIGKILLed writer leaves
     stale.write_bytes(png[:10])
     os.utime(stale, (0, 0))
-    live = store.path(sha).parent / ".tmp-writing"  # another process writing right now
+    live = store.path(sha).parent / ".writing.tmp"  # another process writing right now
     live.write_bytes(png[:10])
     assert store.sweep_temp() == 1
     assert not stale.exists() and live.exists() and store.has(sha)
