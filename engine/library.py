@@ -27,6 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import Pack, Sticker
+from engine.errors import EmbeddingFailed as EmbeddingFailed  # re-exported: callers catch them here too
+from engine.errors import PackBusy as PackBusy
+from engine.errors import PackError
 from engine.media import DecodeLimits, MediaError, decode_sticker_async, to_png_bytes
 from engine.preprocess import clean_label, printable
 from engine.store import MediaStore
@@ -36,18 +39,6 @@ PACK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 METADATA_FILES = ("pack.json", "emoji_mapping.txt")
 MAX_METADATA_BYTES = 1_000_000  # pack.json / emoji_mapping.txt, in a folder as in a zip
 MAX_LABEL_CHARS = 200  # a file name as a report shows it
-
-
-class PackError(ValueError):
-    """A pack cannot be imported or found; the message is meant for the user."""
-
-
-class EmbeddingFailed(PackError):
-    """The stickers were stored but the model could not embed them; the pack is not served."""
-
-
-class PackBusy(PackError):
-    """Another import of the same new pack is running (issue 14): run it again when that one is done."""
 
 
 class _StickerMeta(BaseModel):

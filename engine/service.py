@@ -43,14 +43,12 @@ from engine.db import (
     sessionmaker,
     utcnow,
 )
+from engine.errors import EmbeddingFailed, PackBusy, PackNotEnabled, UnknownPack
 from engine.history import History, HistoryPolicy, Turn
 from engine.ingest import LRU, MessageWriter, PendingMessage
 from engine.library import (
-    EmbeddingFailed,
     ImportBudget,
     ImportReport,
-    PackBusy,
-    PackError,
     PlatformSticker,
     import_pack,
     import_platform_pack,
@@ -506,10 +504,7 @@ class StickerService:
             # issue 14: another import of the same pack got there first (its pack or sticker rows exist now)
             if isinstance(exc, OperationalError) and "locked" not in str(exc.orig):
                 raise
-            raise PackBusy(
-                f"{kwargs.get('name') or 'this pack'} is already being imported; run the import again once "
-                "that one is done (it skips what is there)"
-            ) from None
+            raise PackBusy(kwargs.get("name")) from None
         try:
             await self._embed_pack(pack_id)
         except Exception as exc:  # e.g. a damaged image tower: the pack stays "importing", never served
@@ -517,11 +512,7 @@ class StickerService:
             async with self.sessions.begin() as session:
                 await session.execute(update(Pack).where(Pack.id == pack_id).values(status="importing"))
                 await _bump_chats_of(session, pack_id)
-            raise EmbeddingFailed(
-                f"the stickers were stored, but the model {self.ranker.version} could not embed them "
-                f"({type(exc).__name__}); the pack is not served. Fix the model (STICKERPICK_MODEL_DIR) and "
-                "run the import again"
-            ) from None
+            raise EmbeddingFailed(self.ranker.version, type(exc).__name__) from None
         if new_pack:
             async with self.sessions.begin() as session:
                 await session.execute(update(Pack).where(Pack.id == pack_id).values(status="ready"))
@@ -546,7 +537,7 @@ class StickerService:
         validate_pack_name(name)
         packs = list((await session.execute(select(Pack).where(Pack.name == name))).scalars())
         if not packs:
-            raise PackError(f"There is no pack called {name!r}. `stickerpick packs list` shows the packs.")
+            raise UnknownPack(name)
         preference = {platform: 0, "local": 1}
         return min(packs, key=lambda p: preference.get(p.platform, 2))
 
@@ -579,7 +570,7 @@ class StickerService:
             c = await self._chat(session, chat, create=False)
             link = await session.get(ChatPack, (c.id, pack.id)) if c else None
             if c is None or link is None:
-                raise PackError(f"The pack {name!r} is not enabled in this chat.")
+                raise PackNotEnabled(name)
             await session.delete(link)
             c.packs_version += 1
 
