@@ -17,7 +17,9 @@ from engine.service import ChatRef, StickerService, SuggestResult, UserRef
 from engine.store import MediaStore
 
 PLATFORM = "console"
-SPEAKER_RE = re.compile(r"^\s*([A-Za-z][\w .-]{0,31}):\s+(.*)$")
+# "name: text", the name in any script (a letter first, then up to four words without ":"; Devanagari's vowel
+# signs are not \w, so the words are "anything but space and colon")
+SPEAKER_RE = re.compile(r"^\s*([^\W\d_][^\s:]{0,31}(?: [^\s:]{1,31}){0,3}):\s+(.*)$")
 
 HELP = """\
 Type messages as `name: text` (e.g. `alice: hi`); a line without a name is said by the last speaker.

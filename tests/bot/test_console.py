@@ -42,3 +42,15 @@ async def test_demo_prints_suggestions_and_writes_pngs(service, tmp_path):
     assert [line for line in again if "Stickers for" in line] == [
         line for line in printed if "Stickers for" in line
     ]
+
+
+async def test_speakers_are_named_in_any_script(service, tmp_path):
+    chat = ConsoleChat(service, chat_name="intl", out_dir=tmp_path / "out")
+    for line in ("юля: привет", "José María: ¿qué tal?", "मीरा: नमस्ते", "12: not a name"):
+        assert await chat.handle(line) == []
+    assert await chat.handle("/history") == [
+        "  юля: привет",
+        "  José María: ¿qué tal?",
+        "  मीरा: नमस्ते",
+        "  मीरा: 12: not a name",  # a line that starts with digits is the last speaker's text
+    ]
