@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from engine.preprocess import TextTokenizer, dialogue_to_text, sticker_text
+from training._io import atomic_torch_save
 from training.data.format import Sample, StickerDataset
 from training.data.xed import HELD_OUT_LANGUAGES
 from training.evaluate import EngineScorer, context_texts
@@ -70,6 +71,8 @@ class DistilConfig:
     seed: int = 0
     threads: int = 1
     max_turns: int = 8
+    checkpoint_every: int = 100
+    cache_dir: str = "var/cache"
 
     @classmethod
     def load(cls, path: Path | None, overrides: list[str]) -> DistilConfig:
@@ -262,14 +265,25 @@ def _trainable(bert: nn.Module, frozen: int) -> list[nn.Parameter]:
 
 
 def train_loop(cfg: DistilConfig, bert: nn.Module, cache: FrozenCache, batches: Batches, out: Path) -> None:
+    """AdamW over the unfrozen layers; a checkpoint every ``checkpoint_every`` steps, resumed from if present."""
     params = _trainable(bert, cfg.frozen_layers)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    rng = np.random.default_rng(cfg.seed + 1)
-    n = len(batches.corpus.texts)
+    ckpt_path = out / "checkpoint.pt"
     log: list[dict[str, float]] = []
+    start = 0
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        bert.load_state_dict(ckpt["bert"], strict=False)
+        opt.load_state_dict(ckpt["opt"])
+        start, log = ckpt["step"], ckpt["log"]
+        if "torch_rng" in ckpt:
+            torch.set_rng_state(ckpt["torch_rng"])  # dropout continues as if never stopped
+        print(f"resumed from {ckpt_path} at step {start}", flush=True)
+    n = len(batches.corpus.texts)
     started = time.time()
     bert.train()
-    for step in range(cfg.steps):
+    for step in range(start, cfg.steps):
+        rng = np.random.default_rng([cfg.seed, step])  # the batch of a step does not depend on resuming
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
         idx = [int(i) for i in rng.choice(n, cfg.batch_size, replace=False)]
@@ -280,34 +294,57 @@ def train_loop(cfg: DistilConfig, bert: nn.Module, cache: FrozenCache, batches: 
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         log.append({"step": step, "loss": float(loss.detach()), **parts})
-        if step % 50 == 0 or step == cfg.steps - 1:
-            recent = log[-50:]
-            mean = {k: sum(r[k] for r in recent) / len(recent) for k in ("loss", "mse", "ce")}
-            eta = (time.time() - started) / (step + 1) * (cfg.steps - step - 1)
-            print(
-                f"step {step + 1}/{cfg.steps} loss {mean['loss']:.4f} mse {mean['mse']:.4f} "
-                f"ce {mean['ce']:.3f} (eta {eta / 60:.1f} min)",
-                flush=True,
+        if (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1:
+            trainable = {k: v for k, v in bert.state_dict().items() if _is_trained(k, cfg.frozen_layers)}
+            atomic_torch_save(
+                {
+                    "bert": trainable,
+                    "opt": opt.state_dict(),
+                    "step": step + 1,
+                    "log": log,
+                    "torch_rng": torch.get_rng_state(),
+                },
+                ckpt_path,
             )
+        if step % 50 == 0 or step == cfg.steps - 1:
+            _report(cfg, step, start, started, log)
     bert.eval()
     (out / "log.json").write_text(json.dumps(log) + "\n")
 
 
-def run(cfg: DistilConfig) -> Path:
-    from engine.ranking import load_ranker
-    from training.model._towers import load_bert
+def _is_trained(key: str, frozen: int) -> bool:
+    parts = key.split(".")
+    return len(parts) > 2 and parts[0] == "encoder" and parts[1] == "layer" and int(parts[2]) >= frozen
 
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    teacher = load_ranker("pbr", Path(cfg.teacher_dir), max_turns=cfg.max_turns, threads=cfg.threads)
-    corpus, sticker_vecs = build_corpus(cfg, teacher)
-    targets, has = teacher_targets(teacher, corpus)
-    print(f"{len(corpus.texts)} texts, {int(has.sum())} with a teacher target", flush=True)
-    bert = load_bert(cfg.student_dir).eval()
+
+def _report(cfg: DistilConfig, step: int, start: int, started: float, log: list[dict[str, float]]) -> None:
+    recent = log[-50:]
+    mean = {k: sum(r[k] for r in recent) / len(recent) for k in ("loss", "mse", "ce")}
+    eta = (time.time() - started) / (step + 1 - start) * (cfg.steps - step - 1)
+    print(
+        f"step {step + 1}/{cfg.steps} loss {mean['loss']:.4f} mse {mean['mse']:.4f} "
+        f"ce {mean['ce']:.3f} (eta {eta / 60:.1f} min)",
+        flush=True,
+    )
+
+
+def _prepare(
+    cfg: DistilConfig, teacher: Any, bert: nn.Module, cache_file: Path
+) -> tuple[FrozenCache, Batches]:
+    """Corpus, teacher targets and the frozen states: computed once per (config's data, teacher, student)."""
     cache = FrozenCache(bert, TextTokenizer(Path(cfg.student_dir) / "tokenizer.json"), cfg.frozen_layers)
-    cache.build(corpus.texts, corpus.max_tokens)
+    if cache_file.is_file():
+        saved = torch.load(cache_file, weights_only=False)
+        corpus, sticker_vecs, targets, has, cache.hidden = saved["corpus"], *saved["tensors"]
+        print(f"loaded {cache_file}: {len(corpus.texts)} texts", flush=True)
+    else:
+        corpus, sticker_vecs = build_corpus(cfg, teacher)
+        targets, has = teacher_targets(teacher, corpus)
+        print(f"{len(corpus.texts)} texts, {int(has.sum())} with a teacher target", flush=True)
+        cache.build(corpus.texts, corpus.max_tokens)
+        atomic_torch_save(
+            {"corpus": corpus, "tensors": (sticker_vecs, targets, has, cache.hidden)}, cache_file
+        )
     batches = Batches(
         corpus,
         torch.from_numpy(targets),
@@ -316,6 +353,43 @@ def run(cfg: DistilConfig) -> Path:
         torch.from_numpy(teacher.heads["text_proj.weight"]),
         torch.from_numpy(teacher.heads["text_proj.bias"]),
     )
+    return cache, batches
+
+
+def _cache_key(cfg: DistilConfig, teacher_version: str) -> str:
+    import hashlib
+
+    data = {k: v for k, v in asdict(cfg).items() if k not in TRAINING_ONLY}
+    return hashlib.sha256(json.dumps([data, teacher_version], sort_keys=True).encode()).hexdigest()[:16]
+
+
+TRAINING_ONLY = {
+    "out_dir",
+    "steps",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "label_weight",
+    "temperature",
+    "threads",
+    "checkpoint_every",
+}
+
+
+def run(cfg: DistilConfig) -> Path:
+    """Train (resuming from ``out_dir/checkpoint.pt`` if there is one), then write ``out_dir/student``."""
+    from engine.ranking import load_ranker
+    from training.model._towers import load_bert
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    teacher = load_ranker("pbr", Path(cfg.teacher_dir), max_turns=cfg.max_turns, threads=cfg.threads)
+    bert = load_bert(cfg.student_dir).eval()
+    cache_file = Path(cfg.cache_dir) / f"distil-{_cache_key(cfg, teacher.version)}.pt"
+    cache, batches = _prepare(cfg, teacher, bert, cache_file)
     train_loop(cfg, bert, cache, batches, out)
     student = out / "student"
     bert.save_pretrained(student)

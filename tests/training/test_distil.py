@@ -46,6 +46,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
         teacher_dir=str(tmp / "teacher"),
         student_dir=str(tmp / "student0"),
         out_dir=str(tmp / "run"),
+        cache_dir=str(tmp / "cache"),
         sources=[Source(str(make_dataset(tmp / "ds", n_train=48, n_val=8)), max_samples=40)],
         emojibase=str(_emojibase(tmp / "emojibase")),
         frozen_layers=1,
@@ -109,3 +110,17 @@ def test_the_student_learns_the_teachers_vectors_and_serves_them(setup) -> None:
     m = enc.attention_mask[..., None]
     pooled = (hidden * m).sum(1) / m.sum(1)
     np.testing.assert_allclose(served.text.encode(texts, normalise=False), pooled, atol=1e-4)
+
+
+def test_a_stopped_run_resumes_where_it_stopped(setup) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from training.model._towers import load_bert
+
+    tmp, cfg = setup
+    straight = run(dataclasses.replace(cfg, steps=12, out_dir=str(tmp / "straight")))
+    run(dataclasses.replace(cfg, steps=6, out_dir=str(tmp / "resumed")))  # "killed" after 6 steps
+    resumed = run(dataclasses.replace(cfg, steps=12, out_dir=str(tmp / "resumed")))
+    a, b = load_bert(straight).state_dict(), load_bert(resumed).state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert len(list((tmp / "cache").glob("distil-*.pt"))) == 1  # the frozen states were computed once
