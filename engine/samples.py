@@ -20,12 +20,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import Chat, ChatPack, Pack, Sticker, TrainingSample, User, rowcount
-from engine.history import Turn
+from engine.history import HistoryTurn
 
 SENT, PICKED = "sent", "picked"
 
 
-def snapshot(turns: Sequence[Turn]) -> list[dict[str, object]]:
+def snapshot(turns: Sequence[HistoryTurn]) -> list[dict[str, object]]:
     return [{"id": t.message_id, "from": t.from_id, "text": t.text} for t in turns]
 
 

@@ -29,7 +29,8 @@ from engine.samples import LoggedSample
 from training.data.format import CurrentSticker, Sample, StickerEntry, Turn, write_dataset
 
 CANDIDATES = 10
-# Written into every export: `--overwrite` replaces only a folder that carries it (issue 14).
+# Written into every export: `--overwrite` replaces only a folder that carries it, so a mistyped path can
+# never replace a folder of someone's other data.
 MARKER = ".stickerpick-export"
 MARKER_TEXT = "a dataset written by `stickerpick data export`; --overwrite may replace this folder\n"
 
@@ -102,15 +103,18 @@ def export_logs(
     train, val = split_by_time(samples, val_fraction)
     used: set[int] = set()
 
+    def speaker(s: LoggedSample, user_id: object) -> str | None:
+        """A context turn's speaker (a users.id), pseudonymised; None for an unknown one."""
+        return (
+            pseudonym(s.user_keys[user_id], key)
+            if isinstance(user_id, int) and user_id in s.user_keys
+            else None
+        )
+
     def convert(s: LoggedSample) -> tuple[Sample, dict[str, Any]]:
         pack_id, emoji, _ = stickers[s.sticker_id]
         turns = tuple(
-            Turn(
-                text=str(t["text"]),
-                id=str(t["id"]),
-                from_id=pseudonym(s.user_keys[t["from"]], key) if t.get("from") in s.user_keys else None,  # type: ignore[index]
-            )
-            for t in s.context
+            Turn(text=str(t["text"]), id=str(t["id"]), from_id=speaker(s, t.get("from"))) for t in s.context
         )
         cands = _candidates(s)
         cands = [c for c in cands if c in stickers] if cands else None
@@ -169,18 +173,14 @@ async def export_from_service(
     val_fraction: float = 0.2,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    from engine.samples import sticker_rows
-
     settings = service.settings
     protected = [settings.home, settings.media_dir]
-    db_file = service.engine.url.database if service.engine.dialect.name == "sqlite" else None
-    if db_file and db_file != ":memory:":
-        protected.append(Path(db_file))
+    if service.database_file is not None:
+        protected.append(service.database_file)
     check_target(out_dir, overwrite, protected)  # before reading anything
     samples = await service.logged_samples(since=since, chats=chats)
     ids = sorted({i for s in samples for i in (s.sticker_id, *s.chat_sticker_ids)})
-    async with service.sessions() as session:
-        stickers = await sticker_rows(session, ids)
+    stickers = await service.sticker_rows(ids)
     return export_logs(
         samples,
         stickers,

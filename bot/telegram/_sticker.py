@@ -150,7 +150,7 @@ def nothing_to_suggest(result: SuggestResult) -> str:
     if result.reason == "cooldown":
         return texts.COOLDOWN.format(seconds=max(1, round(result.retry_after_s or 1)))
     return (
-        texts.NO_PACKS if result.reason == "no_packs" else texts.html(result.message or texts.GENERIC_ERROR)
+        texts.NO_PACKS if result.reason == "no_packs" else texts.html(texts.GENERIC_ERROR)
     )
 
 
