@@ -85,6 +85,35 @@ def _candidates(s: LoggedSample) -> list[int] | None:
     return chosen
 
 
+def _speaker(s: LoggedSample, user_id: object, key: bytes) -> str | None:
+    """A context turn's speaker (a users.id), pseudonymised; None for an unknown one."""
+    return (
+        pseudonym(s.user_keys[user_id], key) if isinstance(user_id, int) and user_id in s.user_keys else None
+    )
+
+
+def _describe(
+    samples: Sequence[LoggedSample],
+    train: Sequence[LoggedSample],
+    val: Sequence[LoggedSample],
+    stickers: int,
+    val_fraction: float,
+    random_salt: bool,
+) -> dict[str, Any]:
+    """What export.json says about an export."""
+    last_train: datetime | None = max((s.created_at for s in train), default=None)
+    first_val: datetime | None = min((s.created_at for s in val), default=None)
+    return {
+        "samples": {"train": len(train), "val": len(val)},
+        "chats": len({s.chat_key for s in samples}),
+        "stickers": stickers,
+        "kinds": {k: sum(1 for s in samples if s.kind == k) for k in sorted({s.kind for s in samples})},
+        "split": {"val_fraction": val_fraction, "last_train": last_train, "first_val": first_val},
+        "pseudonyms": "HMAC-SHA256(salt, 'platform:id')[:16]; salt not written"
+        + (" (random salt for this export)" if random_salt else ""),
+    }
+
+
 def export_logs(
     samples: Sequence[LoggedSample],
     stickers: dict[int, tuple[int, str | None, str]],
@@ -103,18 +132,11 @@ def export_logs(
     train, val = split_by_time(samples, val_fraction)
     used: set[int] = set()
 
-    def speaker(s: LoggedSample, user_id: object) -> str | None:
-        """A context turn's speaker (a users.id), pseudonymised; None for an unknown one."""
-        return (
-            pseudonym(s.user_keys[user_id], key)
-            if isinstance(user_id, int) and user_id in s.user_keys
-            else None
-        )
-
     def convert(s: LoggedSample) -> tuple[Sample, dict[str, Any]]:
         pack_id, emoji, _ = stickers[s.sticker_id]
         turns = tuple(
-            Turn(text=str(t["text"]), id=str(t["id"]), from_id=speaker(s, t.get("from"))) for t in s.context
+            Turn(text=str(t["text"]), id=str(t["id"]), from_id=_speaker(s, t.get("from"), key))
+            for t in s.context
         )
         cands = _candidates(s)
         cands = [c for c in cands if c in stickers] if cands else None
@@ -144,17 +166,7 @@ def export_logs(
         StickerEntry(f"p{stickers[i][0]}", str(i), Path(media_path(stickers[i][2])), stickers[i][1])
         for i in sorted(used)
     ]
-    last_train: datetime | None = max((s.created_at for s in train), default=None)
-    first_val: datetime | None = min((s.created_at for s in val), default=None)
-    info = {
-        "samples": {"train": len(train), "val": len(val)},
-        "chats": len({s.chat_key for s in samples}),
-        "stickers": len(entries),
-        "kinds": {k: sum(1 for s in samples if s.kind == k) for k in sorted({s.kind for s in samples})},
-        "split": {"val_fraction": val_fraction, "last_train": last_train, "first_val": first_val},
-        "pseudonyms": "HMAC-SHA256(salt, 'platform:id')[:16]; salt not written"
-        + (" (random salt for this export)" if random_salt else ""),
-    }
+    info = _describe(samples, train, val, len(entries), val_fraction, random_salt)
     extra = {
         f"release_{name}.meta.json": "".join(json.dumps(m) + "\n" for m in metas[name]) for name in metas
     }

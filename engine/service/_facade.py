@@ -233,7 +233,7 @@ class StickerService:
     # ------------------------------------------------------------------ suggestions
     async def suggest(self, chat: ChatRef, k: int | None = None, **options: Any) -> SuggestResult:
         """The top-k of the chat's stickers for its recent dialogue; ``options``: ``user``, ``text``,
-        ``cooldown``, ``cap``, ``packs_from``, ``sendable_only`` (see ``Suggester._suggest``)."""
+        ``cooldown``, ``cap``, ``packs_from``, ``sendable_only`` (see ``Suggester.suggest``)."""
         self._model_watch.maybe_check()
         return await self._suggester.suggest(chat, k, **options)
 

@@ -57,7 +57,15 @@ class Suggester:
         packs_from: ChatRef | None = None,
         sendable_only: bool = False,
     ) -> SuggestResult:
-        """:meth:`_suggest`, counted and timed for the metrics endpoint."""
+        """The top-k of the chat's stickers for its recent dialogue (or for ``text``, e.g. an inline query),
+        counted and timed for the metrics endpoint.
+        ``cooldown=False`` for requests a platform already rate-limits (inline queries, button presses).
+        ``cap`` replaces ``settings.max_k`` as the most items returned (Telegram's inline results: up to 50).
+        ``packs_from`` (Discord): rank the stickers enabled in that chat instead of in ``chat``, for
+        platforms whose packs belong to a group of chats (a Discord server) while each channel or thread
+        keeps its own history and cooldown.
+        ``sendable_only`` (Telegram inline mode): rank only stickers the platform can send by its
+        own file id (an inline answer cannot upload a local pack's picture)."""
         start = time.perf_counter()
         try:
             result = await self._suggest(
@@ -82,14 +90,7 @@ class Suggester:
         packs_from: ChatRef | None,
         sendable_only: bool,
     ) -> SuggestResult:
-        """The top-k of the chat's stickers for its recent dialogue (or for ``text``, e.g. an inline query).
-        ``cooldown=False`` for requests a platform already rate-limits (inline queries, button presses).
-        ``cap`` replaces ``settings.max_k`` as the most items returned (Telegram's inline results: up to 50).
-        ``packs_from`` (Discord): rank the stickers enabled in that chat instead of in ``chat``, for
-        platforms whose packs belong to a group of chats (a Discord server) while each channel or thread
-        keeps its own history and cooldown.
-        ``sendable_only`` (Telegram inline mode): rank only stickers the platform can send by its
-        own file id (an inline answer cannot upload a local pack's picture)."""
+        """:meth:`suggest` without the metrics."""
         k = max(1, min(k or self.settings.top_k, cap or self.settings.max_k))
         ranker = self._ranker()
         # before this request's transaction: on SQLite a lookup that creates the user in a transaction of its
