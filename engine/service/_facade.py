@@ -79,9 +79,12 @@ class StickerService:
         self._ranker_lock = asyncio.Lock()
         self._wire(model_dir)
 
+    def _served(self) -> Ranker:
+        """The ranker served now; parts call this per request, as a swap replaces it."""
+        return self.ranker
+
     def _wire(self, model_dir: Path | None) -> None:
-        served: Callable[[], Ranker] = lambda: self.ranker  # noqa: E731  (read per call: it can be swapped)
-        s = self.settings
+        s, served = self.settings, self._served
         self._messages = Messages(self.sessions, self.history, self.identities, self.writer)
         self._packs = Packs(
             s, self.sessions, self.store, self.limits, self.identities, self.embeddings, served

@@ -20,7 +20,7 @@ from engine.library import (
     emoji_from_filename,
     words_from_filename,
 )
-from engine.service import ChatRef, StickerService
+from engine.service import ChatRef
 from engine.store import MediaStore
 from tests.auxil import media
 
@@ -317,12 +317,12 @@ async def test_a_failure_before_embedding_leaves_the_pack_unserved_until_importe
     """Issue 14: a pack is ``ready`` only once its embeddings exist (a damaged image tower used to leave a
     pack ready without any); running the import again embeds it and serves it."""
 
-    async def crash(self, pack_id):
+    async def crash(pack_id, ranker):
         raise _Crash(pack_id)
 
     folder = _numbered(tmp_path / "p", 4)
     with monkeypatch.context() as m:
-        m.setattr(StickerService, "_embed_pack", crash)
+        m.setattr(service.embeddings, "embed_pack", crash)
         with pytest.raises(EmbeddingFailed, match="not served"):
             await service.import_pack(folder, name="p")
     assert await _counts(service) == (1, 4, 0)
@@ -339,7 +339,7 @@ async def test_a_failure_before_embedding_leaves_the_pack_unserved_until_importe
     # a refresh whose new stickers cannot be embedded: unserved too, rather than failing every /sticker
     _numbered(folder, 2, start=4)
     with monkeypatch.context() as m:
-        m.setattr(StickerService, "_embed_pack", crash)
+        m.setattr(service.embeddings, "embed_pack", crash)
         with pytest.raises(EmbeddingFailed):
             await service.import_pack(folder, name="p")
     [info] = await service.list_packs()
