@@ -3,7 +3,8 @@
 The engine owns every rule (history window, which packs a chat may use, cooldowns, privacy); adapters only
 translate platform updates into these calls and the results back into platform messages.
 
-Who owns what (each part is usable on its own; :class:`StickerService` wires them and delegates):
+Who owns what (each part is one class with a public interface; :class:`StickerService` wires them and
+delegates):
 ``_types`` the values passed in and out; ``_identities`` chats and users and their id cache; ``_messages``
 the dialogue history; ``_packs`` the pack life cycle; ``_embeddings`` sticker vectors and the per-chat
 matrix cache; ``_suggest`` ranking and the cooldown; ``_suggestions`` suggestions kept for their buttons;
