@@ -39,6 +39,22 @@ Type messages as `name: text` (e.g. `alice: hi`); a line without a name is said 
 USAGE: dict[str, list[str]] = {}
 for _line in HELP.splitlines()[1:]:
     USAGE.setdefault(_line.split()[0], []).append("Usage: " + _line.strip())
+# Why /sticker found nothing, by ``SuggestResult.reason`` (the cooldown: COOLDOWN).
+NOTHING_TO_SUGGEST = {
+    "no_packs": "This chat has no sticker packs yet. An admin can add one with /addpack "
+    "(console: `stickerpick packs add PATH --chat ...`).",
+    "none_sendable": "None of this chat's stickers can be sent from here yet.",
+    "no_conversation": "There is no conversation here yet: say something first.",
+}
+COOLDOWN = "Easy there — try /sticker again in {seconds} s."
+NOTHING = "Nothing to suggest."
+
+
+def nothing_to_suggest(result: SuggestResult) -> str:
+    """The line shown for an answer without stickers."""
+    if result.reason == "cooldown":
+        return COOLDOWN.format(seconds=max(1, round(result.retry_after_s or 1)))
+    return NOTHING_TO_SUGGEST.get(result.reason or "", NOTHING)
 
 
 def plural(n: int, word: str) -> str:
@@ -178,7 +194,7 @@ class ConsoleChat:
 
     def render(self, result: SuggestResult) -> list[str]:
         if not result.items:
-            return [result.message or "Nothing to suggest."]
+            return [nothing_to_suggest(result)]
         lines = [f"Stickers for: “{result.context[-1].text}”" if result.context else "Stickers:"]
         for item in result.items:
             lines.append(
@@ -210,7 +226,7 @@ def result_json(result: SuggestResult) -> dict[str, object]:
     """One /sticker answer with the model's raw scores (``stickerpick demo --json``)."""
     return {
         "suggestion_id": result.suggestion_id,
-        "message": result.message,
+        "message": None if result.items else nothing_to_suggest(result),
         "context": [{"speaker": t.speaker, "text": t.text} for t in result.context],
         "score_kind": result.score_kind,
         "items": [

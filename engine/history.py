@@ -14,7 +14,9 @@ from engine.preprocess import clean_text
 
 
 @dataclass(frozen=True)
-class Turn:
+class HistoryTurn:
+    """One kept message of a chat, as the ranker reads it (``training.data.format.Turn`` is a dataset's)."""
+
     message_id: int
     from_id: int | None  # the users.id of the speaker (speaker-aware, as StickerChat's from_id)
     speaker: str | None
@@ -55,7 +57,7 @@ class History:
         max_turns: int | None = None,
         max_tokens: int | None = None,
         count_tokens: Callable[[str], int] | None = None,
-    ) -> list[Turn]:
+    ) -> list[HistoryTurn]:
         """The last turns of a chat, oldest first, at most ``max_turns`` and (if a counter is given) about
         ``max_tokens`` tokens: the newest turn always survives."""
         turns_limit = max_turns or self.policy.max_turns
@@ -69,7 +71,7 @@ class History:
                 .limit(turns_limit)
             )
         ).all()
-        turns: list[Turn] = []
+        turns: list[HistoryTurn] = []
         used = 0
         for mid, uid, name, text, created in rows:
             if count_tokens is not None:
@@ -77,7 +79,7 @@ class History:
                 if turns and used + cost > token_limit:
                     break
                 used += cost
-            turns.append(Turn(mid, uid, name, text, created))
+            turns.append(HistoryTurn(mid, uid, name, text, created))
         turns.reverse()
         return turns
 

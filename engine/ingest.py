@@ -1,4 +1,4 @@
-"""Message ingestion with group commit, and the bounded caches the service keeps per chat and per user.
+"""Message ingestion with group commit.
 
 Every message a bot can see is one row. Committing each in its own transaction caps ingestion at the disk's
 fsync rate (SQLite: one WAL commit per message, ~1-2k/s here); :class:`MessageWriter` lets every ``record``
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from cachetools import LRUCache
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,46 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.db import Message
 
 log = logging.getLogger(__name__)
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class LRU(Generic[K, V]):
-    """A dict that forgets its least recently used entries beyond ``capacity``: per-chat state stays bounded
-    however many chats a bot is in."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = max(1, capacity)
-        self._data: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def __setitem__(self, key: K, value: V) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.capacity:
-            self._data.popitem(last=False)
-
-    def pop(self, key: K) -> V | None:
-        return self._data.pop(key, None)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def values(self) -> list[V]:
-        return list(self._data.values())
-
-    def oldest(self) -> tuple[K, V] | None:
-        return next(iter(self._data.items()), None)
-
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -184,7 +144,7 @@ class MessageWriter:
             self._commit_batch, max_batch, "stickerpick-message-writer"
         )
         # messages since each chat's last retention pass (bounded; a forgotten count only delays a pass)
-        self._since_retention: LRU[int, int] = LRU(max_chats)
+        self._since_retention: LRUCache[int, int] = LRUCache(max(1, max_chats))
 
     @property
     def batches(self) -> int:  # for the benchmark: transactions committed
@@ -202,7 +162,7 @@ class MessageWriter:
         await self._batcher.flush()
 
     def reset_retention(self, chat_id: int) -> None:
-        self._since_retention.pop(chat_id)
+        self._since_retention.pop(chat_id, None)
 
     async def _commit_batch(self, messages: list[PendingMessage]) -> list[int | Exception]:
         try:

@@ -20,12 +20,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import Chat, ChatPack, Pack, Sticker, TrainingSample, User, rowcount
-from engine.history import Turn
+from engine.history import HistoryTurn
 
 SENT, PICKED = "sent", "picked"
 
 
-def snapshot(turns: Sequence[Turn]) -> list[dict[str, object]]:
+def snapshot(turns: Sequence[HistoryTurn]) -> list[dict[str, object]]:
     return [{"id": t.message_id, "from": t.from_id, "text": t.text} for t in turns]
 
 
@@ -124,29 +124,12 @@ async def logged_samples(
             for r in rows
             if f"{r[1].platform}:{r[1].platform_chat_id}" in wanted or r[1].platform_chat_id in wanted
         ]
-    user_ids = {r[0].user_id for r in rows if r[0].user_id is not None}
-    for r in rows:
-        user_ids |= {t["from"] for t in r[0].context or [] if t.get("from") is not None}
-    users: dict[int, str] = {}
-    if user_ids:
-        for uid, platform, puid in await session.execute(
-            select(User.id, User.platform, User.platform_user_id).where(User.id.in_(list(user_ids)))
-        ):
-            users[int(uid)] = f"{platform}:{puid}"
+    users = await _user_keys(session, [r[0] for r in rows])
     chat_stickers: dict[int, list[int]] = {}
     out: list[LoggedSample] = []
     for sample, chat, sticker in rows:
         if chat.id not in chat_stickers:
-            chat_stickers[chat.id] = list(
-                (
-                    await session.execute(
-                        select(Sticker.id)
-                        .join(ChatPack, ChatPack.pack_id == Sticker.pack_id)
-                        .where(ChatPack.chat_id == chat.id, ChatPack.enabled)
-                        .order_by(Sticker.id)
-                    )
-                ).scalars()
-            )
+            chat_stickers[chat.id] = await _enabled_sticker_ids(session, chat.id)
         context = [t for t in sample.context or [] if t.get("from") is None or t.get("from") in users]
         out.append(
             LoggedSample(
@@ -165,6 +148,31 @@ async def logged_samples(
             )
         )
     return out
+
+
+async def _user_keys(session: AsyncSession, samples: Sequence[TrainingSample]) -> dict[int, str]:
+    """users.id → "<platform>:<platform user id>" for the samples' users and their contexts' speakers."""
+    user_ids = {s.user_id for s in samples if s.user_id is not None}
+    for s in samples:
+        user_ids |= {t["from"] for t in s.context or [] if t.get("from") is not None}
+    users: dict[int, str] = {}
+    if user_ids:
+        for uid, platform, puid in await session.execute(
+            select(User.id, User.platform, User.platform_user_id).where(User.id.in_(list(user_ids)))
+        ):
+            users[int(uid)] = f"{platform}:{puid}"
+    return users
+
+
+async def _enabled_sticker_ids(session: AsyncSession, chat_id: int) -> list[int]:
+    """The stickers of the chat's enabled packs, by id."""
+    rows = await session.execute(
+        select(Sticker.id)
+        .join(ChatPack, ChatPack.pack_id == Sticker.pack_id)
+        .where(ChatPack.chat_id == chat_id, ChatPack.enabled)
+        .order_by(Sticker.id)
+    )
+    return list(rows.scalars())
 
 
 async def sticker_rows(session: AsyncSession, ids: Sequence[int]) -> dict[int, tuple[int, str | None, str]]:

@@ -29,7 +29,8 @@ from engine.samples import LoggedSample
 from training.data.format import CurrentSticker, Sample, StickerEntry, Turn, write_dataset
 
 CANDIDATES = 10
-# Written into every export: `--overwrite` replaces only a folder that carries it (issue 14).
+# Written into every export: `--overwrite` replaces only a folder that carries it, so a mistyped path can
+# never replace a folder of someone's other data.
 MARKER = ".stickerpick-export"
 MARKER_TEXT = "a dataset written by `stickerpick data export`; --overwrite may replace this folder\n"
 
@@ -84,6 +85,35 @@ def _candidates(s: LoggedSample) -> list[int] | None:
     return chosen
 
 
+def _speaker(s: LoggedSample, user_id: object, key: bytes) -> str | None:
+    """A context turn's speaker (a users.id), pseudonymised; None for an unknown one."""
+    return (
+        pseudonym(s.user_keys[user_id], key) if isinstance(user_id, int) and user_id in s.user_keys else None
+    )
+
+
+def _describe(
+    samples: Sequence[LoggedSample],
+    train: Sequence[LoggedSample],
+    val: Sequence[LoggedSample],
+    stickers: int,
+    val_fraction: float,
+    random_salt: bool,
+) -> dict[str, Any]:
+    """What export.json says about an export."""
+    last_train: datetime | None = max((s.created_at for s in train), default=None)
+    first_val: datetime | None = min((s.created_at for s in val), default=None)
+    return {
+        "samples": {"train": len(train), "val": len(val)},
+        "chats": len({s.chat_key for s in samples}),
+        "stickers": stickers,
+        "kinds": {k: sum(1 for s in samples if s.kind == k) for k in sorted({s.kind for s in samples})},
+        "split": {"val_fraction": val_fraction, "last_train": last_train, "first_val": first_val},
+        "pseudonyms": "HMAC-SHA256(salt, 'platform:id')[:16]; salt not written"
+        + (" (random salt for this export)" if random_salt else ""),
+    }
+
+
 def export_logs(
     samples: Sequence[LoggedSample],
     stickers: dict[int, tuple[int, str | None, str]],
@@ -105,11 +135,7 @@ def export_logs(
     def convert(s: LoggedSample) -> tuple[Sample, dict[str, Any]]:
         pack_id, emoji, _ = stickers[s.sticker_id]
         turns = tuple(
-            Turn(
-                text=str(t["text"]),
-                id=str(t["id"]),
-                from_id=pseudonym(s.user_keys[t["from"]], key) if t.get("from") in s.user_keys else None,  # type: ignore[index]
-            )
+            Turn(text=str(t["text"]), id=str(t["id"]), from_id=_speaker(s, t.get("from"), key))
             for t in s.context
         )
         cands = _candidates(s)
@@ -140,17 +166,7 @@ def export_logs(
         StickerEntry(f"p{stickers[i][0]}", str(i), Path(media_path(stickers[i][2])), stickers[i][1])
         for i in sorted(used)
     ]
-    last_train: datetime | None = max((s.created_at for s in train), default=None)
-    first_val: datetime | None = min((s.created_at for s in val), default=None)
-    info = {
-        "samples": {"train": len(train), "val": len(val)},
-        "chats": len({s.chat_key for s in samples}),
-        "stickers": len(entries),
-        "kinds": {k: sum(1 for s in samples if s.kind == k) for k in sorted({s.kind for s in samples})},
-        "split": {"val_fraction": val_fraction, "last_train": last_train, "first_val": first_val},
-        "pseudonyms": "HMAC-SHA256(salt, 'platform:id')[:16]; salt not written"
-        + (" (random salt for this export)" if random_salt else ""),
-    }
+    info = _describe(samples, train, val, len(entries), val_fraction, random_salt)
     extra = {
         f"release_{name}.meta.json": "".join(json.dumps(m) + "\n" for m in metas[name]) for name in metas
     }
@@ -169,18 +185,14 @@ async def export_from_service(
     val_fraction: float = 0.2,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    from engine.samples import sticker_rows
-
     settings = service.settings
     protected = [settings.home, settings.media_dir]
-    db_file = service.engine.url.database if service.engine.dialect.name == "sqlite" else None
-    if db_file and db_file != ":memory:":
-        protected.append(Path(db_file))
+    if service.database_file is not None:
+        protected.append(service.database_file)
     check_target(out_dir, overwrite, protected)  # before reading anything
     samples = await service.logged_samples(since=since, chats=chats)
     ids = sorted({i for s in samples for i in (s.sticker_id, *s.chat_sticker_ids)})
-    async with service.sessions() as session:
-        stickers = await sticker_rows(session, ids)
+    stickers = await service.sticker_rows(ids)
     return export_logs(
         samples,
         stickers,

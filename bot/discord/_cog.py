@@ -105,7 +105,7 @@ def nothing_to_suggest(result: SuggestResult) -> str:
         return texts.STICKER_COOLDOWN.format(seconds=max(1, round(result.retry_after_s or 1)))
     if result.reason == "no_packs":
         return texts.NO_PACKS
-    return result.message or texts.THINKING_FAILED
+    return texts.THINKING_FAILED
 
 
 class StickerCog(commands.Cog, name="Stickers"):

@@ -149,9 +149,7 @@ def nothing_to_suggest(result: SuggestResult) -> str:
         return texts.NO_CONVERSATION
     if result.reason == "cooldown":
         return texts.COOLDOWN.format(seconds=max(1, round(result.retry_after_s or 1)))
-    return (
-        texts.NO_PACKS if result.reason == "no_packs" else texts.html(result.message or texts.GENERIC_ERROR)
-    )
+    return texts.NO_PACKS if result.reason == "no_packs" else texts.html(texts.GENERIC_ERROR)
 
 
 async def sticker_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

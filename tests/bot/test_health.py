@@ -60,7 +60,7 @@ async def test_healthz_fails_when_the_database_is_gone(service: StickerService, 
         return
     async with HealthServer(service, 0) as server, aiohttp.ClientSession() as http:
         db.rename(db.with_suffix(".moved"))
-        await service.engine.dispose()  # new connections find an empty file where the database was
+        await service.db_engine.dispose()  # new connections find an empty file where the database was
         async with http.get(f"http://127.0.0.1:{server.port}/healthz") as r:
             body = await r.text()
             assert r.status == 503 and body.startswith("database: ") and body.count("\n") == 1, body

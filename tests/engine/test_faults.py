@@ -69,16 +69,16 @@ if __name__ == "__main__":
 IMPORT_NO_EMBED = """
 import asyncio, sys, time
 from pathlib import Path
-from engine.service import StickerService, open_service
+from engine.service import open_service
 from engine.settings import Settings
 
-async def killed_here(self, pack_id):  # the import is committed; the process dies before embedding
+async def killed_here(pack_id, ranker):  # the import is committed; the process dies before embedding
     print("imported", pack_id, flush=True)
     time.sleep(600)
 
 async def main():
-    StickerService._embed_pack = killed_here
     service = await open_service(Settings())
+    service.embeddings.embed_pack = killed_here
     await service.import_pack(Path(sys.argv[1]), name="small")
 
 if __name__ == "__main__":

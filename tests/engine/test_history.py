@@ -26,7 +26,7 @@ async def test_token_budget_keeps_the_newest_turns(service):
     await service.record(CHAT, ALICE, "one two three four five six seven eight nine ten")
     await service.record(CHAT, BOB, "eleven twelve")
     async with service.sessions() as session:
-        chat = await service._chat(session, CHAT, create=False)
+        chat = await service.identities.chat(session, CHAT, create=False)
         turns = await service.history.recent(
             session, chat.id, max_tokens=5, count_tokens=lambda t: len(t.split())
         )
@@ -53,11 +53,11 @@ async def test_retention_bounds_each_chat(service):
         await service.record(CHAT, ALICE, f"m{i}")
     await service.record(other, BOB, "keep me")
     async with service.sessions.begin() as session:
-        chat = await service._chat(session, CHAT, create=False)
+        chat = await service.identities.chat(session, CHAT, create=False)
         old = Message(chat_id=chat.id, text="ancient", created_at=utcnow() - timedelta(days=40))
         session.add(old)
     async with service.sessions.begin() as session:
-        chat = await service._chat(session, CHAT, create=False)
+        chat = await service.identities.chat(session, CHAT, create=False)
         deleted = await history.apply_retention(session, chat.id)
     assert deleted == 6  # 5 beyond the newest 5, and "ancient": among the newest ids but past 30 days
     async with service.sessions() as session:

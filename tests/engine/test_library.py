@@ -20,7 +20,7 @@ from engine.library import (
     emoji_from_filename,
     words_from_filename,
 )
-from engine.service import ChatRef, StickerService
+from engine.service import ChatRef
 from engine.store import MediaStore
 from tests.auxil import media
 
@@ -228,7 +228,7 @@ def _numbered(root: Path, n: int, start: int = 0) -> Path:
 
 
 async def test_an_interrupted_import_keeps_its_batches_unserved_and_resumes(service, tmp_path, monkeypatch):
-    monkeypatch.setattr("engine.service.IMPORT_BATCH", 4)
+    monkeypatch.setattr("engine.service._packs.IMPORT_BATCH", 4)
     folder = _numbered(tmp_path / "big", 11)
     _decode_then_crash(monkeypatch, 10)
     with pytest.raises(_Crash):
@@ -257,7 +257,7 @@ async def test_an_interrupted_import_keeps_its_batches_unserved_and_resumes(serv
 
 
 async def test_an_import_that_fails_before_its_first_batch_leaves_no_pack(service, tmp_path, monkeypatch):
-    monkeypatch.setattr("engine.service.IMPORT_BATCH", 4)
+    monkeypatch.setattr("engine.service._packs.IMPORT_BATCH", 4)
     folder = _numbered(tmp_path / "p", 6)
     _decode_then_crash(monkeypatch, 3)
     with pytest.raises(_Crash):
@@ -266,7 +266,7 @@ async def test_an_import_that_fails_before_its_first_batch_leaves_no_pack(servic
 
 
 async def test_an_interrupted_refresh_keeps_the_pack_served(service, tmp_path, monkeypatch):
-    monkeypatch.setattr("engine.service.IMPORT_BATCH", 2)
+    monkeypatch.setattr("engine.service._packs.IMPORT_BATCH", 2)
     folder = _numbered(tmp_path / "p", 3)
     await service.add_pack(CHAT, folder, name="p")
     _numbered(folder, 5, start=3)
@@ -284,7 +284,7 @@ async def test_an_interrupted_refresh_keeps_the_pack_served(service, tmp_path, m
 
 
 async def test_an_interrupted_platform_import_fetches_only_the_rest(service, monkeypatch):
-    monkeypatch.setattr("engine.service.IMPORT_BATCH", 3)
+    monkeypatch.setattr("engine.service._packs.IMPORT_BATCH", 3)
     fetched: list[int] = []
     crash_after = [7]
 
@@ -317,12 +317,12 @@ async def test_a_failure_before_embedding_leaves_the_pack_unserved_until_importe
     """Issue 14: a pack is ``ready`` only once its embeddings exist (a damaged image tower used to leave a
     pack ready without any); running the import again embeds it and serves it."""
 
-    async def crash(self, pack_id):
+    async def crash(pack_id, ranker):
         raise _Crash(pack_id)
 
     folder = _numbered(tmp_path / "p", 4)
     with monkeypatch.context() as m:
-        m.setattr(StickerService, "_embed_pack", crash)
+        m.setattr(service.embeddings, "embed_pack", crash)
         with pytest.raises(EmbeddingFailed, match="not served"):
             await service.import_pack(folder, name="p")
     assert await _counts(service) == (1, 4, 0)
@@ -339,7 +339,7 @@ async def test_a_failure_before_embedding_leaves_the_pack_unserved_until_importe
     # a refresh whose new stickers cannot be embedded: unserved too, rather than failing every /sticker
     _numbered(folder, 2, start=4)
     with monkeypatch.context() as m:
-        m.setattr(StickerService, "_embed_pack", crash)
+        m.setattr(service.embeddings, "embed_pack", crash)
         with pytest.raises(EmbeddingFailed):
             await service.import_pack(folder, name="p")
     [info] = await service.list_packs()

@@ -45,7 +45,7 @@ async def test_sendable_only_ranks_stickers_with_a_file_id_and_cap_allows_more(s
     await service.add_pack(GROUP, make_pack(tmp_path / "food"))  # local: no file ids
     await service.record(GROUP, ALICE, "pizza with extra cheese")
     nothing = await service.suggest(GROUP, 50, text="pizza", cooldown=False, sendable_only=True)
-    assert nothing.items == [] and nothing.message
+    assert nothing.items == [] and nothing.reason
 
     colours = [(i * 20, 0, 0, 255) for i in range(12)]
     stickers = [

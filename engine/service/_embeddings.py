@@ -1,0 +1,200 @@
+"""Sticker embeddings (memory → database → the model, once per model version) and the per-chat matrices
+suggestions are ranked against."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from cachetools import LRUCache
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.db import Chat, ChatPack, Pack, Sticker, StickerEmbedding
+from engine.ranking import Ranker, StickerInput
+from engine.settings import Settings
+from engine.store import MediaStore
+
+EMBED_BATCH = 64  # stickers per call to the image/text tower
+_READ_CHUNK = 900  # ids per IN (...) query: under SQLite's bound-parameter limit
+
+
+class EmbeddingCache:
+    """Every sticker's vector per model version: memory cache → database → computed (then stored)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], store: MediaStore) -> None:
+        self.sessions = sessions
+        self.store = store
+        self._vectors: dict[str, dict[int, np.ndarray]] = {}
+
+    def vectors(self, version: str) -> dict[int, np.ndarray]:
+        """The vectors held in memory for one model version (sticker id → vector)."""
+        return self._vectors.setdefault(version, {})
+
+    def clear(self) -> None:
+        """Forget every vector held in memory (they come back from the database)."""
+        self._vectors.clear()
+
+    def keep_only(self, version: str) -> None:
+        """After a model swap: other versions' vectors stay in the database only."""
+        for old in [v for v in self._vectors if v != version]:
+            del self._vectors[old]
+
+    async def embed_pack(self, pack_id: int, ranker: Ranker) -> None:
+        async with self.sessions() as session:
+            ids = list(
+                (await session.execute(select(Sticker.id).where(Sticker.pack_id == pack_id))).scalars()
+            )
+        await self.ensure(ranker, ids)
+
+    async def reembed_all(self, ranker: Ranker, progress: Callable[[int, int], None] | None = None) -> int:
+        """Embed every sticker in the library with ``ranker`` (the batch job after a model change)."""
+        async with self.sessions() as session:
+            ids = list((await session.execute(select(Sticker.id))).scalars())
+        for start in range(0, len(ids), 512):
+            await self.ensure(ranker, ids[start : start + 512])
+            if progress:
+                progress(min(start + 512, len(ids)), len(ids))
+        return len(ids)
+
+    async def ensure(self, ranker: Ranker, sticker_ids: Sequence[int]) -> None:
+        """Embed each sticker once per model version: memory cache → database → compute (then store)."""
+        cache = self.vectors(ranker.version)
+        missing = [i for i in sticker_ids if i not in cache]
+        if not missing:
+            return
+        async with self.sessions() as session:
+            for start in range(0, len(missing), _READ_CHUNK):
+                rows = await session.execute(
+                    select(StickerEmbedding.sticker_id, StickerEmbedding.vector).where(
+                        StickerEmbedding.model_version == ranker.version,
+                        StickerEmbedding.sticker_id.in_(missing[start : start + _READ_CHUNK]),
+                    )
+                )
+                for sid, blob in rows:
+                    cache[sid] = np.frombuffer(blob, dtype="<f4")
+        todo = [i for i in missing if i not in cache]
+        for start in range(0, len(todo), EMBED_BATCH):
+            await self._compute(ranker, todo[start : start + EMBED_BATCH], cache)
+
+    async def _compute(self, ranker: Ranker, batch: list[int], cache: dict[int, np.ndarray]) -> None:
+        async with self.sessions() as session:
+            stickers = list((await session.execute(select(Sticker).where(Sticker.id.in_(batch)))).scalars())
+        inputs = [
+            StickerInput(
+                self.store.open(s.media_sha256) if ranker.needs_images else None,
+                s.emoji,
+                tuple(s.tags or ()),
+                s.caption,
+            )
+            for s in stickers
+        ]
+        vectors = await asyncio.to_thread(ranker.embed_stickers, inputs)
+        async with self.sessions.begin() as session:
+            for s, v in zip(stickers, vectors, strict=True):
+                vec = np.ascontiguousarray(v, dtype="<f4")
+                cache[s.id] = vec
+                await session.merge(
+                    StickerEmbedding(
+                        sticker_id=s.id, model_version=ranker.version, dim=vec.shape[0], vector=vec.tobytes()
+                    )
+                )
+
+
+@dataclass
+class ChatMatrix:
+    """The embeddings of a set of stickers (rows in ``ids`` order); shared by the chats that enable them."""
+
+    ids: np.ndarray
+    matrix: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.matrix.nbytes + self.ids.nbytes)
+
+
+# (chat's packs_version, model version, digest of its sticker ids)
+_ChatKey = tuple[int, str, bytes]
+
+
+class MatrixCache:
+    """Each chat's sticker matrix, kept within ``settings.matrix_cache_mb`` (least recently used first out,
+    rebuilt from the embedding cache when their chats speak again). Chats with the same enabled stickers (e.g.
+    only the default pack) share one matrix; ``shared=False`` gives every chat its own (the benchmark's naive
+    baseline)."""
+
+    def __init__(self, settings: Settings, embeddings: EmbeddingCache, *, shared: bool = True) -> None:
+        self.settings = settings
+        self.embeddings = embeddings
+        self.shared = shared
+        self._keys: LRUCache[int, _ChatKey] = LRUCache(max(1, settings.identity_cache))
+        self._matrices: LRUCache[tuple[str, bytes], ChatMatrix] = LRUCache(
+            math.inf, getsizeof=lambda m: m.nbytes
+        )
+
+    def __len__(self) -> int:
+        """How many matrices are held."""
+        return len(self._matrices)
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the held matrices take."""
+        return int(self._matrices.currsize)
+
+    def clear(self) -> None:
+        self._matrices.clear()
+        self._keys.clear()
+
+    async def get(self, session: AsyncSession, chat: Chat, ranker: Ranker) -> ChatMatrix | None:
+        """The matrix of the chat's enabled, ready stickers for ``ranker`` (None: it has none)."""
+        key = self._keys.get(chat.id)
+        if key is not None and key[:2] == (chat.packs_version, ranker.version):
+            cached = self._matrices.get((ranker.version, key[2]))
+            if cached is not None:
+                return cached
+        ids = await _chat_sticker_ids(session, chat)
+        if not ids:
+            return None
+        id_array = np.asarray(ids, dtype=np.int64)
+        digest = hashlib.blake2b(id_array.tobytes(), digest_size=16).digest()
+        if not self.shared:
+            digest += chat.id.to_bytes(8, "little")
+        self._keys[chat.id] = (chat.packs_version, ranker.version, digest)
+        found = self._matrices.get((ranker.version, digest))
+        if found is not None:  # another chat with the same stickers built it
+            return found
+        await self.embeddings.ensure(ranker, ids)
+        vectors = self.embeddings.vectors(ranker.version)
+        built = ChatMatrix(id_array, np.stack([vectors[i] for i in ids]).astype(np.float32))
+        self._matrices[(ranker.version, digest)] = built
+        self._trim()
+        return built
+
+    def _trim(self) -> None:
+        """Forget the least recently used matrices beyond the budget; the one just built always stays."""
+        budget = self.settings.matrix_cache_mb * 2**20
+        while self._matrices.currsize > budget and len(self._matrices) > 1:
+            self._matrices.popitem()
+
+
+async def _chat_sticker_ids(session: AsyncSession, chat: Chat) -> list[int]:
+    """The ids of the chat's enabled, ready stickers, one per picture (the same picture in two packs is one
+    suggestion)."""
+    rows = await session.execute(
+        select(Sticker.id, Sticker.media_sha256)
+        .join(ChatPack, ChatPack.pack_id == Sticker.pack_id)
+        .join(Pack, Pack.id == Sticker.pack_id)
+        .where(ChatPack.chat_id == chat.id, ChatPack.enabled, Pack.status == "ready")
+        .order_by(Sticker.id)
+    )
+    ids: list[int] = []
+    seen_media: set[str] = set()
+    for sid, sha in rows:
+        if sha not in seen_media:
+            seen_media.add(sha)
+            ids.append(sid)
+    return ids
