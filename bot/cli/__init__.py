@@ -12,6 +12,7 @@ logging) and turns an unexpected error into one line (:func:`main`).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -29,20 +30,22 @@ app = typer.Typer(
     help="stickerpick: answers /sticker with the stickers from the chat's own packs that fit the conversation.",
     pretty_exceptions_show_locals=False,  # locals hold settings, message text: never printed
 )
-for name, command in (
-    ("setup", ops.setup),
-    ("chat", bots.chat),
-    ("demo", bots.demo),
-    ("telegram", bots.telegram),
-    ("discord", bots.discord),
-    ("export", models.export_cmd),
-    ("verify", models.verify_cmd),
-    ("eval", models.eval_cmd),
-    ("train", models.train_cmd),
-    ("ablate", models.ablate_cmd),
-    ("retrain", models.retrain_cmd),
-):
-    app.command(name)(command)
+# Every top-level command, in the order `stickerpick --help` lists them; the groups (`packs …` etc.) follow.
+COMMANDS: dict[str, Callable[..., None]] = {
+    "setup": ops.setup,
+    "chat": bots.chat,
+    "demo": bots.demo,
+    "telegram": bots.telegram,
+    "discord": bots.discord,
+    "export": models.export_cmd,
+    "verify": models.verify_cmd,
+    "eval": models.eval_cmd,
+    "train": models.train_cmd,
+    "ablate": models.ablate_cmd,
+    "retrain": models.retrain_cmd,
+}
+for _name, _command in COMMANDS.items():
+    app.command(_name)(_command)
 app.add_typer(packs.packs_app, name="packs")
 app.add_typer(ops.db_app, name="db")
 app.add_typer(models.model_app, name="model")
