@@ -1,8 +1,12 @@
-"""All configuration, read once from the environment and a `.env` file (documented in `.env.example`).
+"""The engine's configuration, read once from the environment and a `.env` file (documented in `.env.example`).
 
 The `.env` file is `./.env` in the working directory, or the file `STICKERPICK_ENV_FILE` names; the
 environment wins over it. Nothing below the composition root reads ``os.environ``: build one
-:class:`Settings` (:func:`load_settings` turns a bad value into a :class:`SettingsError`) and pass it down.
+:class:`Settings` (:meth:`Settings.load` turns a bad value into a :class:`SettingsError`) and pass it down.
+
+Each layer above the engine owns its own settings and extends these (``bot/settings.py``,
+``bot/telegram/settings.py``, ``bot/discord/settings.py``, ``retraining/settings.py``): the same file, the
+same prefix, the same one-line errors, and the engine never sees a setting it does not use.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Self, get_args
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +50,8 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
+    """The engine's settings: storage, the model, dialogue history, suggestions and the runtime bounds."""
+
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_file=".env",
@@ -63,6 +69,19 @@ class Settings(BaseSettings):
                     raise SettingsError(f"{ENV_FILE_VAR}: no such file: {chosen}")
                 values["_env_file"] = chosen
         super().__init__(**values)
+
+    @classmethod
+    def load(cls, **values: Any) -> Self:
+        """These settings, with a bad value raised as a :class:`SettingsError` of one line per field."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise SettingsError(describe_errors(exc, cls)) from None
+        except PydanticSettingsError as exc:  # a list or dict setting whose value is not JSON
+            match = re.search(r'field "(\w+)"', str(exc))
+            name = env_name(match.group(1), cls) if match else "a setting"
+            why = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+            raise SettingsError(f'{name}: expected JSON, e.g. [1, 2] or ["a", "b"]{why}') from None
 
     # Where the database file (SQLite default), the sticker media store and built artefacts live.
     # Default: var/ in a checkout, else $XDG_DATA_HOME/stickerpick (~/.local/share/stickerpick).
@@ -111,73 +130,19 @@ class Settings(BaseSettings):
     max_decompressed_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
     decode_timeout_s: float = Field(default=10.0, gt=0)
     max_pack_stickers: int = Field(default=2000, ge=1)
-    # What one pack import may cost (issue 14): bytes of sticker files read, and seconds; past either, the
-    # remaining stickers are skipped and reported (running the import again resumes with them).
+    # What one pack import may cost, so a huge or hostile pack cannot hold the process for hours or fill the
+    # disk: bytes of sticker files read, and seconds; past either, the remaining stickers are skipped and
+    # reported (running the import again resumes with them).
     max_pack_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     pack_import_budget_s: float = Field(default=1800.0, gt=0)
     # Read captions written on stickers with OCR at import (RapidOCR; ~0.1-1 s per sticker, once).
     ocr_captions: bool = False
 
-    # Platform tokens: secrets, only ever from the environment; SecretStr keeps them out of reprs and logs.
-    telegram_token: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
-    discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_BOT_TOKEN")
-
-    # Telegram
-    # A self-hosted Bot API server (e.g. "http://localhost:8081/bot"); default: Telegram's own.
-    telegram_base_url: str | None = None
-    # Webhook mode when set: the public HTTPS URL Telegram posts updates to (else long polling).
-    telegram_webhook_url: str | None = None
-    telegram_webhook_listen: str = "127.0.0.1"
-    telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
-    # Checked against the X-Telegram-Bot-Api-Secret-Token header of every webhook call.
-    telegram_webhook_secret: SecretStr | None = None
-    # Inline queries carry no chat: use the chat the user last wrote in within this many seconds.
-    telegram_inline_window_s: float = Field(default=900.0, ge=0)
-    # How long a chat's administrator list (getChatAdministrators) is trusted.
-    telegram_admin_cache_s: float = Field(default=300.0, ge=0)
-
-    # Discord
-    # Run on discord.AutoShardedClient (large deployments; Discord requires shards past 2,500 servers).
-    discord_sharded: bool = False
-    # With sharding: how many shards (default: the number Discord recommends).
-    discord_shard_count: int | None = Field(default=None, ge=1)
-    # Sync the slash commands with Discord at start-up (turn off where several processes run one bot).
-    discord_sync_commands: bool = True
-    # Development: sync the commands to these servers only (instant), e.g. [123456789012345678].
-    discord_guild_ids: list[int] = Field(default_factory=list)
-    # Ask for the privileged message-content intent (also switch it on in the Developer Portal). Without it
-    # the bot reads only messages that mention it, and /sticker works from its `about:` text.
-    discord_message_content: bool = True
-
-    # Retraining
+    # Model and registry (read by the serving engine; retraining's own settings: retraining/settings.py).
     # Re-ranking prior from the chat's own logged sends/picks: score + weight * log1p(n) / log1p(max n).
     usage_prior_weight: float = Field(default=0.0, ge=0)
-    # Salt of the user-id hashes in `stickerpick data export` (never written out); unset: a random salt per
-    # export (hashes then do not link across exports).
-    export_salt: SecretStr | None = None
-    # The newest fraction (by time) of the logged samples held back as the validation slice.
-    retrain_val_fraction: float = Field(default=0.2, gt=0, lt=1)
-    # The training config whose base datasets and validation sets a retrain reuses.
-    retrain_config: Path = Field(default=REPO_ROOT / "configs" / "pbr-default.yaml")
-    # Checkpoint of the serving model when the registry has none (e.g. var/runs/pbr-default/best.pt).
-    retrain_base_checkpoint: Path | None = None
-    retrain_epochs: int = Field(default=1, ge=1)
-    retrain_log_weight: float = Field(default=2.0, gt=0)  # sampling weight of the chat logs vs base data
-    retrain_lr_scale: float = Field(default=0.3, gt=0)  # fine-tuning learning rates = config's × this
-    # Promote only if the candidate's R@1 (points) is at least the serving model's minus this, on the
-    # held-back logs and on the mean of the standard validation sets.
-    retrain_margin: float = Field(default=0.5, ge=0)
-    retrain_min_samples: int = Field(default=20, ge=1)
     # How often a running bot looks at the registry's `current` pointer (0: never).
     model_check_s: float = Field(default=60.0, ge=0)
-
-    # An HTTP endpoint of the running bot with /healthz and /metrics (Prometheus); unset: none.
-    metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    metrics_listen: str = "127.0.0.1"
-
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    # "json": one JSON object per log line (for log collectors).
-    log_format: Literal["text", "json"] = "text"
 
     @cached_property
     def db_url(self) -> str:
@@ -230,38 +195,33 @@ class Settings(BaseSettings):
         return self.baseline_model_dir
 
 
-def env_name(field: str) -> str:
-    """The environment variable that sets ``field`` (its alias, else the prefixed upper-case name)."""
-    info = Settings.model_fields.get(field)
+def env_name(field: str, settings_class: type[Settings] = Settings) -> str:
+    """The environment variable that sets ``field`` of ``settings_class`` (its alias, else the prefixed
+    upper-case name)."""
+    info = settings_class.model_fields.get(field)
     alias = info.validation_alias if info is not None else None
     return alias if isinstance(alias, str) else f"{ENV_PREFIX}{field.upper()}"
 
 
-def describe_errors(exc: ValidationError) -> str:
+def describe_errors(exc: ValidationError, settings_class: type[Settings] = Settings) -> str:
     """One line per bad setting: ``STICKERPICK_TOP_K: Input should be ... (got 'x')``, no traceback. A
     secret's value is never repeated."""
     lines = []
     for error in exc.errors(include_url=False):
         field = str((error.get("loc") or ("?",))[0])
         got = error.get("input")
-        shown = "" if got is None or isinstance(got, dict) or _is_secret(field) else f" (got {str(got)!r})"
-        lines.append(f"{env_name(field)}: {error.get('msg', 'invalid value')}{shown}")
+        secret = _is_secret(field, settings_class)
+        shown = "" if got is None or isinstance(got, dict) or secret else f" (got {str(got)!r})"
+        lines.append(f"{env_name(field, settings_class)}: {error.get('msg', 'invalid value')}{shown}")
     return "\n".join(lines)
 
 
-def _is_secret(field: str) -> bool:
-    info = Settings.model_fields.get(field)
+def _is_secret(field: str, settings_class: type[Settings]) -> bool:
+    info = settings_class.model_fields.get(field)
     return info is None or SecretStr in (info.annotation, *get_args(info.annotation))
 
 
 def load_settings(**values: Any) -> Settings:
-    """:class:`Settings`, with a bad value raised as a :class:`SettingsError` of one line per field."""
-    try:
-        return Settings(**values)
-    except ValidationError as exc:
-        raise SettingsError(describe_errors(exc)) from None
-    except PydanticSettingsError as exc:  # a list or dict setting whose value is not JSON
-        match = re.search(r'field "(\w+)"', str(exc))
-        name = env_name(match.group(1)) if match else "a setting"
-        why = f": {exc.__cause__}" if exc.__cause__ is not None else ""
-        raise SettingsError(f'{name}: expected JSON, e.g. [1, 2] or ["a", "b"]{why}') from None
+    """The engine's :class:`Settings`, with a bad value raised as a :class:`SettingsError` of one line per
+    field (:meth:`Settings.load` for another layer's)."""
+    return Settings.load(**values)

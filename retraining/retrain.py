@@ -1,4 +1,4 @@
-"""`stickerpick retrain` (issue 7): fine-tune the serving model on the chats' logs plus the base data, evaluate
+"""`stickerpick retrain`: fine-tune the serving model on the chats' logs plus the base data, evaluate
 candidate and serving model on the same held-back slice of logs and on the standard validation sets, and promote
 the candidate only if it is not worse by ``retrain_margin`` points of R@1 on either.
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.registry import ModelRegistry
 from engine.samples import usage_prior
-from engine.settings import Settings
+from retraining.settings import RetrainSettings
 from training.chatlogs import read_meta
 from training.config import TrainConfig, apply_override, read_config_file
 from training.data.format import Sample, StickerDataset, available_splits
@@ -55,7 +55,13 @@ class PriorScorer:
             s.key(): m["chat"] for s, m in zip(ds.load(split), read_meta(logs, split), strict=True)
         }
 
-    def score(self, samples: Sequence[Sample], candidates, dataset, sticker_text):  # type: ignore[no-untyped-def]
+    def score(
+        self,
+        samples: Sequence[Sample],
+        candidates: Sequence[Sequence[str]],
+        dataset: StickerDataset,
+        sticker_text: bool,
+    ) -> list[np.ndarray]:
         base = self.base.score(samples, candidates, dataset, sticker_text)
         out = []
         for s, cands, sc in zip(samples, candidates, base, strict=True):
@@ -66,7 +72,7 @@ class PriorScorer:
 
 
 # ------------------------------------------------------------------------------------------------ pieces
-def base_config(settings: Settings, checkpoint_extra: dict[str, Any]) -> dict[str, Any]:
+def base_config(settings: RetrainSettings, checkpoint_extra: dict[str, Any]) -> dict[str, Any]:
     if settings.retrain_config.is_file():
         return read_config_file(settings.retrain_config)
     if "train_config" in checkpoint_extra:
@@ -77,7 +83,7 @@ def base_config(settings: Settings, checkpoint_extra: dict[str, Any]) -> dict[st
 
 
 def retrain_config(
-    settings: Settings, base: dict[str, Any], logs: Path, out_dir: Path, overrides: Sequence[str] = ()
+    settings: RetrainSettings, base: dict[str, Any], logs: Path, out_dir: Path, overrides: Sequence[str] = ()
 ) -> tuple[TrainConfig, list[dict[str, Any]]]:
     """The fine-tuning config (base train data that exists + the logs' train split) and the standard
     validation sets to evaluate on (training itself validates on nothing: see the module doc)."""
@@ -156,7 +162,7 @@ def decide(
 
 # ------------------------------------------------------------------------------------------------ the loop
 def retrain(
-    settings: Settings,
+    settings: RetrainSettings,
     logs: Path,
     work_dir: Path,
     *,

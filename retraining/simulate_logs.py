@@ -1,4 +1,4 @@
-"""Simulated chat logs for the retraining loop (issue 7): what retraining and the usage prior gain, measured.
+"""Simulated chat logs for the retraining loop: what retraining and the usage prior gain, measured.
 
 Real opted-in chats do not exist yet, so this builds them from the TRAINING dialogues of an accompany dataset
 (``var/datasets/dailydialog-accompany`` by default: DailyDialog is not in the default model's training data,
@@ -218,8 +218,8 @@ def measure(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.settings import Settings
     from retraining.retrain import base_config, retrain_config
+    from retraining.settings import RetrainSettings
     from training.finetune import finetune
     from training.model import load_checkpoint
 
@@ -248,7 +248,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results["weight_grid_serving"] = prior_serving_w[1]
     candidate = Path(args.serving)
     if args.max_steps > 0:
-        settings = Settings(_env_file=None)
+        settings = RetrainSettings(_env_file=None)
         ckpt = Path(args.checkpoint)
         base = base_config(settings, load_checkpoint(ckpt).extra)
         cfg, _ = retrain_config(

@@ -6,6 +6,20 @@ Layout: ``_bot`` (bot classes, intents, command sync, :func:`run`), ``_cog`` (sl
 stickers, uploads, pack names), ``_refs`` (Discord objects → engine identities), ``_errors`` and ``_texts``.
 """
 
-from bot.discord._bot import StickerBot, build_bot, run
+from typing import TYPE_CHECKING
 
 __all__ = ["StickerBot", "build_bot", "run"]
+
+if TYPE_CHECKING:
+    from bot.discord._bot import StickerBot, build_bot, run
+
+# Loaded on first use, so that the CLI can read ``bot.discord.settings`` before every command without loading
+# the platform library.
+
+
+def __getattr__(name: str) -> object:
+    if name in __all__:
+        from bot.discord import _bot
+
+        return getattr(_bot, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,10 +24,10 @@ from bot.discord._cog import StickerCog
 from bot.discord._errors import answer_error
 from bot.discord._history import HistoryCog
 from bot.discord._texts import Translator
+from bot.discord.settings import DiscordSettings
 from bot.i18n import use_language
 from bot.redaction import describe, install_redaction
 from engine.service import StickerService
-from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ INTENT_MISSING = (
 )
 
 
-def intents_for(settings: Settings) -> discord.Intents:
+def intents_for(settings: DiscordSettings) -> discord.Intents:
     """Only what the bot uses: servers and channels, server messages, server stickers, and (privileged,
     optional) the text of messages."""
     intents = discord.Intents.none()
@@ -66,9 +66,9 @@ class _StickerBotMixin:
     """What both bot classes share; a mixin so that sharding is only a choice of discord.py base class."""
 
     service: StickerService
-    settings: Settings
+    settings: DiscordSettings
 
-    def _options(self, settings: Settings) -> dict[str, Any]:
+    def _options(self, settings: DiscordSettings) -> dict[str, Any]:
         return {
             "command_prefix": commands.when_mentioned,  # no text commands: everything is a slash command
             "help_command": None,
@@ -88,23 +88,23 @@ class _StickerBotMixin:
 
 
 class StickerBot(_StickerBotMixin, commands.Bot):
-    def __init__(self, settings: Settings, service: StickerService) -> None:
+    def __init__(self, settings: DiscordSettings, service: StickerService) -> None:
         self.settings, self.service = settings, service
         super().__init__(**self._options(settings))
 
 
 class ShardedStickerBot(_StickerBotMixin, commands.AutoShardedBot):
-    def __init__(self, settings: Settings, service: StickerService) -> None:
+    def __init__(self, settings: DiscordSettings, service: StickerService) -> None:
         self.settings, self.service = settings, service
         super().__init__(shard_count=settings.discord_shard_count, **self._options(settings))
 
 
-# Issue 14: at DEBUG discord.py logs every gateway event (message content) and every REST call with its
-# payload; those loggers never log below INFO here, whatever STICKERPICK_LOG_LEVEL says.
+# Message text never reaches the logs: at DEBUG discord.py logs every gateway event (message content) and
+# every REST call with its payload; those loggers never log below INFO here, whatever the log level.
 CONTENT_LOGGERS = ("discord.gateway", "discord.http", "discord.webhook", "discord.state")
 
 
-def build_bot(settings: Settings, service: StickerService) -> commands.Bot | commands.AutoShardedBot:
+def build_bot(settings: DiscordSettings, service: StickerService) -> commands.Bot | commands.AutoShardedBot:
     """The bot, not yet logged in; :func:`run` starts it, tests drive it offline."""
     # No voice here: spare the log discord.py's warnings about the voice libraries it would need.
     discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
@@ -118,11 +118,11 @@ def build_bot(settings: Settings, service: StickerService) -> commands.Bot | com
 SYNCED_FILE = "discord-commands.json"  # in STICKERPICK_HOME: the hash of what was last synced, per scope
 
 
-def synced_path(settings: Settings) -> Path:
+def synced_path(settings: DiscordSettings) -> Path:
     return Path(settings.home) / SYNCED_FILE
 
 
-def forget_synced_commands(settings: Settings) -> bool:
+def forget_synced_commands(settings: DiscordSettings) -> bool:
     """Make the next start sync the commands whatever was synced before (`stickerpick discord
     --sync-commands`). True if there was a record to forget."""
     path = synced_path(settings)
@@ -150,7 +150,7 @@ def _read_synced(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-async def sync_commands(tree: app_commands.CommandTree, settings: Settings) -> None:
+async def sync_commands(tree: app_commands.CommandTree, settings: DiscordSettings) -> None:
     """Register the slash commands with Discord: in the development servers only (instant) when
     ``discord_guild_ids`` is set, else globally (Discord may take a while to show changes).
 
@@ -189,7 +189,7 @@ async def sync_commands(tree: app_commands.CommandTree, settings: Settings) -> N
 
 
 @contextlib.asynccontextmanager
-async def _health(settings: Settings, service: StickerService) -> AsyncIterator[None]:
+async def _health(settings: DiscordSettings, service: StickerService) -> AsyncIterator[None]:
     """The /healthz and /metrics endpoint while the bot runs, when STICKERPICK_METRICS_PORT is set."""
     if settings.metrics_port is None:
         yield
@@ -207,7 +207,7 @@ def redact_token(token: str) -> None:
     install_redaction(token, [token.partition(".")[2], token.rpartition(".")[2]])
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: DiscordSettings) -> None:
     from engine.db import SchemaOutOfDate
     from engine.ranking import ModelMissing
     from engine.service import open_service
@@ -249,7 +249,7 @@ async def serve(settings: Settings) -> None:
         await service.close()
 
 
-def run(settings: Settings) -> None:
+def run(settings: DiscordSettings) -> None:
     """Run the Discord bot until interrupted (`stickerpick discord`): Ctrl-C or SIGTERM close the connection
     and the service (pending messages are committed)."""
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: discord.py and the service close on the way out

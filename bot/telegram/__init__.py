@@ -6,6 +6,20 @@ removing packs), ``_privacy`` (`/logging`, `/forget`), ``_help``, ``_membership`
 ``_admin`` (admin cache), ``_context`` (shared state), ``_texts`` (every user-facing string), ``_errors``.
 """
 
-from bot.telegram._app import build_application, run
+from typing import TYPE_CHECKING
 
 __all__ = ["build_application", "run"]
+
+if TYPE_CHECKING:
+    from bot.telegram._app import build_application, run
+
+# Loaded on first use, so that the CLI can read ``bot.telegram.settings`` before every command without loading
+# the platform library.
+
+
+def __getattr__(name: str) -> object:
+    if name in __all__:
+        from bot.telegram import _app
+
+        return getattr(_app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

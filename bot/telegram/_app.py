@@ -19,8 +19,8 @@ from bot.telegram._compat import CompatRequest, needs_compat
 from bot.telegram._context import DEPS_KEY, PLATFORM, Deps, deps
 from bot.telegram._errors import describe, install_redaction, on_error
 from bot.telegram._updates import PerChatUpdateProcessor
+from bot.telegram.settings import TelegramSettings
 from engine.service import StickerService
-from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ ADMIN_COMMANDS = ("addpack", "removepack", "logging")
 LANGUAGE_GROUP = -100
 # httpx logs every request URL at INFO, and Bot API URLs contain the token.
 QUIET_LOGGERS = ("httpx", "httpcore")
-# Issue 14: at DEBUG python-telegram-bot logs every update and every Bot API call with its parameters and
-# result (message text); it never logs below INFO here, whatever STICKERPICK_LOG_LEVEL says.
+# Message text never reaches the logs: at DEBUG python-telegram-bot logs every update and every Bot API call
+# with its parameters and result (message text); it never logs below INFO here, whatever the log level.
 CONTENT_LOGGERS = ("telegram",)
 HEALTH_KEY = "stickerpick.health"
 # Updates handled at once (each chat's still in order): a slow /sticker in one group no longer holds up the
@@ -69,7 +69,7 @@ def file_base_url(base_url: str) -> str:
 
 
 def build_application(
-    settings: Settings,
+    settings: TelegramSettings,
     service: StickerService,
     *,
     request: BaseRequest | None = None,
@@ -193,14 +193,14 @@ async def wait_for_telegram(app: Application) -> None:
         delay = min(START_RETRY_MAX_S, delay * 2)
 
 
-def serve_when_reachable(app: Application, settings: Settings) -> None:
+def serve_when_reachable(app: Application, settings: TelegramSettings) -> None:
     """:func:`serve` once Telegram answers: while it cannot be reached at start-up, retry (with a warning)
     instead of exiting. Runs on the current event loop."""
     asyncio.get_event_loop().run_until_complete(wait_for_telegram(app))
     serve(app, settings)
 
 
-def serve(app: Application, settings: Settings) -> None:
+def serve(app: Application, settings: TelegramSettings) -> None:
     """Block serving updates: a webhook when ``telegram_webhook_url`` is set, else long polling."""
     if settings.telegram_webhook_url:
         url = settings.telegram_webhook_url
@@ -221,7 +221,7 @@ def serve(app: Application, settings: Settings) -> None:
         )
 
 
-def run(settings: Settings) -> None:
+def run(settings: TelegramSettings) -> None:
     """`stickerpick telegram`: open the service, build the bot, serve until SIGINT/SIGTERM."""
     from engine.db import SchemaOutOfDate
     from engine.ranking import ModelMissing
@@ -242,7 +242,7 @@ def run(settings: Settings) -> None:
             mode = "webhook" if settings.telegram_webhook_url else "polling"
             log.info("telegram bot starting (%s, model %s)", mode, service.ranker.version)
             serve_when_reachable(app, settings)
-        except InvalidToken:  # issue 14: one line, no token, no traceback (PTB's text quotes the token)
+        except InvalidToken:  # one line, no token, no traceback (PTB's text quotes the token)
             log.debug("Telegram refused the token", exc_info=True)  # scrubbed by the redaction
             raise SystemExit(texts.TOKEN_REFUSED) from None
         except Exception as exc:  # anything else at start-up or while serving: one scrubbed line

@@ -15,8 +15,8 @@ from telegram.ext import Application, ContextTypes
 
 from bot.telegram import _texts as texts
 from bot.telegram._admin import AdminCache, AdminCheckFailed
+from bot.telegram.settings import TelegramSettings
 from engine.service import ChatRef, StickerService, SuggestedSticker, UserRef
-from engine.settings import Settings
 
 PLATFORM = "telegram"
 DEPS_KEY = "stickerpick"
@@ -88,7 +88,7 @@ class PendingSuggestion:
 
 @dataclass
 class Deps:
-    settings: Settings
+    settings: TelegramSettings
     service: StickerService
     admins: AdminCache
     suggestions: BoundedCache[int, PendingSuggestion] = field(

@@ -53,6 +53,16 @@ def test_a_list_setting_that_is_not_json_is_one_line(monkeypatch) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+def test_retrainings_settings_are_checked_by_the_commands_that_read_them(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("STICKERPICK_RETRAIN_EPOCHS", "0")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0  # serving commands never read them
+    result = runner.invoke(app, ["data", "export", str(tmp_path / "logs")])
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert errors[0].startswith("error: STICKERPICK_RETRAIN_EPOCHS:") and "(got '0')" in errors[0]
+    assert "Traceback" not in result.output and not (tmp_path / "logs").exists()
+
+
 def test_normal_output_hides_library_info_and_warnings_verbose_shows_them(capfd) -> None:
     import warnings
 

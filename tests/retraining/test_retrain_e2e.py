@@ -11,7 +11,7 @@ import pytest
 
 from bot.console import ConsoleChat
 from engine.registry import ModelRegistry
-from engine.settings import Settings
+from retraining.settings import RetrainSettings
 from tests.engine.test_service import make_pack
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "training"))
@@ -64,7 +64,7 @@ async def test_log_export_retrain_promote_rollback(tmp_path: Path, database_url:
     from training.data.format import StickerDataset
 
     ckpt, base_dir, cfg_file = _tiny_base(tmp_path, make_dataset(tmp_path / "tiny-data"))
-    settings = Settings(
+    settings = RetrainSettings(
         _env_file=None,
         home=tmp_path / "home",
         DATABASE_URL=database_url,

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 import discord
 import pytest
 
+from bot.discord.settings import DiscordSettings
 from engine.settings import Settings
 from tests.auxil.discord import OfflineServer, Person, offline_server, snowflake, sticker_payload
 from tests.auxil.media import apng_bytes, gif_bytes, lottie_json, png_bytes
@@ -38,6 +39,12 @@ def server_stickers() -> list[tuple[dict, bytes]]:
 
 def sticker_id(server: OfflineServer, name: str) -> int:
     return next(s.id for s in server.guild.stickers if s.name == name)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> DiscordSettings:
+    """The test settings as the adapter reads them: the engine's (tests/conftest.py) and Discord's defaults."""
+    return DiscordSettings.model_construct(_fields_set=settings.model_fields_set, **dict(settings))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from bot.discord import build_bot, run
 from bot.discord._bot import INTENT_MISSING, TOKEN_REFUSED, StickerBot, serve
+from bot.discord.settings import DiscordSettings
 from engine.settings import Settings
 from tests.auxil.discord import offline_server
 
@@ -99,5 +100,5 @@ def test_run_needs_a_token(settings: Settings):
 
 
 def test_the_token_stays_out_of_reprs():
-    settings = Settings(_env_file=None, DISCORD_BOT_TOKEN="very-secret")
+    settings = DiscordSettings(_env_file=None, DISCORD_BOT_TOKEN="very-secret")
     assert "very-secret" not in repr(settings) and settings.discord_token.get_secret_value() == "very-secret"

@@ -13,6 +13,7 @@ from telegram.ext import AIORateLimiter, Application
 
 from bot.telegram import build_application
 from bot.telegram._context import DEPS_KEY, Deps, PendingSuggestion
+from bot.telegram.settings import TelegramSettings
 from engine.service import ChatRef, StickerService
 from engine.settings import Settings
 from tests.auxil.telegram import ALICE, GROUP, TOKEN, FakeBotApi, FakeRequest
@@ -45,14 +46,20 @@ class Harness:
             await asyncio.gather(*list(self.deps.tasks), return_exceptions=True)
 
 
-def telegram_settings(settings: Settings) -> Settings:
+@pytest.fixture
+def settings(settings: Settings) -> TelegramSettings:
+    """The test settings as the adapter reads them: the engine's (tests/conftest.py) and Telegram's defaults."""
+    return TelegramSettings.model_construct(_fields_set=settings.model_fields_set, **dict(settings))
+
+
+def telegram_settings(settings: TelegramSettings) -> TelegramSettings:
     settings.telegram_token = SecretStr(TOKEN)
     settings.telegram_admin_cache_s = 300
     settings.telegram_inline_window_s = 600
     return settings
 
 
-def offline_application(settings: Settings, service: StickerService, api: FakeBotApi) -> Application:
+def offline_application(settings: TelegramSettings, service: StickerService, api: FakeBotApi) -> Application:
     # The real AIORateLimiter (flood-wait retries) without its throttling, which would slow the tests down.
     limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=2)
     return build_application(
@@ -73,7 +80,7 @@ def api(request: pytest.FixtureRequest) -> FakeBotApi:
 
 
 @pytest.fixture
-async def tg(settings: Settings, service: StickerService, api: FakeBotApi) -> AsyncIterator[Harness]:
+async def tg(settings: TelegramSettings, service: StickerService, api: FakeBotApi) -> AsyncIterator[Harness]:
     app = offline_application(telegram_settings(settings), service, api)
     await app.initialize()
     await app.start()  # the update loop and job queue, not the updater: tests feed updates themselves

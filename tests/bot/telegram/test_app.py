@@ -11,7 +11,7 @@ from telegram.ext import Application
 from bot.telegram import _app, build_application, run
 from bot.telegram._app import ALLOWED_UPDATES, file_base_url, serve
 from bot.telegram._errors import describe, redact
-from engine.settings import Settings
+from bot.telegram.settings import TelegramSettings
 from tests.auxil.telegram import ALICE, API_URL, BOB, GROUP, TOKEN, FakeBotApi, Scripted
 from tests.bot.telegram.conftest import GROUP_REF, Harness, offline_application, telegram_settings
 
@@ -160,7 +160,7 @@ def test_settings_and_urls(settings, service, monkeypatch):
         build_application(settings, service)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("STICKERPICK_TELEGRAM_INLINE_WINDOW_S", "60")
-    env = Settings(_env_file=None)
+    env = TelegramSettings(_env_file=None)
     assert env.telegram_inline_window_s == 60 and env.telegram_admin_cache_s == 300
     assert TOKEN not in repr(env)
     settings.telegram_base_url = "http://127.0.0.1:9/bot"
