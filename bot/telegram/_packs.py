@@ -48,7 +48,7 @@ from bot.telegram._context import (
     user_ref,
 )
 from bot.telegram._errors import describe, redact
-from engine.library import PackError, PlatformSticker
+from engine.library import PackError, PlatformSticker, Skipped
 from engine.service import ChatRef, PackInfo, UserRef
 
 log = logging.getLogger(__name__)
@@ -142,11 +142,11 @@ class ImportProgress:
         await self._edit(text)
 
 
-def _report_text(title: str, name: str, added: int, unchanged: int, skipped: list[tuple[str, str]]) -> str:
+def _report_text(title: str, name: str, added: int, unchanged: int, skipped: list[Skipped]) -> str:
     link = f'<a href="{set_link(name)}">{texts.html(name)}</a>'
     text = texts.IMPORT_DONE.format(title=texts.html(title), link=link, added=added, unchanged=unchanged)
     if skipped:
-        examples = "; ".join(f"{label}: {why}" for label, why in skipped[:MAX_SKIPPED_SHOWN])
+        examples = texts.skipped_examples(skipped, MAX_SKIPPED_SHOWN)
         more = f" (+{len(skipped) - MAX_SKIPPED_SHOWN} more)" if len(skipped) > MAX_SKIPPED_SHOWN else ""
         text += "\n" + texts.IMPORT_SKIPPED.format(
             n=len(skipped), examples=texts.html(redact(examples)) + more
@@ -205,7 +205,8 @@ async def import_set(
             )
             await d.service.enable_pack(target, report.pack_name, by=by)
         except PackError as exc:
-            reason = texts.html(redact(str(exc)))
+            log.info("importing set %s refused: %s", set_name, redact(str(exc)))
+            reason = redact(texts.import_refusal(exc))
             await progress.finish(texts.IMPORT_FAILED.format(title=texts.html(title), reason=reason))
             return
         await progress.finish(
@@ -341,8 +342,12 @@ async def removepack_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     try:
         await d.service.remove_pack(ref, pack.name)
-    except PackError as exc:
-        await message.reply_text(str(exc), do_quote=True)
+    except PackError:  # gone since the list was read (removed meanwhile)
+        await message.reply_text(
+            texts.REMOVEPACK_UNKNOWN.format(name=texts.html(raw[:80])),
+            parse_mode=texts.PARSE_MODE,
+            do_quote=True,
+        )
         return
     await message.reply_text(
         texts.REMOVED.format(name=texts.html(pack.title or pack.name)),
@@ -369,8 +374,10 @@ async def removepack_button(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     name = (query.data or "").partition(":")[2]
     try:
         await d.service.remove_pack(chat_ref(chat), name)
-    except PackError as exc:
-        await query.answer(str(exc)[:200], show_alert=True)
+    except PackError:  # gone since the buttons were made (removed meanwhile, or by another admin)
+        await query.answer(
+            texts.plain(texts.REMOVEPACK_UNKNOWN.format(name=texts.html(name)))[:200], show_alert=True
+        )
         return
     await query.answer()
     with suppress(TelegramError):

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.discord import _texts as texts
 from bot.discord._cog import ADDPACK_PER_S
+from bot.discord._errors import Refusal
 from bot.discord._packs import (
     SERVER_PACK,
     display_name,
@@ -20,7 +21,6 @@ from bot.discord._packs import (
     upload_pack_name,
 )
 from engine.db import Pack, Sticker
-from engine.library import PackError
 from tests.auxil.discord import (
     OfflineServer,
     Person,
@@ -322,8 +322,9 @@ def test_pack_names():
     assert upload_pack_name(42, "My Cats!") == "g42-My-Cats"
     assert display_name(42, "g42-My-Cats") == "My-Cats" and display_name(7, "g42-My-Cats") == "g42-My-Cats"
     assert len(upload_pack_name(10**18, "x" * 200)) <= 64
-    with pytest.raises(PackError):
+    with pytest.raises(Refusal) as info:  # the adapter's own refusal, worded for the member
         upload_pack_name(42, "!!!")
+    assert str(info.value) == texts.BAD_PACK_NAME.format(name="!!!")
 
 
 def test_sticker_emoji_and_file_words():
