@@ -258,6 +258,85 @@ async def test_a_broken_image_upload_changes_nothing(server: OfflineServer, mana
     assert (await server.slash(manager, "packs")).content == texts.NO_PACKS
 
 
+@pytest.mark.parametrize(
+    ("name", "files", "expected"),
+    [
+        (
+            "meta.zip",
+            {"pack.json": json.dumps({"stickers": [{"id": "a"}]}), "a.png": png_bytes(30, 30)},
+            texts.BAD_PACK_JSON.format(detail="stickers.0.file: Field required"),
+        ),
+        (
+            "many.zip",
+            {f"{i}.png": png_bytes(30, 30, (i, 0, 0, 255)) for i in range(3)},
+            texts.TOO_MANY_STICKERS.format(count=3, limit=2),
+        ),
+        (
+            "my_pack.zip",
+            {"cut.png": truncated_png()},
+            texts.NOTHING_TO_IMPORT.format(name="my\\_pack", reasons=f"cut.png: {texts.SKIP_DAMAGED} ("),
+        ),
+    ],
+)
+async def test_the_engines_refusals_of_an_upload_are_worded_here(
+    server: OfflineServer, manager, name, files, expected
+):
+    """The engine refuses with typed errors; the answer is this adapter's sentence, built from their fields,
+    naming the pack as the member knows it (never the library's name or the upload's temporary path)."""
+    server.bot.service.settings.max_pack_stickers = 2
+    answer = await server.slash(manager, "addpack", attachments={"file": upload(server, name, zipped(files))})
+    assert answer.ephemeral and answer.content.startswith(expected)
+    assert f"g{server.guild_id}" not in answer.content and "/tmp" not in answer.content
+    assert await server.bot.service.list_packs() == []
+
+
+def test_every_engine_refusal_and_skip_reason_has_a_sentence_in_every_language():
+    from bot.i18n import LANGUAGES
+    from engine import errors
+
+    refusals = [
+        errors.UnknownPack("g1-x"),
+        errors.PackNotEnabled("g1-x"),
+        errors.PackBusy("g1-x"),
+        errors.EmbeddingFailed("v1", "RuntimeError"),
+        errors.TooManyImages("/tmp/stickerpick-discord-x/upload.zip", 3, 2),
+        errors.InvalidPackJson(errors.PackJsonProblem.TOO_DEEP),
+        errors.UnreadableMetadata("pack.json", errors.MetadataProblem.NOT_UTF8, detail="invalid start byte"),
+        errors.NotAPackSource("/tmp/stickerpick-discord-x/upload"),
+    ]
+    for language in LANGUAGES:
+        for exc in refusals:
+            with _lang(language):
+                said = texts.pack_refusal(exc)
+            assert said and "/tmp" not in said and "g1-x" not in said and said != str(exc), (language, exc)
+        for kind in errors.SkipKind:
+            with _lang(language):
+                said = texts.skip_reason(errors.SkipReason(kind))
+            assert said == texts.CATALOG.text(texts.SKIP_MESSAGES[kind], language), (language, kind)
+    with _lang("ru"):
+        assert (
+            texts.skip_reason(errors.SkipReason(errors.SkipKind.TOO_LARGE, detail="x"))
+            == "слишком большой (x)"
+        )
+
+
+def _lang(language: str):
+    """Answer in ``language`` inside the block (as an interaction in that locale would)."""
+    import contextlib
+
+    from bot import i18n
+
+    @contextlib.contextmanager
+    def block():
+        token = i18n._language.set(language)
+        try:
+            yield
+        finally:
+            i18n._language.reset(token)
+
+    return block()
+
+
 async def test_an_upload_over_the_size_limit_is_not_downloaded(server: OfflineServer, manager):
     big = attachment_payload("huge.png", server.bot.settings.max_media_bytes + 1)
     answer = await server.slash(manager, "addpack", attachments={"file": big})
