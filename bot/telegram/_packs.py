@@ -21,6 +21,7 @@ from telegram import (
     LinkPreviewOptions,
     Message,
     Sticker,
+    StickerSet,
     Update,
 )
 from telegram.constants import StickerType
@@ -154,6 +155,23 @@ def _report_text(title: str, name: str, added: int, unchanged: int, skipped: lis
     return text
 
 
+async def _look_up_set(bot: Bot, set_name: str, status: Message) -> StickerSet | None:
+    """The sticker set, or None once ``status`` says why there is none to add."""
+    try:
+        sticker_set = await bot.get_sticker_set(set_name)
+    except BadRequest:
+        refusal = texts.SET_NOT_FOUND
+    except TelegramError as exc:
+        log.warning("getStickerSet %s failed: %s", set_name, describe(exc))
+        refusal = texts.SET_LOOKUP_FAILED
+    else:
+        if sticker_set.sticker_type != StickerType.CUSTOM_EMOJI:
+            return sticker_set
+        refusal = texts.SET_CUSTOM_EMOJI
+    await status.edit_text(refusal.format(name=texts.html(set_name)), parse_mode=texts.PARSE_MODE)
+    return None
+
+
 async def import_set(
     bot: Bot,
     d: Deps,
@@ -167,23 +185,8 @@ async def import_set(
     ``status``. The caller has put ``set_name`` in ``d.importing``; this releases it."""
     title = set_name
     try:
-        try:
-            sticker_set = await bot.get_sticker_set(set_name)
-        except BadRequest:
-            await status.edit_text(
-                texts.SET_NOT_FOUND.format(name=texts.html(set_name)), parse_mode=texts.PARSE_MODE
-            )
-            return
-        except TelegramError as exc:
-            log.warning("getStickerSet %s failed: %s", set_name, describe(exc))
-            await status.edit_text(
-                texts.SET_LOOKUP_FAILED.format(name=texts.html(set_name)), parse_mode=texts.PARSE_MODE
-            )
-            return
-        if sticker_set.sticker_type == StickerType.CUSTOM_EMOJI:
-            await status.edit_text(
-                texts.SET_CUSTOM_EMOJI.format(name=texts.html(set_name)), parse_mode=texts.PARSE_MODE
-            )
+        sticker_set = await _look_up_set(bot, set_name, status)
+        if sticker_set is None:
             return
         title = sticker_set.title or sticker_set.name
         total = len(sticker_set.stickers)

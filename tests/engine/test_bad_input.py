@@ -1,4 +1,4 @@
-"""Issue 8, bad text: huge messages, control characters, NUL, lone surrogates, RTL and zero-width characters,
+"""Bad text: huge messages, control characters, NUL, lone surrogates, RTL and zero-width characters,
 SQL-looking text and pack names. Runs on SQLite, and on PostgreSQL with STICKERPICK_TEST_PG (which refuses NUL
 in text and unencodable strings outright)."""
 

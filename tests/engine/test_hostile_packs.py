@@ -1,4 +1,4 @@
-"""Issue 14, hostile packs: what a crafted folder or zip can still do once the decoder is bounded — abort an
+"""Hostile packs: what a crafted folder or zip can still do once the decoder is bounded — abort an
 import with one odd zip member, crash on a malformed pack.json, read files outside the pack through links,
 take the main process's memory or time, drive the terminal with its names, or race another import."""
 

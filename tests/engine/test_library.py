@@ -212,7 +212,7 @@ async def test_ocr_reads_a_caption_at_import_when_turned_on(service, tmp_path):
     assert sticker_text(rows["1f62e"].emoji, rows["1f62e"].tags, rows["1f62e"].caption).endswith("NO WAY")
 
 
-# ---------------------------------------------------------------- issue 8: interrupted imports (in process; the
+# ---------------------------------------------------------------- interrupted imports (in process; the
 # SIGKILL versions are in test_faults.py)
 _REAL_DECODE = library._decode_entry
 
@@ -330,7 +330,7 @@ async def test_an_interrupted_platform_import_fetches_only_the_rest(service, mon
 async def test_a_failure_before_embedding_leaves_the_pack_unserved_until_imported_again(
     service, tmp_path, monkeypatch
 ):
-    """Issue 14: a pack is ``ready`` only once its embeddings exist (a damaged image tower used to leave a
+    """A pack is ``ready`` only once its embeddings exist (a damaged image tower used to leave a
     pack ready without any); running the import again embeds it and serves it."""
 
     async def crash(self, pack_id):

@@ -1,4 +1,4 @@
-"""Issue 14: fuzzing the pack metadata next to the media fuzzing (tests/engine/test_media.py): whatever a
+"""Fuzzing the pack metadata next to the media fuzzing (tests/engine/test_media.py): whatever a
 pack's ``pack.json`` or ``emoji_mapping.txt`` holds, reading a pack gives entries with clean string fields or
 one PackError, never another exception."""
 

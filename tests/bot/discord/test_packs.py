@@ -217,7 +217,7 @@ async def test_upload_a_zip_with_a_broken_member(server: OfflineServer, manager)
 
 
 async def test_a_zip_member_named_with_control_characters_is_shown_escaped(server: OfflineServer, manager):
-    """Issue 14: a name from a pack never reaches a Discord answer raw (terminal escapes, overrides)."""
+    """A name from a pack never reaches a Discord answer raw (terminal escapes, overrides)."""
     data = zipped({"ok.png": png_bytes(30, 30), "\x1b[2J\u202eevil.png": truncated_png()})
     answer = await server.slash(manager, "addpack", attachments={"file": upload(server, "ansi.zip", data)})
     assert "\x1b" not in answer.content and "\u202e" not in answer.content
