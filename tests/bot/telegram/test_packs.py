@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.telegram import _packs
+from bot.telegram import _set_import
 from bot.telegram._packs import parse_set_name
 from engine.db import Pack, Sticker
 from engine.service import ChatRef
@@ -60,7 +60,7 @@ def test_parse_set_name(raw, name):
 
 
 async def test_addpack_imports_static_animated_and_video_stickers_with_progress(tg: Harness, monkeypatch):
-    monkeypatch.setattr(_packs, "PROGRESS_EDIT_INTERVAL_S", 0.0)  # show every step
+    monkeypatch.setattr(_set_import, "PROGRESS_EDIT_INTERVAL_S", 0.0)  # show every step
     sticker_set = mixed_set(tg)
     await tg.send(tg.api.message(GROUP, ALICE, f"/addpack https://t.me/addstickers/{SET}"))
 
