@@ -183,6 +183,19 @@ async def test_a_pack_over_the_size_limit_is_refused(service, tmp_path):
     assert (info.value.count, info.value.limit, info.value.source) == (3, 2, str(folder))
 
 
+def test_refusals_name_the_source_by_the_label_the_caller_gives(tmp_path):
+    """A caller importing from a temporary path passes what the user called the upload: the error carries
+    that, never the path."""
+    with pytest.raises(PackSourceMissing) as missing:
+        library.iter_pack_source(tmp_path / "tmp123" / "upload.zip", 10, 10, label="cats.zip")
+    assert missing.value.source == "cats.zip" and str(tmp_path) not in str(missing.value)
+    folder = _folder(tmp_path / "tmp456", {f"{i}.png": media.png_bytes() for i in range(3)})
+    with pytest.raises(TooManyImages) as many:
+        library.iter_pack_source(folder, 2, 10, label="cats.zip")
+    assert (many.value.source, many.value.count, many.value.limit) == ("cats.zip", 3, 2)
+    assert str(tmp_path) not in str(many.value)
+
+
 def test_emoji_from_filename():
     assert emoji_from_filename("1f602") == "😂"
     assert emoji_from_filename("2764-fe0f") == "❤️"
