@@ -87,7 +87,7 @@ def import_summary(outcome: ImportOutcome) -> str:
     if report.skipped:
         lines.append(texts.IMPORTED_SKIPPED.format(n=len(report.skipped)))
         for file, why in report.skipped[:MAX_SKIPPED_SHOWN]:
-            lines.append(texts.SKIPPED_LINE.format(file=texts.md(file), why=texts.clip(why, 160)))
+            lines.append(texts.SKIPPED_LINE.format(file=texts.md(file), why=texts.skip_reason(why)))
         if len(report.skipped) > MAX_SKIPPED_SHOWN:
             lines.append(texts.PACKS_MORE.format(n=len(report.skipped) - MAX_SKIPPED_SHOWN))
     if outcome.lottie_imported:

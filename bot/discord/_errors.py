@@ -13,7 +13,7 @@ from discord import app_commands
 
 from bot.discord import _texts as texts
 from engine import metrics
-from engine.library import PackError
+from engine.errors import PackError
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,10 @@ def user_message(error: BaseException, command: str | None = None) -> str | None
     """The sentence for an expected error, or None for a bug."""
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
-    if isinstance(error, Refusal | PackError):
+    if isinstance(error, Refusal):
         return str(error)
+    if isinstance(error, PackError):
+        return texts.pack_refusal(error)
     if isinstance(error, app_commands.CommandOnCooldown):
         what = f"`/{command}`" if command else texts.THIS_COMMAND
         return texts.COOLDOWN.format(command=what, seconds=max(1.0, error.retry_after))

@@ -23,11 +23,12 @@ import discord
 import emoji as emoji_pkg
 
 from bot.discord import _texts as texts
+from bot.discord._errors import Refusal
 from bot.discord._refs import PLATFORM, guild_chat, user_ref
 from engine.library import (
     IMAGE_SUFFIXES,
     ImportReport,
-    PackError,
+    NothingToImport,
     PlatformSticker,
     emoji_from_filename,
     slugify_pack_name,
@@ -81,7 +82,7 @@ def upload_pack_name(guild_id: int, display: str) -> str:
     prefix = upload_prefix(guild_id)
     slug = slugify_pack_name(display)[: MAX_PACK_NAME - len(prefix)].strip("-_")
     if not slug:
-        raise PackError(texts.BAD_PACK_NAME.format(name=texts.md(display)))
+        raise Refusal(texts.BAD_PACK_NAME.format(name=texts.md(display)))
     return validate_pack_name(prefix + slug)
 
 
@@ -179,15 +180,18 @@ async def import_server_stickers(
     """Import (or refresh: only new stickers are downloaded) the server's own stickers and enable them."""
     stickers = [s for s in await guild.fetch_stickers() if s.available]
     if not stickers:
-        raise PackError(texts.NO_SERVER_STICKERS)
+        raise Refusal(texts.NO_SERVER_STICKERS)
     name = server_pack_name(guild.id)
-    report = await service.import_platform_pack(
-        PLATFORM,
-        name,
-        platform_stickers(stickers, guild._state.http),
-        title=texts.SERVER_PACK_TITLE.format(guild=guild.name),
-        source=f"discord:guild:{guild.id}",
-    )
+    try:
+        report = await service.import_platform_pack(
+            PLATFORM,
+            name,
+            platform_stickers(stickers, guild._state.http),
+            title=texts.SERVER_PACK_TITLE.format(guild=guild.name),
+            source=f"discord:guild:{guild.id}",
+        )
+    except NothingToImport as exc:  # worded with the name members use for the pack
+        raise Refusal(texts.nothing_to_import(SERVER_PACK, exc.skipped)) from None
     await service.enable_pack(guild_chat(guild), name, by=user_ref(by))
     lottie = frozenset(s.name for s in stickers if s.format is discord.StickerFormatType.lottie)
     return ImportOutcome(SERVER_PACK, report, lottie)
@@ -202,14 +206,14 @@ def check_uploads(files: Sequence[discord.Attachment], settings: Settings) -> bo
     """Refuse what cannot be a pack before downloading anything. Returns whether the upload is one zip."""
     zips = [f for f in files if Path(f.filename).suffix.lower() == ".zip"]
     if zips and len(files) > 1:
-        raise PackError(texts.ONE_ZIP.format(n=MAX_UPLOAD_FILES))
+        raise Refusal(texts.ONE_ZIP.format(n=MAX_UPLOAD_FILES))
     for f in files:
         suffix = Path(f.filename).suffix.lower()
         if suffix != ".zip" and suffix not in UPLOAD_SUFFIXES:
-            raise PackError(texts.BAD_UPLOAD_TYPE.format(file=texts.md(f.filename)))
+            raise Refusal(texts.BAD_UPLOAD_TYPE.format(file=texts.md(f.filename)))
         limit = MAX_ZIP_BYTES if suffix == ".zip" else settings.max_media_bytes
         if f.size > limit:
-            raise PackError(
+            raise Refusal(
                 texts.UPLOAD_TOO_BIG.format(
                     file=texts.md(f.filename), size=_size_mb(f.size), limit=_size_mb(limit)
                 )
@@ -221,7 +225,7 @@ async def _download(attachment: discord.Attachment) -> bytes:
     try:
         return await attachment.read()
     except (discord.HTTPException, aiohttp.ClientError):
-        raise PackError(texts.DOWNLOAD_FAILED.format(file=texts.md(attachment.filename))) from None
+        raise Refusal(texts.DOWNLOAD_FAILED.format(file=texts.md(attachment.filename))) from None
 
 
 def file_name_words(stem: str) -> list[str]:
@@ -256,7 +260,7 @@ async def import_upload(
             source = root / "upload.zip"
             source.write_bytes(await _download(files[0]))
             if not zipfile.is_zipfile(source):
-                raise PackError(texts.NOT_A_ZIP.format(file=texts.md(files[0].filename)))
+                raise Refusal(texts.NOT_A_ZIP.format(file=texts.md(files[0].filename)))
         else:
             source = root / "upload"
             source.mkdir()
@@ -280,8 +284,8 @@ async def import_upload(
             (source / "pack.json").write_text(json.dumps({"name": internal, "stickers": entries}))
         try:
             report = await service.import_pack(source, name=internal, title=display, platform=PLATFORM)
-        except PackError as exc:  # the engine's sentence may name the temporary path: show the upload's name
-            raise PackError(str(exc).replace(str(source), files[0].filename)) from None
+        except NothingToImport as exc:  # worded with the name members gave the pack
+            raise Refusal(texts.nothing_to_import(display, exc.skipped)) from None
     await service.enable_pack(guild_chat(guild), internal, by=user_ref(by))
     return ImportOutcome(display_name(guild.id, internal), report)
 
@@ -299,4 +303,4 @@ async def enable_existing_pack(
         if await service.has_pack(internal, platform=platform):
             await service.enable_pack(guild_chat(guild), internal, by=user_ref(by))
             return display_name(guild.id, internal)
-    raise PackError(texts.NO_SUCH_LIBRARY_PACK.format(name=texts.md(name)))
+    raise Refusal(texts.NO_SUCH_LIBRARY_PACK.format(name=texts.md(name)))

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import discord
 from discord import app_commands
 
 from bot.i18n import SOURCE_LANGUAGE, Catalog, normalize
+from engine.errors import (
+    EmbeddingFailed,
+    InvalidPackJson,
+    NothingToImport,
+    PackBusy,
+    PackError,
+    PackNotEnabled,
+    SkipKind,
+    Skipped,
+    SkipReason,
+    TooManyStickers,
+    UnknownPack,
+    UnreadableMetadata,
+)
+from engine.library import MAX_METADATA_BYTES
 
 
 class Messages:
@@ -97,6 +114,29 @@ retraining unless a manager turns `/logging on` in that channel. `/forget` delet
     NOT_A_ZIP = "**{file}** is not a readable .zip archive."
     BAD_PACK_NAME = "Pack names need at least one letter or digit; **{name}** has none."
     DOWNLOAD_FAILED = "I couldn't download **{file}** from Discord. Please try again in a minute."
+    # the engine's refusals of a pack
+    PACK_GONE = "This server doesn't use that pack: `/packs` lists them."
+    PACK_BUSY = "That pack is being added right now: run `/addpack` again once that is done."
+    NOT_EMBEDDED = (
+        "The stickers were stored, but the sticker model could not read them, so the pack is not used yet. "
+        "Please try again later."
+    )
+    TOO_MANY_STICKERS = "That is {count} stickers; a pack may have at most {limit}."
+    NOTHING_TO_IMPORT = "Nothing to import into **{name}**: {reasons}"
+    NO_IMAGES_FOUND = "no image files found"  # {reasons} of NOTHING_TO_IMPORT when nothing was skipped
+    BAD_PACK_JSON = "The `pack.json` in the zip is not valid: {detail}"
+    BAD_METADATA_FILE = (
+        "I couldn't read **{file}** in the zip: it must be a UTF-8 text file of at most {limit} MB."
+    )
+    PACK_REFUSED = "I couldn't add that pack."
+    # why one sticker was skipped ({why} of SKIPPED_LINE, the reasons of NOTHING_TO_IMPORT)
+    SKIP_BAD_ID = "a missing or repeated sticker id"
+    SKIP_LIMIT = "the import reached its size or time limit; run `/addpack` again for the rest"
+    SKIP_LINK = "a link to another file (never followed)"
+    SKIP_TOO_LARGE = "too large"
+    SKIP_UNSUPPORTED = "a format I can't read"
+    SKIP_DAMAGED = "damaged or unreadable"
+    SKIP_FETCH_FAILED = "could not be fetched from Discord"
 
     # ------------------------------------------------------------------ privacy
     STATE_ON = "on"  # {state} of the logging messages
@@ -179,3 +219,57 @@ def plural(n: int) -> str:
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Each reason a sticker is skipped → the message that words it (several kinds read alike to a member).
+SKIP_MESSAGES = {
+    SkipKind.NO_ID: "SKIP_BAD_ID",
+    SkipKind.DUPLICATE_ID: "SKIP_BAD_ID",
+    SkipKind.BYTE_BUDGET: "SKIP_LIMIT",
+    SkipKind.TIME_BUDGET: "SKIP_LIMIT",
+    SkipKind.LINK: "SKIP_LINK",
+    SkipKind.TOO_LARGE: "SKIP_TOO_LARGE",
+    SkipKind.UNSUPPORTED: "SKIP_UNSUPPORTED",
+    SkipKind.DAMAGED: "SKIP_DAMAGED",
+    SkipKind.TIMEOUT: "SKIP_DAMAGED",
+    SkipKind.UNREADABLE: "SKIP_DAMAGED",
+    SkipKind.FETCH_FAILED: "SKIP_FETCH_FAILED",
+}
+
+
+def skip_reason(reason: SkipReason) -> str:
+    """Why a sticker was skipped, in the member's language (markdown), with the decoder's or downloader's own
+    words after it (English: they name the format's problem, such as a Lottie feature)."""
+    worded = CATALOG.text(SKIP_MESSAGES[reason.kind])
+    return f"{worded} ({md(clip(reason.detail, 120))})" if reason.detail else worded
+
+
+def nothing_to_import(name: str, skipped: Sequence[Skipped], limit: int = 5) -> str:
+    """NOTHING_TO_IMPORT for the pack members call ``name``: the first ``limit`` skipped files and why."""
+    reasons = "; ".join(f"{md(label)}: {skip_reason(why)}" for label, why in skipped[:limit])
+    return CATALOG.text("NOTHING_TO_IMPORT").format(
+        name=md(name), reasons=reasons or CATALOG.text("NO_IMAGES_FOUND")
+    )
+
+
+def pack_refusal(exc: PackError) -> str:
+    """The engine's refusal of a pack, in the member's language. Its fields name the library's packs
+    (``g<guild>-name``), not what members type, so the sentences here do without them; an upload's refusals
+    that name it are worded where the upload is known (``_packs.import_upload``)."""
+    if isinstance(exc, UnknownPack | PackNotEnabled):
+        return CATALOG.text("PACK_GONE")
+    if isinstance(exc, PackBusy):
+        return CATALOG.text("PACK_BUSY")
+    if isinstance(exc, EmbeddingFailed):
+        return CATALOG.text("NOT_EMBEDDED")
+    if isinstance(exc, TooManyStickers):
+        return CATALOG.text("TOO_MANY_STICKERS").format(count=exc.count, limit=exc.limit)
+    if isinstance(exc, NothingToImport):
+        return nothing_to_import(exc.pack_name, exc.skipped)
+    if isinstance(exc, InvalidPackJson):
+        detail = f"{exc.location}: {exc.message}" if exc.location else exc.message or exc.problem.value
+        return CATALOG.text("BAD_PACK_JSON").format(detail=md(clip(detail, 300)))
+    if isinstance(exc, UnreadableMetadata):
+        limit_mb = f"{(exc.limit or MAX_METADATA_BYTES) / 1_000_000:g}"
+        return CATALOG.text("BAD_METADATA_FILE").format(file=md(exc.file), limit=limit_mb)
+    return CATALOG.text("PACK_REFUSED")

@@ -1,30 +1,16 @@
 """Sticker packs: `/addpack`, `/packs`, `/removepack`, stickers sent in private, a group's own set.
 
-Adding a set (getStickerSet) downloads each sticker new to the library once — static, animated `.tgs` and video
-`.webm` alike; decoding is the engine's — in a background task, while a status message shows the progress.
+Adding a set runs in the background (:mod:`bot.telegram._set_import`), reporting on one status message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
-from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
-from telegram import (
-    Bot,
-    Chat,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    LinkPreviewOptions,
-    Message,
-    Sticker,
-    Update,
-)
-from telegram.constants import StickerType
-from telegram.error import BadRequest, TelegramError
+from telegram import Chat, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
@@ -38,7 +24,6 @@ from bot.telegram import _texts as texts
 from bot.telegram._admin import AdminCheckFailed
 from bot.telegram._context import (
     PLATFORM,
-    Deps,
     chat_ref,
     deps,
     is_group,
@@ -47,15 +32,13 @@ from bot.telegram._context import (
     speaker,
     user_ref,
 )
-from bot.telegram._errors import describe, redact
-from engine.library import PackError, PlatformSticker
-from engine.service import ChatRef, PackInfo, UserRef
+from bot.telegram._errors import describe
+from bot.telegram._set_import import already_importing, set_link, start_import
+from engine.library import PackError
+from engine.service import ChatRef, PackInfo
 
 log = logging.getLogger(__name__)
 
-# Telegram allows about one message edit per second per chat: the progress message changes at most this often.
-PROGRESS_EDIT_INTERVAL_S = 3.0
-MAX_SKIPPED_SHOWN = 3
 OFFER_SCAN_CHATS = 20  # chats of a user checked for admin rights when they send a sticker in private
 OFFER_MAX_GROUPS = 8
 CALLBACK_DATA_MAX_BYTES = 64  # Bot API limit
@@ -71,10 +54,6 @@ SET_TG_RE = re.compile(rf"^tg://addstickers\?set=({SET_NAME})$", re.I)
 SET_NAME_RE = re.compile(rf"^{SET_NAME}$")
 
 
-class DownloadFailed(OSError):
-    """One sticker could not be downloaded: the engine skips it and reports why (never with the token)."""
-
-
 def parse_set_name(raw: str) -> str | None:
     """A sticker set's name from `Name`, `t.me/addstickers/Name` (http(s), telegram.me) or `tg://addstickers`."""
     raw = raw.strip().strip("<>")
@@ -83,163 +62,6 @@ def parse_set_name(raw: str) -> str | None:
         if match:
             return match.group(1) if match.groups() else match.group(0)
     return None
-
-
-def set_link(name: str) -> str:
-    return f"https://t.me/addstickers/{name}"
-
-
-def platform_sticker(bot: Bot, sticker: Sticker, max_bytes: int, position: int = 0) -> PlatformSticker:
-    """The engine's view of a Telegram sticker: keyed by file_unique_id; bytes fetched only if new. Its
-    name in reports is its place in the set and its emoji ("#4 💥"), what a user can find in the set."""
-
-    async def fetch() -> bytes:
-        if sticker.file_size and sticker.file_size > max_bytes:
-            raise DownloadFailed(f"the file is {sticker.file_size} bytes; the limit is {max_bytes}")
-        try:
-            file = await bot.get_file(sticker.file_id)
-            data = await file.download_as_bytearray()
-        except TelegramError as exc:
-            log.info("download of sticker %s failed: %s", sticker.file_unique_id, describe(exc))
-            raise DownloadFailed(f"download failed ({type(exc).__name__})") from None  # no URL in the chain
-        return bytes(data)
-
-    return PlatformSticker(
-        sticker_id=sticker.file_unique_id,
-        file_id=sticker.file_id,
-        emoji=sticker.emoji,
-        fetch=fetch,
-        name=f"#{position + 1} {sticker.emoji or ''}".rstrip(),
-    )
-
-
-class ImportProgress:
-    """The engine's progress callback → edits of one status message, throttled."""
-
-    def __init__(self, status: Message, title: str) -> None:
-        self.status, self.title = status, title
-        self.last_edit = time.monotonic()
-        self._task: asyncio.Task[None] | None = None
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done >= total or now - self.last_edit < PROGRESS_EDIT_INTERVAL_S:
-            return
-        if self._task is not None and not self._task.done():
-            return
-        self.last_edit = now
-        text = texts.IMPORT_PROGRESS.format(title=texts.html(self.title), done=done, total=total)
-        self._task = asyncio.get_running_loop().create_task(self._edit(text))
-
-    async def _edit(self, text: str) -> None:
-        with suppress(TelegramError):
-            await self.status.edit_text(text, parse_mode=texts.PARSE_MODE)
-
-    async def finish(self, text: str) -> None:
-        if self._task is not None:
-            with suppress(Exception):
-                await self._task
-        await self._edit(text)
-
-
-def _report_text(title: str, name: str, added: int, unchanged: int, skipped: list[tuple[str, str]]) -> str:
-    link = f'<a href="{set_link(name)}">{texts.html(name)}</a>'
-    text = texts.IMPORT_DONE.format(title=texts.html(title), link=link, added=added, unchanged=unchanged)
-    if skipped:
-        examples = "; ".join(f"{label}: {why}" for label, why in skipped[:MAX_SKIPPED_SHOWN])
-        more = f" (+{len(skipped) - MAX_SKIPPED_SHOWN} more)" if len(skipped) > MAX_SKIPPED_SHOWN else ""
-        text += "\n" + texts.IMPORT_SKIPPED.format(
-            n=len(skipped), examples=texts.html(redact(examples)) + more
-        )
-    return text
-
-
-async def import_set(
-    bot: Bot,
-    d: Deps,
-    target: ChatRef,
-    set_name: str,
-    by: UserRef | None,
-    status: Message,
-    announce: Callable[[str], Awaitable[object]] | None = None,
-) -> None:
-    """Look the set up, import it (only new stickers are fetched), enable it in ``target``; report on
-    ``status``. The caller has put ``set_name`` in ``d.importing``; this releases it."""
-    title = set_name
-    try:
-        try:
-            sticker_set = await bot.get_sticker_set(set_name)
-        except BadRequest:
-            await status.edit_text(
-                texts.SET_NOT_FOUND.format(name=texts.html(set_name)), parse_mode=texts.PARSE_MODE
-            )
-            return
-        except TelegramError as exc:
-            log.warning("getStickerSet %s failed: %s", set_name, describe(exc))
-            await status.edit_text(
-                texts.SET_LOOKUP_FAILED.format(name=texts.html(set_name)), parse_mode=texts.PARSE_MODE
-            )
-            return
-        if sticker_set.sticker_type == StickerType.CUSTOM_EMOJI:
-            await status.edit_text(
-                texts.SET_CUSTOM_EMOJI.format(name=texts.html(set_name)), parse_mode=texts.PARSE_MODE
-            )
-            return
-        title = sticker_set.title or sticker_set.name
-        total = len(sticker_set.stickers)
-        with suppress(TelegramError):
-            await status.edit_text(
-                texts.IMPORT_STARTED.format(title=texts.html(title), total=total), parse_mode=texts.PARSE_MODE
-            )
-        progress = ImportProgress(status, title)
-        limit = d.settings.max_media_bytes
-        stickers = [platform_sticker(bot, s, limit, i) for i, s in enumerate(sticker_set.stickers)]
-        try:
-            report = await d.service.import_platform_pack(
-                PLATFORM,
-                sticker_set.name,
-                stickers,
-                title=title,
-                source=set_link(sticker_set.name),
-                progress=progress,
-            )
-            await d.service.enable_pack(target, report.pack_name, by=by)
-        except PackError as exc:
-            reason = texts.html(redact(str(exc)))
-            await progress.finish(texts.IMPORT_FAILED.format(title=texts.html(title), reason=reason))
-            return
-        await progress.finish(
-            _report_text(title, sticker_set.name, report.added, report.unchanged, report.skipped)
-        )
-        if announce is not None:
-            with suppress(TelegramError):
-                await announce(title)
-    except Exception:
-        with suppress(TelegramError):
-            await status.edit_text(
-                texts.IMPORT_CRASHED.format(title=texts.html(title)), parse_mode=texts.PARSE_MODE
-            )
-        raise  # → the application's error handler (logged, redacted)
-    finally:
-        d.importing.discard(set_name.lower())
-
-
-def start_import(
-    context: ContextTypes.DEFAULT_TYPE,
-    target: ChatRef,
-    set_name: str,
-    by: UserRef | None,
-    status: Message,
-    announce: Callable[[str], Awaitable[object]] | None = None,
-) -> None:
-    d = deps(context)
-    d.importing.add(set_name.lower())
-    # Not tied to an update: import_set reports a failure on ``status``; the error handler logs it.
-    d.spawn(context.application, import_set(context.bot, d, target, set_name, by, status, announce))
-
-
-def _already_importing(d: Deps, name: str) -> bool:
-    return name.lower() in d.importing
 
 
 # ------------------------------------------------------------------ /addpack
@@ -268,7 +90,7 @@ async def addpack_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             do_quote=True,
         )
         return
-    if _already_importing(d, name):
+    if already_importing(d, name):
         await message.reply_text(
             texts.ALREADY_IMPORTING.format(name=texts.html(name)), parse_mode=texts.PARSE_MODE, do_quote=True
         )
@@ -341,8 +163,12 @@ async def removepack_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     try:
         await d.service.remove_pack(ref, pack.name)
-    except PackError as exc:
-        await message.reply_text(str(exc), do_quote=True)
+    except PackError:  # gone since the list was read (removed meanwhile)
+        await message.reply_text(
+            texts.REMOVEPACK_UNKNOWN.format(name=texts.html(raw[:80])),
+            parse_mode=texts.PARSE_MODE,
+            do_quote=True,
+        )
         return
     await message.reply_text(
         texts.REMOVED.format(name=texts.html(pack.title or pack.name)),
@@ -369,8 +195,10 @@ async def removepack_button(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     name = (query.data or "").partition(":")[2]
     try:
         await d.service.remove_pack(chat_ref(chat), name)
-    except PackError as exc:
-        await query.answer(str(exc)[:200], show_alert=True)
+    except PackError:  # gone since the buttons were made (removed meanwhile, or by another admin)
+        await query.answer(
+            texts.plain(texts.REMOVEPACK_UNKNOWN.format(name=texts.html(name)))[:200], show_alert=True
+        )
         return
     await query.answer()
     with suppress(TelegramError):
@@ -437,7 +265,7 @@ async def offer_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if not allowed:
         await query.answer(texts.NOT_ADMIN, show_alert=True)
         return
-    if _already_importing(d, set_name):
+    if already_importing(d, set_name):
         await query.answer(texts.plain(texts.ALREADY_IMPORTING.format(name=texts.html(set_name))))
         return
     await query.answer()
@@ -472,7 +300,7 @@ async def ensure_group_set(context: ContextTypes.DEFAULT_TYPE, chat: Chat, force
         log.info("getChat %s failed: %s", chat.id, describe(exc))
         return
     name = full.sticker_set_name
-    if not name or _already_importing(d, name):
+    if not name or already_importing(d, name):
         return
     if not force and await d.service.has_pack(name, PLATFORM):
         return

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from html import escape, unescape
 
 from bot.i18n import Catalog
+from engine.errors import (
+    EmbeddingFailed,
+    NothingToImport,
+    PackBusy,
+    PackError,
+    SkipKind,
+    Skipped,
+    SkipReason,
+    TooManyStickers,
+)
 
 PARSE_MODE = "HTML"
 
@@ -102,6 +113,24 @@ conversation. Admins add packs with /addpack <i>name or link</i>; /help explains
     IMPORT_DONE = "Added <b>{title}</b> ({link}): {added} new, {unchanged} already known."
     IMPORT_SKIPPED = "Skipped {n}: {examples}"
     IMPORT_FAILED = "I couldn't add <b>{title}</b>: {reason}"
+    # {reason} of IMPORT_FAILED: why the engine refused the set
+    IMPORT_TOO_MANY = "it has {count} stickers, and a pack may have at most {limit}."
+    IMPORT_NOTHING = "none of its stickers could be used ({reasons})."
+    NO_STICKERS_FOUND = "the set has no stickers"  # {reasons} of IMPORT_NOTHING when nothing was skipped
+    IMPORT_BUSY = "it is already being added; send /addpack again once that is done."
+    IMPORT_NOT_EMBEDDED = (
+        "its stickers were stored, but the sticker model could not read them, so the pack is not used yet. "
+        "Please try again later."
+    )
+    IMPORT_REFUSED = "this pack cannot be added."
+    # why one sticker was skipped (the examples of IMPORT_SKIPPED, the reasons of IMPORT_NOTHING)
+    SKIP_BAD_ID = "a missing or repeated sticker id"
+    SKIP_LIMIT = "the import reached its size or time limit; add the set again for the rest"
+    SKIP_LINK = "a link to another file (never followed)"
+    SKIP_TOO_LARGE = "too large"
+    SKIP_UNSUPPORTED = "a format I can't read"
+    SKIP_DAMAGED = "damaged or unreadable"
+    SKIP_FETCH_FAILED = "could not be fetched from Telegram"
     IMPORT_CRASHED = "Something went wrong while adding <b>{title}</b>. Please try again later."
     PACK_ANNOUNCED = "{who} added the sticker set <b>{title}</b> to this chat."
     GROUP_SET_ANNOUNCE = "This group has its own sticker set, <b>{title}</b>: adding it."
@@ -170,3 +199,47 @@ def html(text: object) -> str:
 def plain(text: str) -> str:
     """An HTML text as plain text (callback-query answers and alerts are not parsed)."""
     return unescape(re.sub(r"<[^>]+>", "", text))
+
+
+# Each reason a sticker is skipped → the message that words it (several kinds read alike to a chat user).
+SKIP_MESSAGES = {
+    SkipKind.NO_ID: "SKIP_BAD_ID",
+    SkipKind.DUPLICATE_ID: "SKIP_BAD_ID",
+    SkipKind.BYTE_BUDGET: "SKIP_LIMIT",
+    SkipKind.TIME_BUDGET: "SKIP_LIMIT",
+    SkipKind.LINK: "SKIP_LINK",
+    SkipKind.TOO_LARGE: "SKIP_TOO_LARGE",
+    SkipKind.UNSUPPORTED: "SKIP_UNSUPPORTED",
+    SkipKind.DAMAGED: "SKIP_DAMAGED",
+    SkipKind.TIMEOUT: "SKIP_DAMAGED",
+    SkipKind.UNREADABLE: "SKIP_DAMAGED",
+    SkipKind.FETCH_FAILED: "SKIP_FETCH_FAILED",
+}
+
+
+def skip_reason(reason: SkipReason) -> str:
+    """Why a sticker was skipped, in the user's language, with the decoder's or downloader's own words after
+    it (English: they name the format's problem). Plain text: escape it for HTML."""
+    worded = CATALOG.text(SKIP_MESSAGES[reason.kind])
+    detail = reason.detail if len(reason.detail) <= 120 else reason.detail[:119] + "…"
+    return f"{worded} ({detail})" if detail else worded
+
+
+def skipped_examples(skipped: Sequence[Skipped], limit: int) -> str:
+    """``label: reason; …`` for the first ``limit`` skipped stickers (plain text)."""
+    return "; ".join(f"{label}: {skip_reason(why)}" for label, why in skipped[:limit])
+
+
+def import_refusal(exc: PackError) -> str:
+    """The {reason} of IMPORT_FAILED for a refused set (HTML). Only what a sticker set can meet is worded
+    apart; the refusals of files (pack.json, folders) never reach Telegram."""
+    if isinstance(exc, TooManyStickers):
+        return CATALOG.text("IMPORT_TOO_MANY").format(count=exc.count, limit=exc.limit)
+    if isinstance(exc, NothingToImport):
+        reasons = skipped_examples(exc.skipped, 3) or CATALOG.text("NO_STICKERS_FOUND")
+        return CATALOG.text("IMPORT_NOTHING").format(reasons=html(reasons))
+    if isinstance(exc, PackBusy):
+        return CATALOG.text("IMPORT_BUSY")
+    if isinstance(exc, EmbeddingFailed):
+        return CATALOG.text("IMPORT_NOT_EMBEDDED")
+    return CATALOG.text("IMPORT_REFUSED")

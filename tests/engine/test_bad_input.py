@@ -1,4 +1,4 @@
-"""Issue 8, bad text: huge messages, control characters, NUL, lone surrogates, RTL and zero-width characters,
+"""Bad text: huge messages, control characters, NUL, lone surrogates, RTL and zero-width characters,
 SQL-looking text and pack names. Runs on SQLite, and on PostgreSQL with STICKERPICK_TEST_PG (which refuses NUL
 in text and unencodable strings outright)."""
 
@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.db import Message, Pack
-from engine.library import PackError
+from engine.library import BadPackName, PackError
 from engine.preprocess import clean_text
 from engine.service import ChatRef, UserRef
 from tests.engine.test_service import make_pack
@@ -93,7 +93,7 @@ SQLISH = [
 @pytest.mark.parametrize("name", SQLISH)
 async def test_sql_looking_pack_names_are_refused_clearly_and_change_nothing(service, tmp_path, name: str):
     await service.import_pack(make_pack(tmp_path / "food"), name="food")
-    with pytest.raises(PackError, match="Pack names use letters"):
+    with pytest.raises(BadPackName, match="Pack names use letters"):
         await service.import_pack(make_pack(tmp_path / "other"), name=name)
     with pytest.raises(PackError):  # an unknown pack, not a pattern that matches another
         await service.enable_pack(CHAT, name)
@@ -172,5 +172,6 @@ def test_pack_names_are_validated_before_any_query():
 
     assert validate_pack_name("food_2-x") == "food_2-x"
     for bad in (*SQLISH, "", None, 42):
-        with pytest.raises(PackError, match="Pack names use letters"):
+        with pytest.raises(BadPackName, match="Pack names use letters") as info:
             validate_pack_name(bad)  # type: ignore[arg-type]
+        assert info.value.name == str(bad)

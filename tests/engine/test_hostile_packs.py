@@ -1,4 +1,4 @@
-"""Issue 14, hostile packs: what a crafted folder or zip can still do once the decoder is bounded — abort an
+"""Hostile packs: what a crafted folder or zip can still do once the decoder is bounded — abort an
 import with one odd zip member, crash on a malformed pack.json, read files outside the pack through links,
 take the main process's memory or time, drive the terminal with its names, or race another import."""
 
@@ -16,7 +16,14 @@ import zipfile
 import pytest
 from PIL import Image
 
-from engine.library import PackBusy, PackError, parse_pack_json
+from engine.library import (
+    InvalidPackJson,
+    MetadataProblem,
+    PackBusy,
+    SkipKind,
+    UnreadableMetadata,
+    parse_pack_json,
+)
 from engine.media import sniff_format
 from engine.service import ChatRef, open_service
 from tests.auxil import media
@@ -58,7 +65,11 @@ async def test_an_encrypted_or_unsupported_zip_member_is_skipped_and_reported(se
     report = await service.add_pack(CHAT, source, name="odd")
     assert report.added == 1
     reasons = dict(report.skipped)
-    assert "compression" in reasons["zstd-1f601.png"] and "encrypted" in reasons["secret-1f602.png"]
+    assert reasons["zstd-1f601.png"].kind is reasons["secret-1f602.png"].kind is SkipKind.UNSUPPORTED
+    assert (
+        "compression" in reasons["zstd-1f601.png"].detail
+        and "encrypted" in reasons["secret-1f602.png"].detail
+    )
     [info] = await service.list_packs()
     assert info.status == "ready" and info.resume_hint is None
 
@@ -81,10 +92,11 @@ async def test_a_malformed_pack_json_gives_one_clear_error(service, tmp_path, do
     folder.mkdir()
     (folder / "1f600.png").write_bytes(media.png_bytes())
     (folder / "pack.json").write_text(doc)
-    with pytest.raises(PackError) as exc:
+    with pytest.raises(InvalidPackJson) as exc:
         await service.add_pack(CHAT, folder, name="bad")
     message = str(exc.value)
     assert expected in message and "\n" not in message and len(message) < 300
+    assert len(exc.value.message) <= 200 and len(exc.value.location or "") <= 200
     assert await service.list_packs() == []
 
 
@@ -131,11 +143,12 @@ async def test_folder_imports_never_follow_links_out_of_the_pack(service, tmp_pa
         watching[0] = False
     assert report.added == 1
     assert {f for f, _ in report.skipped} == {"1f601.png", "1f602.png", "1f603.png"}
-    assert all("link" in why for _, why in report.skipped)
+    assert all(why.kind is SkipKind.LINK and "link" in str(why) for _, why in report.skipped)
     assert not [p for p in opened if "passwd" in p or "environ" in p or "holiday" in p], opened
     (folder / "pack.json").symlink_to("/etc/passwd")
-    with pytest.raises(PackError, match="symbolic link"):
+    with pytest.raises(UnreadableMetadata, match="symbolic link") as info:
         await service.add_pack(CHAT, folder, name="linky2")
+    assert (info.value.file, info.value.problem) == ("pack.json", MetadataProblem.LINK)
 
 
 async def test_metadata_files_in_folders_are_size_capped(service, tmp_path):
@@ -143,8 +156,10 @@ async def test_metadata_files_in_folders_are_size_capped(service, tmp_path):
     folder.mkdir()
     (folder / "1f600.png").write_bytes(media.png_bytes())
     (folder / "emoji_mapping.txt").write_bytes(b"1f600\t\xf0\x9f\x98\x80\n" * 200_000)  # 2.2 MB
-    with pytest.raises(PackError, match=r"emoji_mapping\.txt is .*limit"):
+    with pytest.raises(UnreadableMetadata, match=r"emoji_mapping\.txt is .*limit") as info:
         await service.add_pack(CHAT, folder, name="bigmeta")
+    assert (info.value.file, info.value.problem) == ("emoji_mapping.txt", MetadataProblem.TOO_LARGE)
+    assert info.value.limit == 1_000_000
 
 
 async def test_the_main_process_gets_a_bounded_still_and_bounded_checks(service, tmp_path):
@@ -185,11 +200,13 @@ async def test_an_import_has_a_byte_and_time_budget_and_resumes(service, tmp_pat
     service.settings.max_pack_bytes = 3 * len(one)  # room for 3 files
     report = await service.add_pack(CHAT, folder, name="many")
     assert report.added == 3 and len(report.skipped) == 3
-    assert all("run it again" in why for _, why in report.skipped)
+    assert all(why.kind is SkipKind.BYTE_BUDGET and why.kind.resumable for _, why in report.skipped)
+    assert all(why.limit == 3 * len(one) and "run it again" in str(why) for _, why in report.skipped)
     service.settings.max_pack_bytes = 10**9
     service.settings.pack_import_budget_s = 1e-9  # spent before the first sticker
     report = await service.add_pack(CHAT, folder, name="many")
     assert report.added == 0 and len(report.skipped) == 3
+    assert all(why.kind is SkipKind.TIME_BUDGET for _, why in report.skipped)
     service.settings.pack_import_budget_s = 600
     report = await service.add_pack(CHAT, folder, name="many")
     assert (report.added, report.unchanged, report.skipped) == (3, 3, [])

@@ -14,9 +14,16 @@ from sqlalchemy import func, select
 from engine import library
 from engine.db import Pack, Sticker, StickerEmbedding
 from engine.library import (
+    BadPackName,
     EmbeddingFailed,
-    PackError,
+    NotAPackSource,
+    NothingToImport,
+    PackSourceMissing,
     PlatformSticker,
+    SkipKind,
+    SkipReason,
+    TooManyImages,
+    UnknownPack,
     emoji_from_filename,
     words_from_filename,
 )
@@ -96,7 +103,9 @@ async def test_bad_files_are_skipped_with_reasons_and_good_ones_kept(service, tm
     assert report.added == 1
     reasons = dict(report.skipped)
     assert set(reasons) == {"empty.png", "cut.png", "x.png"}
-    assert all(isinstance(r, str) and r for r in reasons.values())
+    assert all(isinstance(r, SkipReason) and r.detail and str(r) for r in reasons.values())
+    assert reasons["cut.png"].kind is SkipKind.DAMAGED
+    assert {reasons["empty.png"].kind, reasons["x.png"].kind} <= {SkipKind.UNSUPPORTED, SkipKind.DAMAGED}
 
 
 @pytest.mark.parametrize(
@@ -113,27 +122,33 @@ async def test_rejected_inputs_give_a_clear_error_and_change_nothing(service, tm
     await service.import_pack(_folder(tmp_path / "ok", {"1f602.png": media.png_bytes()}), name="ok")
     before = await _counts(service)
     files_before = sorted(p.name for p in service.store.root.rglob("*.png"))
-    with pytest.raises(PackError) as info:
+    with pytest.raises(NothingToImport) as info:
         await service.import_pack(_folder(tmp_path / "bad", {name: data}), name="bad")
-    message = str(info.value)
+    assert info.value.pack_name == "bad"
+    [(label, reason)] = info.value.skipped
+    assert label == name and words.lower() in reason.detail.lower()
+    message = str(info.value)  # the operator's sentence
     assert message.startswith("Nothing to import into bad:") and name in message
-    assert words.lower() in message.lower()
     assert await _counts(service) == before
     assert sorted(p.name for p in service.store.root.rglob("*.png")) == files_before
 
 
 async def test_unknown_pack_and_bad_sources(service, tmp_path):
-    with pytest.raises(PackError, match="no pack called 'nope'"):
+    with pytest.raises(UnknownPack, match="no pack called 'nope'") as unknown:
         await service.enable_pack(CHAT, "nope")
-    with pytest.raises(PackError, match="does not exist"):
+    assert unknown.value.name == "nope"
+    with pytest.raises(PackSourceMissing, match="does not exist") as missing:
         await service.import_pack(tmp_path / "missing")
+    assert missing.value.source == str(tmp_path / "missing")  # the path as the caller gave it
     (tmp_path / "file.txt").write_text("hi")
-    with pytest.raises(PackError, match="neither a folder nor a zip"):
+    with pytest.raises(NotAPackSource, match="neither a folder nor a zip") as not_source:
         await service.import_pack(tmp_path / "file.txt")
-    with pytest.raises(PackError, match="Pack names use"):
+    assert not_source.value.source == str(tmp_path / "file.txt")
+    with pytest.raises(BadPackName, match="Pack names use") as bad_name:
         await service.import_pack(
             _folder(tmp_path / "x", {"a.png": media.png_bytes()}), name="x'; DROP TABLE packs;--"
         )
+    assert bad_name.value.name == "x'; DROP TABLE packs;--"
     assert await _counts(service) == (0, 0, 0)
 
 
@@ -163,8 +178,22 @@ async def test_pack_json_and_emoji_mapping_give_metadata(service, tmp_path):
 async def test_a_pack_over_the_size_limit_is_refused(service, tmp_path):
     service.settings.max_pack_stickers = 2
     folder = _folder(tmp_path / "big", {f"{i}.png": media.png_bytes() for i in range(3)})
-    with pytest.raises(PackError, match="at most 2"):
+    with pytest.raises(TooManyImages, match="at most 2") as info:
         await service.import_pack(folder)
+    assert (info.value.count, info.value.limit, info.value.source) == (3, 2, str(folder))
+
+
+def test_refusals_name_the_source_by_the_label_the_caller_gives(tmp_path):
+    """A caller importing from a temporary path passes what the user called the upload: the error carries
+    that, never the path."""
+    with pytest.raises(PackSourceMissing) as missing:
+        library.iter_pack_source(tmp_path / "tmp123" / "upload.zip", 10, 10, label="cats.zip")
+    assert missing.value.source == "cats.zip" and str(tmp_path) not in str(missing.value)
+    folder = _folder(tmp_path / "tmp456", {f"{i}.png": media.png_bytes() for i in range(3)})
+    with pytest.raises(TooManyImages) as many:
+        library.iter_pack_source(folder, 2, 10, label="cats.zip")
+    assert (many.value.source, many.value.count, many.value.limit) == ("cats.zip", 3, 2)
+    assert str(tmp_path) not in str(many.value)
 
 
 def test_emoji_from_filename():
@@ -196,7 +225,7 @@ async def test_ocr_reads_a_caption_at_import_when_turned_on(service, tmp_path):
     assert sticker_text(rows["1f62e"].emoji, rows["1f62e"].tags, rows["1f62e"].caption).endswith("NO WAY")
 
 
-# ---------------------------------------------------------------- issue 8: interrupted imports (in process; the
+# ---------------------------------------------------------------- interrupted imports (in process; the
 # SIGKILL versions are in test_faults.py)
 _REAL_DECODE = library._decode_entry
 
@@ -314,7 +343,7 @@ async def test_an_interrupted_platform_import_fetches_only_the_rest(service, mon
 async def test_a_failure_before_embedding_leaves_the_pack_unserved_until_imported_again(
     service, tmp_path, monkeypatch
 ):
-    """Issue 14: a pack is ``ready`` only once its embeddings exist (a damaged image tower used to leave a
+    """A pack is ``ready`` only once its embeddings exist (a damaged image tower used to leave a
     pack ready without any); running the import again embeds it and serves it."""
 
     async def crash(pack_id, ranker):

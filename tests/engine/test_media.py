@@ -642,6 +642,7 @@ def test_a_thousand_frame_gif_decodes_in_bounded_memory() -> None:
 async def test_a_pack_with_every_kind_of_bad_file_keeps_the_good_stickers(service, tmp_path: Path) -> None:
     """The broken corpus next to good stickers in one pack folder: the good ones (a 1,000-frame GIF among
     them) are imported, each bad one is skipped with its reason, and the import takes bounded time."""
+    from engine.errors import SkipKind, SkipReason
     from engine.service import ChatRef
 
     good = {
@@ -673,8 +674,11 @@ async def test_a_pack_with_every_kind_of_bad_file_keeps_the_good_stickers(servic
     assert report.added == len(good)
     reasons = dict(report.skipped)
     assert set(reasons) == set(bad)
-    assert all(isinstance(r, str) and r and "Traceback" not in r for r in reasons.values()), reasons
-    assert "pixels" in reasons["huge.png"] and "malformed" in reasons["broken.tgs"]
+    assert all(
+        isinstance(r, SkipReason) and r.detail and "Traceback" not in r.detail for r in reasons.values()
+    )
+    assert reasons["huge.png"].kind is SkipKind.TOO_LARGE and "pixels" in reasons["huge.png"].detail
+    assert reasons["broken.tgs"].kind is SkipKind.DAMAGED and "malformed" in reasons["broken.tgs"].detail
     result = await service.suggest(ChatRef("test", "c"), text="party", cooldown=False)
     assert len({i.platform_sticker_id for i in result.items}) == min(len(good), len(result.items))
     assert {i.platform_sticker_id for i in result.items} <= {Path(n).stem for n in good}

@@ -1,4 +1,4 @@
-"""Issue 14: fuzzing the pack metadata next to the media fuzzing (tests/engine/test_media.py): whatever a
+"""Fuzzing the pack metadata next to the media fuzzing (tests/engine/test_media.py): whatever a
 pack's ``pack.json`` or ``emoji_mapping.txt`` holds, reading a pack gives entries with clean string fields or
 one PackError, never another exception."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.library import PackError, iter_pack_source, parse_pack_json
+from engine.library import InvalidPackJson, PackError, UnreadableMetadata, iter_pack_source, parse_pack_json
 from tests.auxil import media
 
 PNG = media.png_bytes(8, 8)
@@ -55,6 +55,7 @@ def _pack(pack_json: bytes | None, mapping: bytes | None) -> list | None:
         try:
             return _read(folder)
         except PackError as exc:
+            assert isinstance(exc, InvalidPackJson | UnreadableMetadata), exc  # the metadata's, typed
             assert str(exc) and "\n" not in str(exc)
             return None
 
@@ -64,7 +65,7 @@ def _pack(pack_json: bytes | None, mapping: bytes | None) -> list | None:
 def test_any_json_pack_json_reads_or_gives_one_pack_error(doc):
     try:
         meta = parse_pack_json(json.dumps(doc))
-    except PackError:
+    except InvalidPackJson:
         return
     assert set(meta) >= {"name", "title", "stickers"}
     assert all(isinstance(s["file"], str) for s in meta["stickers"])

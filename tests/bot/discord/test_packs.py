@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.discord import _texts as texts
 from bot.discord._cog import ADDPACK_PER_S
+from bot.discord._errors import Refusal
 from bot.discord._packs import (
     SERVER_PACK,
     display_name,
@@ -20,7 +21,6 @@ from bot.discord._packs import (
     upload_pack_name,
 )
 from engine.db import Pack, Sticker
-from engine.library import PackError
 from tests.auxil.discord import (
     OfflineServer,
     Person,
@@ -217,7 +217,7 @@ async def test_upload_a_zip_with_a_broken_member(server: OfflineServer, manager)
 
 
 async def test_a_zip_member_named_with_control_characters_is_shown_escaped(server: OfflineServer, manager):
-    """Issue 14: a name from a pack never reaches a Discord answer raw (terminal escapes, overrides)."""
+    """A name from a pack never reaches a Discord answer raw (terminal escapes, overrides)."""
     data = zipped({"ok.png": png_bytes(30, 30), "\x1b[2J\u202eevil.png": truncated_png()})
     answer = await server.slash(manager, "addpack", attachments={"file": upload(server, "ansi.zip", data)})
     assert "\x1b" not in answer.content and "\u202e" not in answer.content
@@ -256,6 +256,85 @@ async def test_a_broken_image_upload_changes_nothing(server: OfflineServer, mana
     )
     assert await server.bot.service.list_packs() == []
     assert (await server.slash(manager, "packs")).content == texts.NO_PACKS
+
+
+@pytest.mark.parametrize(
+    ("name", "files", "expected"),
+    [
+        (
+            "meta.zip",
+            {"pack.json": json.dumps({"stickers": [{"id": "a"}]}), "a.png": png_bytes(30, 30)},
+            texts.BAD_PACK_JSON.format(detail="stickers.0.file: Field required"),
+        ),
+        (
+            "many.zip",
+            {f"{i}.png": png_bytes(30, 30, (i, 0, 0, 255)) for i in range(3)},
+            texts.TOO_MANY_STICKERS.format(count=3, limit=2),
+        ),
+        (
+            "my_pack.zip",
+            {"cut.png": truncated_png()},
+            texts.NOTHING_TO_IMPORT.format(name="my\\_pack", reasons=f"cut.png: {texts.SKIP_DAMAGED} ("),
+        ),
+    ],
+)
+async def test_the_engines_refusals_of_an_upload_are_worded_here(
+    server: OfflineServer, manager, name, files, expected
+):
+    """The engine refuses with typed errors; the answer is this adapter's sentence, built from their fields,
+    naming the pack as the member knows it (never the library's name or the upload's temporary path)."""
+    server.bot.service.settings.max_pack_stickers = 2
+    answer = await server.slash(manager, "addpack", attachments={"file": upload(server, name, zipped(files))})
+    assert answer.ephemeral and answer.content.startswith(expected)
+    assert f"g{server.guild_id}" not in answer.content and "/tmp" not in answer.content
+    assert await server.bot.service.list_packs() == []
+
+
+def test_every_engine_refusal_and_skip_reason_has_a_sentence_in_every_language():
+    from bot.i18n import LANGUAGES
+    from engine import errors
+
+    refusals = [
+        errors.UnknownPack("g1-x"),
+        errors.PackNotEnabled("g1-x"),
+        errors.PackBusy("g1-x"),
+        errors.EmbeddingFailed("v1", "RuntimeError"),
+        errors.TooManyImages("/tmp/stickerpick-discord-x/upload.zip", 3, 2),
+        errors.InvalidPackJson(errors.PackJsonProblem.TOO_DEEP),
+        errors.UnreadableMetadata("pack.json", errors.MetadataProblem.NOT_UTF8, detail="invalid start byte"),
+        errors.NotAPackSource("/tmp/stickerpick-discord-x/upload"),
+    ]
+    for language in LANGUAGES:
+        for exc in refusals:
+            with _lang(language):
+                said = texts.pack_refusal(exc)
+            assert said and "/tmp" not in said and "g1-x" not in said and said != str(exc), (language, exc)
+        for kind in errors.SkipKind:
+            with _lang(language):
+                said = texts.skip_reason(errors.SkipReason(kind))
+            assert said == texts.CATALOG.text(texts.SKIP_MESSAGES[kind], language), (language, kind)
+    with _lang("ru"):
+        assert (
+            texts.skip_reason(errors.SkipReason(errors.SkipKind.TOO_LARGE, detail="x"))
+            == "слишком большой (x)"
+        )
+
+
+def _lang(language: str):
+    """Answer in ``language`` inside the block (as an interaction in that locale would)."""
+    import contextlib
+
+    from bot import i18n
+
+    @contextlib.contextmanager
+    def block():
+        token = i18n._language.set(language)
+        try:
+            yield
+        finally:
+            i18n._language.reset(token)
+
+    return block()
 
 
 async def test_an_upload_over_the_size_limit_is_not_downloaded(server: OfflineServer, manager):
@@ -322,8 +401,9 @@ def test_pack_names():
     assert upload_pack_name(42, "My Cats!") == "g42-My-Cats"
     assert display_name(42, "g42-My-Cats") == "My-Cats" and display_name(7, "g42-My-Cats") == "g42-My-Cats"
     assert len(upload_pack_name(10**18, "x" * 200)) <= 64
-    with pytest.raises(PackError):
+    with pytest.raises(Refusal) as info:  # the adapter's own refusal, worded for the member
         upload_pack_name(42, "!!!")
+    assert str(info.value) == texts.BAD_PACK_NAME.format(name="!!!")
 
 
 def test_sticker_emoji_and_file_words():

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.telegram import _packs
+from bot.telegram import _set_import
 from bot.telegram._packs import parse_set_name
 from engine.db import Pack, Sticker
 from engine.service import ChatRef
@@ -60,7 +60,7 @@ def test_parse_set_name(raw, name):
 
 
 async def test_addpack_imports_static_animated_and_video_stickers_with_progress(tg: Harness, monkeypatch):
-    monkeypatch.setattr(_packs, "PROGRESS_EDIT_INTERVAL_S", 0.0)  # show every step
+    monkeypatch.setattr(_set_import, "PROGRESS_EDIT_INTERVAL_S", 0.0)  # show every step
     sticker_set = mixed_set(tg)
     await tg.send(tg.api.message(GROUP, ALICE, f"/addpack https://t.me/addstickers/{SET}"))
 
@@ -280,3 +280,52 @@ async def test_an_import_that_crashes_says_so_and_is_logged(tg: Harness, monkeyp
     )
     assert "database on fire" in caplog.text
     assert not tg.deps.importing  # the set may be added again
+
+
+async def test_the_engines_refusals_of_a_set_are_worded_here(tg: Harness):
+    """The engine refuses a set with a typed error; the report is this adapter's sentence from its fields."""
+    from bot.telegram import _texts as texts
+
+    tg.service.settings.max_pack_stickers = 2
+    sticker_set = mixed_set(tg)
+    await tg.send(tg.api.message(GROUP, ALICE, f"/addpack {SET}"))
+    reason = texts.IMPORT_TOO_MANY.format(count=len(sticker_set["stickers"]), limit=2)
+    assert tg.api.called("editMessageText")[-1].params["text"] == texts.IMPORT_FAILED.format(
+        title="Mixed bag", reason=reason
+    )
+    tg.service.settings.max_pack_stickers = 100
+    tg.api.add_sticker_set("Broken_by_stickerpick_test_bot", "Broken", [("💥", "static", not_an_image())])
+    await tg.send(tg.api.message(GROUP, ALICE, "/addpack Broken_by_stickerpick_test_bot"))
+    final = tg.api.called("editMessageText")[-1].params["text"]
+    assert (
+        final.startswith(texts.IMPORT_FAILED.format(title="Broken", reason=""))
+        and texts.SKIP_UNSUPPORTED in final
+    )
+    assert "Nothing to import" not in final  # the engine's own sentence is for logs only
+    assert [p.name for p in await tg.service.list_packs(GROUP_REF)] == []
+
+
+def test_every_engine_refusal_and_skip_reason_has_a_sentence_in_every_language():
+    from bot import i18n
+    from bot.telegram import _texts as texts
+    from engine import errors
+
+    refusals = [
+        errors.TooManyStickers(3, 2),
+        errors.NothingToImport("Set", []),
+        errors.NothingToImport("Set", [errors.Skipped("<b>x</b>", errors.SkipReason(errors.SkipKind.NO_ID))]),
+        errors.PackBusy("Set"),
+        errors.EmbeddingFailed("v1", "RuntimeError"),
+        errors.UnknownPack("Set"),
+    ]
+    for language in i18n.LANGUAGES:
+        token = i18n._language.set(language)
+        try:
+            for exc in refusals:
+                said = texts.import_refusal(exc)
+                assert said and said != str(exc) and "<b>x" not in said, (language, exc)
+            for kind in errors.SkipKind:
+                said = texts.skip_reason(errors.SkipReason(kind))
+                assert said == texts.CATALOG.text(texts.SKIP_MESSAGES[kind], language), (language, kind)
+        finally:
+            i18n._language.reset(token)
