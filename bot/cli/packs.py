@@ -68,7 +68,7 @@ def packs_add(
         )
         for f, why in report.skipped:  # names from the pack: escaped (control characters, rich markup)
             console.print(
-                f"  [yellow]skipped[/yellow] {escape(printable(f))}: {escape(printable(why))}",
+                f"  [yellow]skipped[/yellow] {escape(printable(f))}: {escape(printable(str(why)))}",
                 highlight=False,
             )
 
