@@ -112,8 +112,10 @@ def _eval_scorer(cfg: TrainConfig, scorer: Any, sticker_text: bool) -> dict[str,
 
 
 def _module_from(ckpt_path: Path, cfg: TrainConfig) -> tuple[Any, Any]:
+    from training.build import stop_layer
     from training.model import load_checkpoint
-    from training.pipeline import PBRTrainModule, make_towers, stop_layer
+    from training.module import PBRTrainModule
+    from training.prepare import make_towers
 
     model = load_checkpoint(ckpt_path).model
     towers = make_towers(model, cfg)
@@ -171,9 +173,10 @@ def run_row(row: Row, base: Path, runs: Path, results: Path) -> dict[str, Any]:
 def _run_logreg(cfg: TrainConfig) -> dict[str, Any]:
     import torch.nn.functional as F
 
+    from training.build import build_model
     from training.data.format import StickerDataset
     from training.evaluate import TextLogRegScorer, evaluate
-    from training.pipeline import build_model, make_towers, sample_text
+    from training.prepare import make_towers, sample_text
 
     towers = make_towers(build_model(cfg), cfg)
 
