@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from engine.fsutil import sha256_file
 from engine.preprocess import TextTokenizer, dialogue_to_text
 from training.build import image_stop, stop_layer, tokenizer_file
 from training.config import TrainConfig
@@ -25,7 +26,6 @@ from training.features import (
     TextFeatureStore,
     cached_teacher,
     dialogue_polarities,
-    sha256_file,
 )
 from training.model import PBRModel
 from training.stickers import StickerTable
