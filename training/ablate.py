@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,7 @@ def _run_logreg(cfg: TrainConfig) -> dict[str, Any]:
     import torch.nn.functional as F
 
     from training.build import build_model
-    from training.data.format import StickerDataset
+    from training.data.format import Sample, StickerDataset
     from training.evaluate import TextLogRegScorer, evaluate
     from training.prepare import make_towers, sample_text
 
@@ -185,7 +186,7 @@ def _run_logreg(cfg: TrainConfig) -> dict[str, Any]:
         return F.normalize(pooled, dim=-1).numpy()
 
     class _Scorer(TextLogRegScorer):
-        def _features(self, samples):  # type: ignore[no-untyped-def]
+        def _features(self, samples: Sequence[Sample]) -> np.ndarray:
             return embed([sample_text(s, cfg.data.max_turns) for s in samples])
 
     out = {}

@@ -93,7 +93,7 @@ def ranking_metrics(
         labels = sorted(set(gold))
         for avg in ("macro", "weighted"):
             out[f"{avg}_F1"] = float(
-                f1_score(gold, pred, labels=labels, average=avg, zero_division=0) * 100.0  # type: ignore[arg-type]
+                f1_score(gold, pred, labels=labels, average=avg, zero_division=0) * 100.0
             )
     else:
         out["macro_F1"] = out["weighted_F1"] = 0.0

@@ -104,7 +104,8 @@ class CheckpointScorer(_EmbeddingScorer):
             name=f"PBR {Path(path).name}" + (" + re-rank" if rerank else ""),
         )
 
-    def _encode_texts(self, texts: list[str], max_tokens: int) -> Tensor:
+    def _encode_texts(self, texts: list[str], max_tokens: int) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Token ids, attention mask and token types of ``texts``, in batches."""
         out = []
         for i in range(0, len(texts), self.batch_size):
             enc = self.tokenizer.encode(texts[i : i + self.batch_size], max_tokens=max_tokens)
@@ -115,12 +116,12 @@ class CheckpointScorer(_EmbeddingScorer):
                     torch.from_numpy(enc.token_type_ids),
                 )
             )
-        return out  # type: ignore[return-value]
+        return out
 
     def dialogue_embeddings(self, texts: list[str]) -> Tensor:
         chunks = [
             self.model.encode_dialogue(ids, mask, tt)
-            for ids, mask, tt in self._encode_texts(texts, self.model.config.max_tokens)  # type: ignore[attr-defined]
+            for ids, mask, tt in self._encode_texts(texts, self.model.config.max_tokens)
         ]
         return torch.cat(chunks) if chunks else torch.zeros(0, self.model.config.embed_dim)
 

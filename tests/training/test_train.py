@@ -278,7 +278,8 @@ def test_ddp_two_ranks_identical_parameters(tiny_root: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_training_under_torchrun_with_two_processes(tiny_root: Path, tmp_path: Path) -> None:
-    """The real launcher: `torchrun --nproc_per_node 2 -m training.train --config …` (issue 8)."""
+    """The real launcher: `torchrun --nproc_per_node 2 -m training.train --config …` (what a multi-GPU run uses,
+    not only DDP spawned from Python)."""
     import subprocess
     import sys
 
