@@ -213,23 +213,7 @@ def render(results: Path, markdown: Path, base: Path) -> None:
     if not data:
         return
     sets = list(data[0]["val"])
-    head = "| row | sticker text | " + " | ".join(
-        f"{s} {m}" for s in sets for m in ("R@1", "MRR", "mF1", "wF1")
-    )
-    head += " | train time |"
-    sep = "|" + "---|" * (2 + 4 * len(sets) + 1)
-    lines = [head, sep]
-    for d in data:
-        cells = []
-        for s in sets:
-            v = d["val"].get(s, {})
-            cells += [f"{v[m]:.1f}" if m in v else "–" for m in METRICS]
-        label = d["label"] + (" ¹" if d["row"] == "plus-matching" else "")
-        lines.append(
-            f"| {label} | {'on' if d.get('sticker_text') else 'off'} | "
-            + " | ".join(cells)
-            + f" | {_fmt_time(d)} |"
-        )
+    lines = _table(data, sets)
     cmds = "\n".join(f"{d['row']}: {d['command']}" for d in data)
     ds_lines = []
     cfg = load_config(base)
@@ -278,6 +262,28 @@ Exact commands (run all with `stickerpick ablate --config {base}`):
     markdown.parent.mkdir(parents=True, exist_ok=True)
     markdown.write_text(replace_section(markdown.read_text() if markdown.is_file() else "# Results\n", text))
     _bar_chart(data, sets, markdown.parent / "results_ablation.png")
+
+
+def _table(data: list[dict[str, Any]], sets: list[str]) -> list[str]:
+    """The results table in Markdown: one row per ablation row, four metrics per validation set."""
+    head = "| row | sticker text | " + " | ".join(
+        f"{s} {m}" for s in sets for m in ("R@1", "MRR", "mF1", "wF1")
+    )
+    head += " | train time |"
+    sep = "|" + "---|" * (2 + 4 * len(sets) + 1)
+    lines = [head, sep]
+    for d in data:
+        cells = []
+        for s in sets:
+            v = d["val"].get(s, {})
+            cells += [f"{v[m]:.1f}" if m in v else "–" for m in METRICS]
+        label = d["label"] + (" ¹" if d["row"] == "plus-matching" else "")
+        lines.append(
+            f"| {label} | {'on' if d.get('sticker_text') else 'off'} | "
+            + " | ".join(cells)
+            + f" | {_fmt_time(d)} |"
+        )
+    return lines
 
 
 MARK_START = "<!-- ablation:start -->"
