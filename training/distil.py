@@ -67,6 +67,9 @@ class DistilConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 100
     label_weight: float = 0.5
+    # the labels' weight on texts that also have a teacher target (English): 0 leaves them to the teacher, whose
+    # vectors keep the classes apart; cross-entropy on imbalanced English labels collapses the rare classes
+    distilled_label_weight: float = 0.0
     temperature: float = 0.05
     seed: int = 0
     threads: int = 1
@@ -243,9 +246,12 @@ class Batches:
                 continue
             z = nn.functional.normalize(pooled[row] @ self.proj_w.T + self.proj_b, dim=-1)
             logits = torch.stack([self.sticker_vecs[c] for c in cands]) @ z / cfg.temperature
-            ce_terms.append(nn.functional.cross_entropy(logits[None], torch.tensor([self.corpus.gold[i]])))
+            w = cfg.distilled_label_weight if bool(has[row]) else cfg.label_weight
+            if w > 0:
+                target = torch.tensor([self.corpus.gold[i]])
+                ce_terms.append(w * nn.functional.cross_entropy(logits[None], target))
         ce = torch.stack(ce_terms).mean() if ce_terms else zero
-        return mse + cfg.label_weight * ce, {"mse": float(mse.detach()), "ce": float(ce.detach())}
+        return mse + ce, {"mse": float(mse.detach()), "ce": float(ce.detach())}
 
 
 def _lr(cfg: DistilConfig, step: int) -> float:
@@ -364,6 +370,7 @@ def _cache_key(cfg: DistilConfig, teacher_version: str) -> str:
 
 
 TRAINING_ONLY = {
+    "distilled_label_weight",
     "out_dir",
     "steps",
     "batch_size",
