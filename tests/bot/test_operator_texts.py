@@ -37,7 +37,9 @@ def test_a_missing_model_names_the_command_that_builds_it(tmp_path: Path):
     )
     baseline = _refusal(TextBaselineRanker, empty)
     assert baseline.kind is ModelKind.BASELINE
-    assert model_missing(baseline).endswith("Build it with: stickerpick setup  (or: stickerpick export baseline)")
+    assert model_missing(baseline).endswith(
+        "Build it with: stickerpick setup  (or: stickerpick export baseline)"
+    )
     pbr = _refusal(PBRRanker, empty)
     assert pbr.kind is ModelKind.PBR and "stickerpick export CHECKPOINT OUT_DIR" in model_missing(pbr)
     # a directory of no particular kind is worded with the caller's command
@@ -87,6 +89,9 @@ def test_the_cli_words_how_an_unfinished_import_is_finished(tmp_path: Path):
     unfinished = pack(status="importing", source=str(folder))
     assert unfinished.unfinished
     assert resume_hint(unfinished) == f"run `stickerpick packs add '{folder}' --name big` again to finish it"
-    assert resume_hint(pack(status="importing")) == "run `stickerpick packs add PATH --name big` again to finish it"
+    assert (
+        resume_hint(pack(status="importing"))
+        == "run `stickerpick packs add PATH --name big` again to finish it"
+    )
     platform = pack(status="importing", platform="telegram", source="pizza_by_bot")
     assert resume_hint(platform) == "add the set again to finish it"
