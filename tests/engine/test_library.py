@@ -196,6 +196,15 @@ def test_refusals_name_the_source_by_the_label_the_caller_gives(tmp_path):
     assert str(tmp_path) not in str(many.value)
 
 
+async def test_the_service_forwards_the_callers_label_for_the_source(service, tmp_path):
+    with pytest.raises(PackSourceMissing) as missing:
+        await service.import_pack(tmp_path / "tmp789" / "upload.zip", label="cats.zip")
+    assert missing.value.source == "cats.zip"
+    with pytest.raises(PackSourceMissing) as missing:
+        await service.add_pack(ChatRef("console", "label"), tmp_path / "tmp789", label="my pack")
+    assert missing.value.source == "my pack"
+
+
 def test_emoji_from_filename():
     assert emoji_from_filename("1f602") == "😂"
     assert emoji_from_filename("2764-fe0f") == "❤️"
