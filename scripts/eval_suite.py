@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SETS = [
     ("TweetEval, seen art (20)", "var/datasets/tweeteval-emoji-gt", "seen"),
     ("MELD accompany, seen art (7)", "var/datasets/meld-accompany", "seen"),
+    ("MELD respond (the /sticker reading), seen art (7)", "var/datasets/meld-reply", "seen"),
     ("TweetEval, unseen facebook (20)", "var/datasets/tweeteval-emoji-unseen-facebook", "unseen"),
     ("MELD accompany, unseen facebook (7)", "var/datasets/meld-accompany-unseen-facebook", "unseen"),
     ("TweetEval, pack of ~330 facebook", "var/datasets/tweeteval-pack-facebook", "big pack"),

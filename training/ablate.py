@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,10 @@ def _eval_scorer(cfg: TrainConfig, scorer: Any, sticker_text: bool) -> dict[str,
 
 
 def _module_from(ckpt_path: Path, cfg: TrainConfig) -> tuple[Any, Any]:
+    from training.build import stop_layer
     from training.model import load_checkpoint
-    from training.pipeline import PBRTrainModule, make_towers, stop_layer
+    from training.module import PBRTrainModule
+    from training.prepare import make_towers
 
     model = load_checkpoint(ckpt_path).model
     towers = make_towers(model, cfg)
@@ -171,9 +174,10 @@ def run_row(row: Row, base: Path, runs: Path, results: Path) -> dict[str, Any]:
 def _run_logreg(cfg: TrainConfig) -> dict[str, Any]:
     import torch.nn.functional as F
 
-    from training.data.format import StickerDataset
+    from training.build import build_model
+    from training.data.format import Sample, StickerDataset
     from training.evaluate import TextLogRegScorer, evaluate
-    from training.pipeline import build_model, make_towers, sample_text
+    from training.prepare import make_towers, sample_text
 
     towers = make_towers(build_model(cfg), cfg)
 
@@ -182,7 +186,7 @@ def _run_logreg(cfg: TrainConfig) -> dict[str, Any]:
         return F.normalize(pooled, dim=-1).numpy()
 
     class _Scorer(TextLogRegScorer):
-        def _features(self, samples):  # type: ignore[no-untyped-def]
+        def _features(self, samples: Sequence[Sample]) -> np.ndarray:
             return embed([sample_text(s, cfg.data.max_turns) for s in samples])
 
     out = {}
@@ -209,23 +213,7 @@ def render(results: Path, markdown: Path, base: Path) -> None:
     if not data:
         return
     sets = list(data[0]["val"])
-    head = "| row | sticker text | " + " | ".join(
-        f"{s} {m}" for s in sets for m in ("R@1", "MRR", "mF1", "wF1")
-    )
-    head += " | train time |"
-    sep = "|" + "---|" * (2 + 4 * len(sets) + 1)
-    lines = [head, sep]
-    for d in data:
-        cells = []
-        for s in sets:
-            v = d["val"].get(s, {})
-            cells += [f"{v[m]:.1f}" if m in v else "–" for m in METRICS]
-        label = d["label"] + (" ¹" if d["row"] == "plus-matching" else "")
-        lines.append(
-            f"| {label} | {'on' if d.get('sticker_text') else 'off'} | "
-            + " | ".join(cells)
-            + f" | {_fmt_time(d)} |"
-        )
+    lines = _table(data, sets)
     cmds = "\n".join(f"{d['row']}: {d['command']}" for d in data)
     ds_lines = []
     cfg = load_config(base)
@@ -274,6 +262,28 @@ Exact commands (run all with `stickerpick ablate --config {base}`):
     markdown.parent.mkdir(parents=True, exist_ok=True)
     markdown.write_text(replace_section(markdown.read_text() if markdown.is_file() else "# Results\n", text))
     _bar_chart(data, sets, markdown.parent / "results_ablation.png")
+
+
+def _table(data: list[dict[str, Any]], sets: list[str]) -> list[str]:
+    """The results table in Markdown: one row per ablation row, four metrics per validation set."""
+    head = "| row | sticker text | " + " | ".join(
+        f"{s} {m}" for s in sets for m in ("R@1", "MRR", "mF1", "wF1")
+    )
+    head += " | train time |"
+    sep = "|" + "---|" * (2 + 4 * len(sets) + 1)
+    lines = [head, sep]
+    for d in data:
+        cells = []
+        for s in sets:
+            v = d["val"].get(s, {})
+            cells += [f"{v[m]:.1f}" if m in v else "–" for m in METRICS]
+        label = d["label"] + (" ¹" if d["row"] == "plus-matching" else "")
+        lines.append(
+            f"| {label} | {'on' if d.get('sticker_text') else 'off'} | "
+            + " | ".join(cells)
+            + f" | {_fmt_time(d)} |"
+        )
+    return lines
 
 
 MARK_START = "<!-- ablation:start -->"

@@ -60,7 +60,13 @@ class RandomScorer:
     name: str = "chance"
     seed: int = 0
 
-    def score(self, samples, candidates, dataset, sticker_text):  # type: ignore[no-untyped-def]
+    def score(
+        self,
+        samples: Sequence[Sample],
+        candidates: Sequence[Sequence[str]],
+        dataset: StickerDataset,
+        sticker_text: bool,
+    ) -> list[np.ndarray]:
         rng = np.random.default_rng(self.seed)
         return [rng.random(len(c)) for c in candidates]
 
@@ -92,7 +98,13 @@ class EngineScorer:
                 out[i] = v
         return out
 
-    def score(self, samples, candidates, dataset, sticker_text):  # type: ignore[no-untyped-def]
+    def score(
+        self,
+        samples: Sequence[Sample],
+        candidates: Sequence[Sequence[str]],
+        dataset: StickerDataset,
+        sticker_text: bool,
+    ) -> list[np.ndarray]:
         from training.data.format import alt_mapping
 
         alt = alt_mapping(dataset.index, samples)
@@ -132,7 +144,13 @@ class TextLogRegScorer:
         texts = [" [SEP] ".join(context_texts(s)) for s in samples]
         return np.concatenate([self.embed(texts[i : i + 256]) for i in range(0, len(texts), 256)])
 
-    def score(self, samples, candidates, dataset, sticker_text):  # type: ignore[no-untyped-def]
+    def score(
+        self,
+        samples: Sequence[Sample],
+        candidates: Sequence[Sequence[str]],
+        dataset: StickerDataset,
+        sticker_text: bool,
+    ) -> list[np.ndarray]:
         from training.data.format import alt_mapping
         from training.metrics import normalise_alt
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from engine.fsutil import atomic_open
 
 RECALL_AT = (1, 2, 5, 10)
 NO_ALT = "<no alt>"  # the prediction of a top candidate that has no emoji: always wrong
@@ -92,7 +93,7 @@ def ranking_metrics(
         labels = sorted(set(gold))
         for avg in ("macro", "weighted"):
             out[f"{avg}_F1"] = float(
-                f1_score(gold, pred, labels=labels, average=avg, zero_division=0) * 100.0  # type: ignore[arg-type]
+                f1_score(gold, pred, labels=labels, average=avg, zero_division=0) * 100.0
             )
     else:
         out["macro_F1"] = out["weighted_F1"] = 0.0
@@ -166,18 +167,11 @@ def confusion_matrix_png(
 
 
 def write_predictions_jsonl(path: Path | str, rankings: Sequence[Sequence[str]]) -> Path:
-    """One line per sample, in input order: ``{"ranking": [ids best first]}`` (temp file, then rename)."""
+    """One line per sample, in input order: ``{"ranking": [ids best first]}``, written atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for ranking in rankings:
-                f.write(json.dumps({"ranking": [str(c) for c in ranking]}, ensure_ascii=False))
-                f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        os.fchmod(f.fileno(), 0o644)  # the temp file is 0600; predictions are an ordinary readable file
+        for ranking in rankings:
+            f.write(json.dumps({"ranking": [str(c) for c in ranking]}, ensure_ascii=False))
+            f.write("\n")
     return path

@@ -45,7 +45,7 @@ class _EmbeddingScorer:
         dataset: StickerDataset,
         sticker_text: bool,
     ) -> list[np.ndarray]:
-        from training.pipeline import sample_text
+        from training.prepare import sample_text
 
         self.model.eval()
         unique = sorted({c for cs in candidates for c in cs})
@@ -90,7 +90,7 @@ class CheckpointScorer(_EmbeddingScorer):
 
     @classmethod
     def load(cls, path: Path | str, rerank: bool = False) -> CheckpointScorer:
-        from training.pipeline import tokenizer_file
+        from training.build import tokenizer_file
 
         ckpt = load_checkpoint(path)
         train = ckpt.extra.get("train_config") or {}
@@ -104,7 +104,8 @@ class CheckpointScorer(_EmbeddingScorer):
             name=f"PBR {Path(path).name}" + (" + re-rank" if rerank else ""),
         )
 
-    def _encode_texts(self, texts: list[str], max_tokens: int) -> Tensor:
+    def _encode_texts(self, texts: list[str], max_tokens: int) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Token ids, attention mask and token types of ``texts``, in batches."""
         out = []
         for i in range(0, len(texts), self.batch_size):
             enc = self.tokenizer.encode(texts[i : i + self.batch_size], max_tokens=max_tokens)
@@ -115,12 +116,12 @@ class CheckpointScorer(_EmbeddingScorer):
                     torch.from_numpy(enc.token_type_ids),
                 )
             )
-        return out  # type: ignore[return-value]
+        return out
 
     def dialogue_embeddings(self, texts: list[str]) -> Tensor:
         chunks = [
             self.model.encode_dialogue(ids, mask, tt)
-            for ids, mask, tt in self._encode_texts(texts, self.model.config.max_tokens)  # type: ignore[attr-defined]
+            for ids, mask, tt in self._encode_texts(texts, self.model.config.max_tokens)
         ]
         return torch.cat(chunks) if chunks else torch.zeros(0, self.model.config.embed_dim)
 
@@ -147,7 +148,7 @@ class CheckpointScorer(_EmbeddingScorer):
 
 
 class CachedScorer(_EmbeddingScorer):
-    """Scores with a :class:`training.pipeline.PBRTrainModule` on cached frozen-tower features."""
+    """Scores with a :class:`training.module.PBRTrainModule` on cached frozen-tower features."""
 
     def __init__(
         self, module: Any, towers: Any, max_turns: int, rerank: bool = False, name: str = "PBR"
@@ -160,21 +161,19 @@ class CachedScorer(_EmbeddingScorer):
         self.name = name + (" + re-ranking" if rerank else "")
 
     def _text_inputs(self, feats: Any) -> dict[str, Tensor]:
-        from training.pipeline import _text_input
+        from training.batching import text_input
 
-        return _text_input(feats, torch.arange(len(feats)))
+        return text_input(feats, torch.arange(len(feats)))
 
     def dialogue_embeddings(self, texts: list[str]) -> Tensor:
-        from training.pipeline import text_rows
+        from training.batching import text_input, text_rows
 
         distinct, rows = text_rows(texts)
         feats = self.towers.text.features(distinct, desc="val text features")
         out = []
         for i in range(0, len(distinct), 512):
             sub = torch.arange(i, min(i + 512, len(distinct)))
-            from training.pipeline import _text_input
-
-            out.append(self.module.dialogue(_text_input(feats, sub)))
+            out.append(self.module.dialogue(text_input(feats, sub)))
         emb = torch.cat(out) if out else torch.zeros(0, self.model.config.embed_dim)
         return emb[torch.tensor(rows, dtype=torch.long)]
 

@@ -1,12 +1,4 @@
-"""The frozen emotion teacher for emotion knowledge distillation, and where its labels come from.
-
-Labels (``label_emoji_emotion``): an emoji sticker's emotion class is derived, reproducibly and offline, from
-1. an explicit table for the common face emoji (``FACE_EMOJI_EMOTION``; checked by hand), else
-2. the emoji's CLDR English name and GitHub-style aliases (the pinned ``emoji`` package, via
-   ``engine.preprocess.emoji_names``) matched against a small word list for GoEmotions' 27 emotions
-   (``KEYWORD_GOEMOTION``), each GoEmotions emotion mapped to the 7 classes by GoEmotions' own Ekman mapping
-   (``GOEMOTIONS_EKMAN``, copied below); the class with the most matches wins, ties by ``_TIE_ORDER``, else
-3. neutral.
+"""The frozen emotion teacher for emotion knowledge distillation (labels: :mod:`training.emotion_labels`).
 
 Teacher (``fit_teacher``): frozen EfficientNet-Lite0 (ImageNet) pooled features of each sticker image,
 standardised, → a small MLP (one hidden layer, class-balanced cross-entropy). The teacher's *sticker feature* is
@@ -20,8 +12,6 @@ sticker's similarity to class c is its cosine to the NEAREST of class c's centre
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,187 +23,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from engine.preprocess import ImageSpec, emoji_names, images_to_batch
+from engine.preprocess import ImageSpec, images_to_batch
 from training._io import atomic_torch_save
-from training.emotions import EMOTION_INDEX, EMOTIONS, NEUTRAL, NUM_EMOTIONS
-
-# --- labels ----------------------------------------------------------------------------------------------------
-
-# GoEmotions → Ekman, copied from google-research/google-research, goemotions/data/ekman_mapping.json
-# (Apache-2.0; Demszky et al., "GoEmotions: A Dataset of Fine-Grained Emotions", ACL 2020). "neutral" is not in
-# the file: it maps to our neutral class. Ekman's "joy" is our "happiness".
-GOEMOTIONS_EKMAN: Final[dict[str, tuple[str, ...]]] = {
-    "anger": ("anger", "annoyance", "disapproval"),
-    "disgust": ("disgust",),
-    "fear": ("fear", "nervousness"),
-    "joy": (
-        "joy", "amusement", "approval", "excitement", "gratitude", "love",
-        "optimism", "relief", "pride", "admiration", "desire", "caring",
-    ),
-    "sadness": ("sadness", "disappointment", "embarrassment", "grief", "remorse"),
-    "surprise": ("surprise", "realization", "confusion", "curiosity"),
-}  # fmt: skip
-_EKMAN_TO_CLASS: Final[dict[str, str]] = {"joy": "happiness"}
-GOEMOTION_TO_CLASS: Final[dict[str, int]] = {
-    goemotion: EMOTION_INDEX[_EKMAN_TO_CLASS.get(ekman, ekman)]
-    for ekman, goemotions in GOEMOTIONS_EKMAN.items()
-    for goemotion in goemotions
-} | {"neutral": NEUTRAL}
-
-# Words and phrases of CLDR emoji names / aliases → a GoEmotions emotion. Phrases are matched before single
-# words, and a matched phrase consumes its words ("tears of joy" is joy, not tears → sadness).
-KEYWORD_GOEMOTION: Final[dict[str, str]] = {
-    # phrases
-    "tears of joy": "amusement",
-    "broken heart": "sadness",
-    "thumbs up": "approval",
-    "thumbs down": "disapproval",
-    "ok hand": "approval",
-    "crossed fingers": "optimism",
-    "fingers crossed": "optimism",
-    "folded hands": "gratitude",
-    "raising hands": "joy",
-    "middle finger": "anger",
-    "rolling eyes": "annoyance",
-    "roll eyes": "annoyance",
-    "raised eyebrow": "confusion",
-    "open mouth": "surprise",
-    "hand over mouth": "amusement",
-    "heart eyes": "love",
-    "heart-eyes": "love",
-    "steam from nose": "anger",
-    "symbols on mouth": "anger",
-    "exploding head": "surprise",
-    "light bulb": "realization",
-    "cross mark": "disapproval",
-    "savoring food": "desire",
-    "party popper": "excitement",
-    "hundred points": "approval",
-    "gesturing no": "disapproval",
-    "gesturing ok": "approval",
-    "flexed biceps": "pride",
-    # GoEmotions' own names and their word forms
-    "admiration": "admiration", "admire": "admiration",
-    "amusement": "amusement", "amused": "amusement", "laugh": "amusement", "laughing": "amusement",
-    "rofl": "amusement", "zany": "amusement", "tongue": "amusement", "wink": "amusement", "winking": "amusement",
-    "anger": "anger", "angry": "anger", "rage": "anger", "enraged": "anger", "pout": "anger", "pouting": "anger",
-    "cursing": "anger", "annoyance": "annoyance", "annoyed": "annoyance", "unamused": "annoyance",
-    "approval": "approval", "approve": "approval", "thumbsup": "approval", "+1": "approval",
-    "clap": "admiration", "clapping": "admiration", "handshake": "approval", "sparkles": "excitement",
-    "caring": "caring", "hug": "caring", "hugs": "caring", "hugging": "caring",
-    "confusion": "confusion", "confused": "confusion", "puzzled": "confusion",
-    "curiosity": "curiosity", "curious": "curiosity", "monocle": "curiosity",
-    "desire": "desire", "drooling": "desire", "yum": "desire",
-    "disappointment": "disappointment", "disappointed": "disappointment",
-    "disapproval": "disapproval", "thumbsdown": "disapproval", "-1": "disapproval", "prohibited": "disapproval",
-    "disgust": "disgust", "disgusted": "disgust", "nauseated": "disgust", "vomiting": "disgust",
-    "vomit": "disgust", "puke": "disgust",
-    "embarrassment": "embarrassment", "embarrassed": "embarrassment",
-    "excitement": "excitement", "excited": "excitement", "partying": "excitement", "tada": "excitement",
-    "star-struck": "excitement", "fireworks": "excitement", "confetti": "excitement",
-    "fear": "fear", "fearful": "fear", "scream": "fear", "screaming": "fear", "scared": "fear",
-    "gratitude": "gratitude", "grateful": "gratitude", "pray": "gratitude", "thanks": "gratitude",
-    "grief": "grief", "sob": "grief", "loudly": "grief",
-    "joy": "joy", "joyful": "joy", "happy": "joy", "grin": "joy", "grinning": "joy", "beaming": "joy",
-    "smile": "joy", "smiling": "joy", "smiley": "joy", "satisfied": "joy", "celebration": "joy",
-    "love": "love", "heart": "love", "hearts": "love", "kiss": "love", "kissing": "love", "cupid": "love",
-    "nervousness": "nervousness", "nervous": "nervousness", "anxious": "nervousness", "worried": "nervousness",
-    "grimacing": "nervousness", "facepalming": "annoyance", "victory": "approval",
-    "optimism": "optimism", "optimistic": "optimism", "rainbow": "optimism",
-    "pride": "pride", "proud": "pride", "muscle": "pride", "trophy": "pride", "medal": "pride",
-    "realization": "realization",
-    "relief": "relief", "relieved": "relief",
-    "remorse": "remorse", "sorry": "remorse", "pleading": "remorse",
-    "sadness": "sadness", "sad": "sadness", "cry": "sadness", "crying": "sadness", "tear": "sadness",
-    "tears": "sadness", "frowning": "sadness", "frown": "sadness", "pensive": "sadness", "wilted": "sadness",
-    "weary": "sadness", "tired": "sadness",
-    "surprise": "surprise", "surprised": "surprise", "astonished": "surprise", "hushed": "surprise",
-    "shocked": "surprise", "flushed": "surprise",
-}  # fmt: skip
-
-# The common face emoji, by hand (the keyword rule gets some of them wrong: 😊's alias is "blush", 🥲 has both
-# "smiling" and "tear"…). Keys have no variation selector and no skin tone.
-_FACE_TABLE_BY_CLASS: Final[dict[str, str]] = {
-    "happiness": "😀😃😄😁😆😅🤣😂🙂😉😊😇🥰😍🤩😘😗☺😚😙🥲😋😛😜🤪😝🤑🤗🤭😏😌🤤🥳😎🤓🤠😺😸😹😻😼😽😈",
-    "surprise": "😮😯😲😳🤯😵🫢🙀😦🧐🤨",
-    "fear": "😨😰😱😬😟🫣😧🫨",
-    "sadness": "😞😔😕🫤🙁☹😣😖😫😩🥺🥹😢😭😿😓😥",
-    "anger": "😠😡🤬👿😤😾",
-    "disgust": "🤢🤮😒🙄",
-    "neutral": "😐😑😶🫥🤐🤔🫡🤫🙃🫠😪😴🥱😷🤒🤕🤧🥵🥶🥴🤥🥸",
-}
-FACE_EMOJI_EMOTION: Final[dict[str, int]] = {
-    ch: EMOTION_INDEX[cls] for cls, chars in _FACE_TABLE_BY_CLASS.items() for ch in chars
-}
-# When keyword votes tie: the more specific (rarer) classes first.
-_TIE_ORDER: Final[tuple[str, ...]] = (
-    "disgust",
-    "fear",
-    "anger",
-    "sadness",
-    "surprise",
-    "happiness",
-    "neutral",
-)
-
-_SKIN_TONES = re.compile("[\U0001f3fb-\U0001f3ff]")
-_PHRASES = sorted((k for k in KEYWORD_GOEMOTION if " " in k), key=len, reverse=True)
-
-
-def normalise_emoji(emoji_char: str) -> str:
-    """Drop variation selectors and skin-tone modifiers (a sticker's emoji is often sent with either)."""
-    return _SKIN_TONES.sub("", emoji_char.replace("\ufe0f", "").replace("\ufe0e", ""))
-
-
-def _keyword_emotions(text: str) -> list[str]:
-    text = " " + text.lower().replace("_", " ").replace(":", " ") + " "
-    found: list[str] = []
-    for phrase in _PHRASES:
-        pattern = f" {phrase} "
-        while pattern in text:
-            found.append(KEYWORD_GOEMOTION[phrase])
-            text = text.replace(pattern, " | ", 1)
-    for word in text.split():
-        if word in KEYWORD_GOEMOTION:
-            found.append(KEYWORD_GOEMOTION[word])
-        elif "-" in word:
-            found.extend(KEYWORD_GOEMOTION[w] for w in word.split("-") if w in KEYWORD_GOEMOTION)
-    return found
-
-
-def explain_emoji_emotion(emoji_char: str | None) -> tuple[int, str]:
-    """(class index, source) with source one of "table", "keywords: <goemotions…>", "default"."""
-    if not emoji_char:
-        return NEUTRAL, "default"
-    key = normalise_emoji(emoji_char)
-    if key in FACE_EMOJI_EMOTION:
-        return FACE_EMOJI_EMOTION[key], "table"
-    names = emoji_names(emoji_char) or emoji_names(key)
-    goemotions = [g for name in names for g in _keyword_emotions(name)]
-    if not goemotions:
-        return NEUTRAL, "default"
-    votes = np.zeros(NUM_EMOTIONS)
-    for g in goemotions:
-        votes[GOEMOTION_TO_CLASS[g]] += 1
-    best = votes.max()
-    winner = next(EMOTION_INDEX[c] for c in _TIE_ORDER if votes[EMOTION_INDEX[c]] == best)
-    return winner, "keywords: " + ",".join(dict.fromkeys(goemotions))
-
-
-def label_emoji_emotion(emoji_char: str | None) -> int:
-    """The emotion class (index into ``EMOTIONS``) of an emoji sticker; unknown → neutral."""
-    return explain_emoji_emotion(emoji_char)[0]
-
-
-def emoji_emotion_name(emoji_char: str | None) -> str:
-    return EMOTIONS[label_emoji_emotion(emoji_char)]
-
-
-def is_emoji_char(s: str) -> bool:
-    return bool(s) and all(unicodedata.category(c) in ("So", "Sk", "Mn", "Cf") or ord(c) > 0xFFFF for c in s)
-
-
-# --- the teacher -----------------------------------------------------------------------------------------------
+from training.emotions import EMOTIONS, NUM_EMOTIONS
 
 ABSENT_SIMILARITY: Final[float] = -1e4
 TEACHER_FORMAT: Final[int] = 1
@@ -377,23 +189,15 @@ def fit_teacher(
     ``backbone``: any frozen module mapping a normalised pixel batch to (N, F) features (default: pretrained
     EfficientNet-Lite0). ``features``: precomputed backbone features instead of images. Deterministic for a seed.
     """
-    from sklearn.cluster import KMeans
-
     kind = PRETRAINED_BACKBONE if backbone is None else "custom"
     if backbone is None and features is None:
         backbone = default_backbone(spec.size)
     y = torch.as_tensor(list(labels), dtype=torch.long)
     if y.numel() == 0 or int(y.min()) < 0 or int(y.max()) >= NUM_EMOTIONS:
         raise ValueError(f"labels must be class indices in [0, {NUM_EMOTIONS})")
-    shell = Teacher(
-        mlp=_TeacherMLP(1, 1, NUM_EMOTIONS, 0.0),
-        feat_mean=torch.zeros(1),
-        feat_std=torch.ones(1),
-        anchors=torch.zeros(0, 1),
-        anchor_class=torch.zeros(0, dtype=torch.long),
-        spec=spec,
-        backbone=backbone,
-    )
+    # Built even when features are given: its placeholder MLP draws from the global RNG, and a run's random
+    # stream after fitting stays what it has always been.
+    shell = _backbone_only(spec, backbone)
     if features is None:
         if images is None:
             raise ValueError("give images or features")
@@ -403,12 +207,61 @@ def fit_teacher(
         raise ValueError(f"{x.shape[0]} samples but {y.shape[0]} labels")
     mean, std = x.mean(0), x.std(0, unbiased=False).clamp(min=1e-6)
     xs = (x - mean) / std
-
     counts = torch.bincount(y, minlength=NUM_EMOTIONS).float()
+    mlp = _train_mlp(xs, y, counts, hidden, epochs, lr, weight_decay, dropout, seed)
+    with torch.no_grad():
+        h, logits = mlp(xs)
+        h = F.normalize(h, dim=-1)
+        correct = logits.argmax(-1) == y
+    anchors, anchor_class = _class_anchors(h, y, correct, clusters_per_class, seed)
+    info = {
+        "train_accuracy": float(correct.float().mean()),
+        "class_counts": [int(v) for v in counts.tolist()],
+        "clusters_per_class": clusters_per_class,
+    }
+    return Teacher(
+        mlp=mlp,
+        feat_mean=mean,
+        feat_std=std,
+        anchors=anchors,
+        anchor_class=anchor_class,
+        temperature=temperature,
+        spec=spec,
+        backbone=backbone,
+        backbone_kind=kind,
+        info=info,
+    )
+
+
+def _backbone_only(spec: ImageSpec, backbone: nn.Module | None) -> Teacher:
+    """A teacher with no trained parts: what computes backbone features before there is an MLP."""
+    return Teacher(
+        mlp=_TeacherMLP(1, 1, NUM_EMOTIONS, 0.0),
+        feat_mean=torch.zeros(1),
+        feat_std=torch.ones(1),
+        anchors=torch.zeros(0, 1),
+        anchor_class=torch.zeros(0, dtype=torch.long),
+        spec=spec,
+        backbone=backbone,
+    )
+
+
+def _train_mlp(
+    xs: Tensor,
+    y: Tensor,
+    counts: Tensor,
+    hidden: int,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    dropout: float,
+    seed: int,
+) -> _TeacherMLP:
+    """The MLP on standardised features, class-balanced cross-entropy, full batch; returned in eval mode."""
     class_weight = torch.where(counts > 0, counts.sum() / (counts.clamp(min=1) * (counts > 0).sum()), 0.0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        mlp = _TeacherMLP(x.shape[1], hidden, NUM_EMOTIONS, dropout)
+        mlp = _TeacherMLP(xs.shape[1], hidden, NUM_EMOTIONS, dropout)
         opt = torch.optim.AdamW(mlp.parameters(), lr=lr, weight_decay=weight_decay)
         mlp.train()
         for _ in range(epochs):  # full batch: a few thousand stickers at most
@@ -417,10 +270,14 @@ def fit_teacher(
             F.cross_entropy(logits, y, weight=class_weight).backward()
             opt.step()
     mlp.eval()
-    with torch.no_grad():
-        h, logits = mlp(xs)
-        h = F.normalize(h, dim=-1)
-        correct = logits.argmax(-1) == y
+    return mlp
+
+
+def _class_anchors(
+    h: Tensor, y: Tensor, correct: Tensor, clusters_per_class: int, seed: int
+) -> tuple[Tensor, Tensor]:
+    """Per class present, k-means centres of its correctly classified stickers' features (all if none is)."""
+    from sklearn.cluster import KMeans
 
     anchors: list[Tensor] = []
     anchor_class: list[int] = []
@@ -432,23 +289,6 @@ def fit_teacher(
         pts = h[good if bool(good.any()) else members].numpy().astype(np.float64)
         k = min(clusters_per_class, len(np.unique(pts.round(6), axis=0)))
         km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(pts)
-        centres = F.normalize(torch.from_numpy(km.cluster_centers_).float(), dim=-1)
-        anchors.append(centres)
+        anchors.append(F.normalize(torch.from_numpy(km.cluster_centers_).float(), dim=-1))
         anchor_class += [c] * k
-    info = {
-        "train_accuracy": float(correct.float().mean()),
-        "class_counts": [int(v) for v in counts.tolist()],
-        "clusters_per_class": clusters_per_class,
-    }
-    return Teacher(
-        mlp=mlp,
-        feat_mean=mean,
-        feat_std=std,
-        anchors=torch.cat(anchors),
-        anchor_class=torch.tensor(anchor_class, dtype=torch.long),
-        temperature=temperature,
-        spec=spec,
-        backbone=backbone,
-        backbone_kind=kind,
-        info=info,
-    )
+    return torch.cat(anchors), torch.tensor(anchor_class, dtype=torch.long)

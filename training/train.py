@@ -1,10 +1,15 @@
-"""Train a PBR model on cached frozen-tower features (see :mod:`training.pipeline`).
+"""Train a PBR model on cached frozen-tower features (see :mod:`training.prepare`).
 
 ``python -m training.train --config configs/pbr-default.yaml [--set k=v ...] [--resume] [--out DIR]`` or
 ``stickerpick train ...``; under ``torchrun --nproc_per_node N`` it trains with DDP (gloo on CPU, NCCL on CUDA)
 without changes. The run directory gets ``config.json``, ``last.pt`` (everything ``--resume`` needs),
 ``best.pt`` (best mean validation R@1 over the validation sets; never the test split), ``metrics.json`` and PNG
 plots (loss terms, validation metrics).
+
+How it reads: :func:`train` sets up a :class:`Run` (model, cached data, optimiser: :func:`setup`), restores a
+:class:`~training.run_state.TrainState` from ``last.pt`` with ``--resume``, then calls :func:`train_one_epoch`
+and :func:`end_epoch` until the step budget is spent; :func:`evaluate` scores the validation sets and keeps
+``best.pt``.
 """
 
 from __future__ import annotations
@@ -17,21 +22,30 @@ import os
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 
+from training.batching import batch_to, epoch_order, make_batch, rank_batches
+from training.build import build_model, check_cacheable, stop_layer
 from training.config import TrainConfig, load_config
 from training.features import module_digest
-from training.model import save_checkpoint
+from training.model import PBRModel
+from training.module import PBRTrainModule
+from training.plots import write_plots
+from training.prepare import Towers, TrainData, make_towers, prepare_train_data
+from training.run_state import Checkpointer, TrainState
 
 log = logging.getLogger("training.train")
 
-LOSS_TERMS = ("contrastive", "inter_topic", "intra_topic", "emotion_kd", "matching", "total")
+# The validation metrics an eval record keeps (the evaluator reports more).
+EVAL_METRICS = ("R@1", "R@5", "R@10", "MRR", "macro_F1", "weighted_F1", "top1_distinct", "n")
 
 
 # ------------------------------------------------------------------------------------------------ distributed
@@ -70,25 +84,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np.asarray(np_state[1]).astype(np.int64)), *np_state[2:]],
-        "python": [py_state[0], list(py_state[1]), py_state[2]],
-    }
+def lr_lambda(total: int, warmup: int, min_ratio: float) -> Callable[[int], float]:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio`` of the base rate."""
 
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), int(n[2]), int(n[3]), float(n[4])))
-    p = state["python"]
-    random.setstate((p[0], tuple(p[1]), p[2]))
-
-
-def lr_lambda(total: int, warmup: int, min_ratio: float):  # type: ignore[no-untyped-def]
     def f(step: int) -> float:
         if warmup > 0 and step < warmup:
             return (step + 1) / warmup
@@ -128,51 +126,10 @@ def val_split(spec_split: str) -> str:
     return "val"
 
 
-# ------------------------------------------------------------------------------------------------ plots
-def write_plots(run_dir: Path, history: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = history.get("steps", [])
-    terms = [t for t in LOSS_TERMS if any(t in r for r in steps)]
-    if terms:
-        cols = min(3, len(terms))
-        rows = math.ceil(len(terms) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
-        for ax, term in zip(axes.flat, terms, strict=False):
-            pts = [(r["step"], r[term]) for r in steps if term in r]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts])
-            ax.set_title(term)
-            ax.set_xlabel("step")
-        for ax in list(axes.flat)[len(terms) :]:
-            ax.axis("off")
-        fig.tight_layout()
-        fig.savefig(run_dir / "loss_curves.png", dpi=90)
-        plt.close(fig)
-    evals = history.get("evals", [])
-    if evals:
-        names = sorted({k for e in evals for k in e.get("val", {})})
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-        for metric, ax in zip(("R@1", "MRR"), axes, strict=True):
-            for n in names:
-                pts = [(e["step"], e["val"][n][metric]) for e in evals if n in e.get("val", {})]
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=n)
-            if metric == "R@1":
-                ax.plot([e["step"] for e in evals], [e["mean_R@1"] for e in evals], "k--", label="mean")
-            ax.set_title(f"validation {metric}")
-            ax.set_xlabel("step")
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(run_dir / "val_metrics.png", dpi=90)
-        plt.close(fig)
-
-
 # ------------------------------------------------------------------------------------------------ validation
 def validate(module: Any, towers: Any, cfg: TrainConfig, rerank: bool = False) -> dict[str, dict[str, Any]]:
     from training.data.format import StickerDataset
-    from training.evaluate import evaluate
+    from training.evaluate import evaluate as evaluate_dataset
     from training.pbr_scorer import CachedScorer
 
     scorer = CachedScorer(module, towers, cfg.data.max_turns, rerank=rerank)
@@ -184,7 +141,9 @@ def validate(module: Any, towers: Any, cfg: TrainConfig, rerank: bool = False) -
             ds = StickerDataset.open(spec.path)
             n = spec.max_samples if spec.max_samples is not None else cfg.val_max_samples
             text = _sticker_text_on(cfg) if spec.sticker_text is None else spec.sticker_text
-            out[spec.label] = evaluate(ds, val_split(spec.split), scorer, sticker_text=text, max_samples=n)
+            out[spec.label] = evaluate_dataset(
+                ds, val_split(spec.split), scorer, sticker_text=text, max_samples=n
+            )
     finally:
         module.train(was_training)
     return out
@@ -194,36 +153,60 @@ def _sticker_text_on(cfg: TrainConfig) -> bool:
     return bool(cfg.model.get("use_sticker_text", False))
 
 
-# ------------------------------------------------------------------------------------------------ training
-def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
-    """Train; returns the summary written to ``metrics.json`` (on every rank; only rank 0 writes files)."""
-    from tqdm import tqdm
+# ------------------------------------------------------------------------------------------------ the run
+@dataclass
+class Run:
+    """What one training run works with, built once by :func:`setup`; only :class:`TrainState` changes."""
 
-    from training.pipeline import (
-        PBRTrainModule,
-        batch_to,
-        build_model,
-        epoch_order,
-        make_batch,
-        make_towers,
-        prepare_train_data,
-        rank_batches,
-        stop_layer,
-    )
+    cfg: TrainConfig
+    dd: Dist
+    run_dir: Path
+    model: PBRModel
+    module: PBRTrainModule
+    runner: nn.Module  # ``module``, or its DDP wrapper
+    towers: Towers
+    data: TrainData
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    steps_per_epoch: int
+    total_steps: int
+    prep_seconds: float
+    checkpointer: Checkpointer
 
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    dd = Dist()
-    run_dir = Path(cfg.out_dir)
-    if dd.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    seed_everything(cfg.seed)
 
+@dataclass
+class LossMeter:
+    """The loss terms since the last ``history["steps"]`` record (every ``log_every`` steps) and this epoch."""
+
+    log_every: int
+    recent: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    epoch: defaultdict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, logs: dict[str, float]) -> None:
+        for k, v in logs.items():
+            self.recent[k].append(v)
+            self.epoch[k].append(v)
+
+    def take_recent(self) -> dict[str, float]:
+        out = {k: float(np.mean(v)) for k, v in self.recent.items()}
+        self.recent.clear()
+        return out
+
+    def take_epoch(self) -> dict[str, float]:
+        out = {k: float(np.mean(v)) for k, v in self.epoch.items()}
+        self.epoch.clear()
+        return out
+
+
+def setup(cfg: TrainConfig, dd: Dist, run_dir: Path, model: PBRModel | None = None) -> Run:
+    """Model (``model``, else a fresh one), the cached training data (rank 0 builds the caches, the others
+    then read them), the train module (DDP-wrapped across ranks), optimiser and schedule."""
     t0 = time.time()
-    model = build_model(cfg)
+    if model is None:
+        model = build_model(cfg)
+    else:
+        check_cacheable(model.config)
     towers = make_towers(model, cfg)
-    # Rank 0 builds the caches; the others then read them.
     if dd.main:
         data = prepare_train_data(cfg, towers)
     dd.barrier()
@@ -236,16 +219,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     module = PBRTrainModule(model, cfg.losses, stop_layer(model))
     module.freeze_unused()
     module.to(dd.device)
-    runner: nn.Module = module
-    if dd.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        runner = DDP(
-            module,
-            device_ids=[dd.local_rank] if dd.device.type == "cuda" else None,
-            find_unused_parameters=True,
-        )
-
     steps_per_epoch = len(rank_batches(epoch_order(data, 0, cfg.seed), cfg.batch_size, dd.rank, dd.world))
     total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * steps_per_epoch
     total_steps = max(1, total_steps)
@@ -253,173 +226,187 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lr_lambda(total_steps, cfg.optim.warmup_steps, cfg.optim.min_lr_ratio)
     )
+    return Run(
+        cfg=cfg,
+        dd=dd,
+        run_dir=run_dir,
+        model=model,
+        module=module,
+        runner=_ddp(module, dd),
+        towers=towers,
+        data=data,
+        opt=opt,
+        sched=sched,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        prep_seconds=prep_seconds,
+        checkpointer=Checkpointer(run_dir, cfg, enabled=dd.main),
+    )
 
-    step, epoch, step_in_epoch = 0, 0, 0
-    history: dict[str, Any] = {"steps": [], "epochs": [], "evals": []}
-    best: dict[str, Any] = {"mean_R@1": -1.0}
-    train_seconds = 0.0
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if resume and last_path.is_file():
-        payload = torch.load(last_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(payload["state_dict"])
-        extra = payload["extra"]
-        opt.load_state_dict(extra["optimizer"])
-        sched.load_state_dict(extra["scheduler"])
-        step, epoch, step_in_epoch = int(extra["step"]), int(extra["epoch"]), int(extra["step_in_epoch"])
-        history = json.loads(extra["history"])
-        best = json.loads(extra["best"])
-        train_seconds = float(extra.get("train_seconds", 0.0))
-        set_rng_state(extra["rng"])
-        if dd.main:
-            log.info("resumed from %s at step %d (epoch %d)", last_path, step, epoch)
 
-    def save_last() -> None:
-        if not dd.main:
-            return
-        save_checkpoint(
-            last_path,
-            model,
-            extra={
-                "train_config": cfg.to_dict(),
-                "step": step,
-                "epoch": epoch,
-                "step_in_epoch": step_in_epoch,
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "rng": rng_state(),
-                "history": json.dumps(history),
-                "best": json.dumps(best),
-                "train_seconds": train_seconds,
-                "data": json.dumps(data.info),
-            },
-        )
+def _ddp(module: nn.Module, dd: Dist) -> nn.Module:
+    if not dd.enabled:
+        return module
+    from torch.nn.parallel import DistributedDataParallel as DDP
 
-    def summary() -> dict[str, Any]:
-        return {
-            "run_dir": str(run_dir),
-            "step": step,
-            "epoch": epoch,
-            "total_steps": total_steps,
-            "steps_per_epoch": steps_per_epoch,
-            "world_size": dd.world,
-            "train_seconds": round(train_seconds, 1),
-            "prep_seconds": round(prep_seconds, 1),
-            "seconds_per_epoch": round(train_seconds / max(1e-9, step / max(1, steps_per_epoch)), 2)
-            if step
-            else None,
-            "data": data.info,
-            "best": best,
-            "history": history,
-            "cache": {"builds": dict(towers.cache.builds), "hits": dict(towers.cache.hits)},
-            "param_digest": module_digest(model),
-        }
+    return DDP(
+        module,
+        device_ids=[dd.local_rank] if dd.device.type == "cuda" else None,
+        find_unused_parameters=True,
+    )
 
-    def run_eval() -> None:
-        nonlocal best
-        if dd.main and cfg.data.val:
-            val = validate(module, towers, cfg)
-            slim = {
-                k: {
-                    m: v[m]
-                    for m in ("R@1", "R@5", "R@10", "MRR", "macro_F1", "weighted_F1", "top1_distinct", "n")
-                    if m in v
-                }
-                for k, v in val.items()
-            }
-            mean_r1 = float(np.mean([v["R@1"] for v in val.values()]))
-            record = {"step": step, "epoch": epoch, "val": slim, "mean_R@1": mean_r1}
-            history["evals"].append(record)
-            log.info("step %d: mean val R@1 %.4f %s", step, mean_r1, json.dumps(slim))
-            if mean_r1 > best["mean_R@1"]:
-                best = dict(record)
-                save_checkpoint(
-                    best_path,
-                    model,
-                    extra={
-                        "train_config": cfg.to_dict(),
-                        "step": step,
-                        "epoch": epoch,
-                        "val": json.dumps(slim),
-                    },
-                )
-        dd.barrier()
 
-    def write_metrics() -> None:
-        if dd.main:
-            (run_dir / "metrics.json").write_text(json.dumps(summary(), indent=2) + "\n")
-            write_plots(run_dir, history)
+# ------------------------------------------------------------------------------------------------ training
+def train(cfg: TrainConfig, resume: bool = False, model: PBRModel | None = None) -> dict[str, Any]:
+    """Train; returns the summary written to ``metrics.json`` (on every rank; only rank 0 writes files).
 
-    log_every = max(1, steps_per_epoch // 25)
-    acc: dict[str, list[float]] = defaultdict(list)
-    epoch_acc: dict[str, list[float]] = defaultdict(list)
-    module.train()
-    while step < total_steps:
-        order = epoch_order(data, epoch, cfg.seed)
-        batches = rank_batches(order, cfg.batch_size, dd.rank, dd.world)
-        bar = tqdm(
-            total=len(batches),
-            initial=step_in_epoch,
-            desc=f"epoch {epoch}",
-            disable=not (dd.main and cfg.progress),
-            mininterval=2.0,
-        )
-        for rows in batches[step_in_epoch:]:
-            started = time.time()
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + dd.rank)
-            batch = batch_to(make_batch(data, rows, g), dd.device)
-            loss, logs = runner(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.optim.grad_clip)
-            opt.step()
-            sched.step()
-            model.clamp_logit_scale_()
-            train_seconds += time.time() - started
-            step += 1
-            step_in_epoch += 1
-            bar.update(1)
-            for k, v in logs.items():
-                acc[k].append(v)
-                epoch_acc[k].append(v)
-            if step % log_every == 0 or step == total_steps:
-                rec = {"step": step, "epoch": epoch, "lr": sched.get_last_lr()[0]}
-                rec.update({k: float(np.mean(v)) for k, v in acc.items()})
-                history["steps"].append(rec)
-                bar.set_postfix(loss=f"{rec.get('total', 0.0):.3f}")
-                acc.clear()
-            if cfg.eval_every and step % cfg.eval_every == 0:
-                run_eval()
-                save_last()
-                write_metrics()
-            if step >= total_steps:
-                break
-        bar.close()
-        finished_epoch = step_in_epoch >= len(batches)
-        if finished_epoch or step >= total_steps:
-            history["epochs"].append(
-                {
-                    "epoch": epoch,
-                    "step": step,
-                    "complete": finished_epoch,
-                    "train_seconds": round(train_seconds, 2),
-                }
-                | {k: float(np.mean(v)) for k, v in epoch_acc.items()}
-            )
-            epoch_acc.clear()
-            if not cfg.eval_every or step % cfg.eval_every:
-                run_eval()
-        if finished_epoch:
-            epoch += 1
-            step_in_epoch = 0
-        save_last()
-        write_metrics()
-    if not history["epochs"] and dd.main:  # resumed a finished run: nothing to do
-        log.info("already at step %d of %d", step, total_steps)
-    write_metrics()
-    out = summary()
+    ``model``: start from these weights instead of a freshly built model (:mod:`training.finetune`)."""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    dd = Dist()
+    run_dir = Path(cfg.out_dir)
+    if dd.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    seed_everything(cfg.seed)
+    run = setup(cfg, dd, run_dir, model)
+    state = TrainState()
+    ckpt = run.checkpointer
+    if resume and ckpt.resume(state, run.model, run.opt, run.sched) and dd.main:
+        log.info("resumed from %s at step %d (epoch %d)", ckpt.last_path, state.step, state.epoch)
+
+    meter = LossMeter(log_every=max(1, run.steps_per_epoch // 25))
+    run.module.train()
+    while state.step < run.total_steps:
+        n_batches = train_one_epoch(run, state, meter)
+        end_epoch(run, state, meter, n_batches)
+    if not state.history["epochs"] and dd.main:  # resumed a finished run: nothing to do
+        log.info("already at step %d of %d", state.step, run.total_steps)
+    write_metrics(run, state)
+    out = summary(run, state)
     dd.close()
     return out
+
+
+def train_one_epoch(run: Run, state: TrainState, meter: LossMeter) -> int:
+    """The rest of the current epoch (from ``state.step_in_epoch``), stopping at the step budget; with
+    ``eval_every``, evaluates and saves every that many steps. Returns the epoch's number of batches."""
+    from tqdm import tqdm
+
+    cfg, dd = run.cfg, run.dd
+    batches = rank_batches(epoch_order(run.data, state.epoch, cfg.seed), cfg.batch_size, dd.rank, dd.world)
+    bar = tqdm(
+        total=len(batches),
+        initial=state.step_in_epoch,
+        desc=f"epoch {state.epoch}",
+        disable=not (dd.main and cfg.progress),
+        mininterval=2.0,
+    )
+    for rows in batches[state.step_in_epoch :]:
+        logs = train_step(run, state, rows)
+        bar.update(1)
+        meter.add(logs)
+        if state.step % meter.log_every == 0 or state.step == run.total_steps:
+            rec = {"step": state.step, "epoch": state.epoch, "lr": run.sched.get_last_lr()[0]}
+            rec.update(meter.take_recent())
+            state.history["steps"].append(rec)
+            bar.set_postfix(loss=f"{rec.get('total', 0.0):.3f}")
+        if cfg.eval_every and state.step % cfg.eval_every == 0:
+            evaluate(run, state)
+            save_last(run, state)
+            write_metrics(run, state)
+        if state.step >= run.total_steps:
+            break
+    bar.close()
+    return len(batches)
+
+
+def train_step(run: Run, state: TrainState, rows: Tensor) -> dict[str, float]:
+    """One optimiser step on the batch of sample ``rows``; returns its loss terms."""
+    cfg, dd = run.cfg, run.dd
+    started = time.time()
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state.step * 101 + dd.rank)
+    batch = batch_to(make_batch(run.data, rows, g), dd.device)
+    loss, logs = run.runner(batch)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.optim.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.module.parameters(), cfg.optim.grad_clip)
+    run.opt.step()
+    run.sched.step()
+    run.model.clamp_logit_scale_()
+    state.train_seconds += time.time() - started
+    state.step += 1
+    state.step_in_epoch += 1
+    return dict(logs)
+
+
+def end_epoch(run: Run, state: TrainState, meter: LossMeter, n_batches: int) -> None:
+    """After :func:`train_one_epoch`: record the epoch (when it finished, or the budget ran out in it),
+    evaluate unless ``eval_every`` just did, move to the next epoch if this one is done, save."""
+    finished = state.step_in_epoch >= n_batches
+    if finished or state.step >= run.total_steps:
+        state.history["epochs"].append(
+            {
+                "epoch": state.epoch,
+                "step": state.step,
+                "complete": finished,
+                "train_seconds": round(state.train_seconds, 2),
+            }
+            | meter.take_epoch()
+        )
+        if not run.cfg.eval_every or state.step % run.cfg.eval_every:
+            evaluate(run, state)
+    if finished:
+        state.epoch += 1
+        state.step_in_epoch = 0
+    save_last(run, state)
+    write_metrics(run, state)
+
+
+def evaluate(run: Run, state: TrainState) -> None:
+    """Score the validation sets (main rank), record them, and keep ``best.pt`` on a new best mean R@1."""
+    if run.dd.main and run.cfg.data.val:
+        val = validate(run.module, run.towers, run.cfg)
+        slim = {k: {m: v[m] for m in EVAL_METRICS if m in v} for k, v in val.items()}
+        mean_r1 = float(np.mean([v["R@1"] for v in val.values()]))
+        record = {"step": state.step, "epoch": state.epoch, "val": slim, "mean_R@1": mean_r1}
+        state.history["evals"].append(record)
+        log.info("step %d: mean val R@1 %.4f %s", state.step, mean_r1, json.dumps(slim))
+        if mean_r1 > state.best["mean_R@1"]:
+            state.best = dict(record)
+            run.checkpointer.save_best(state, run.model, slim)
+    run.dd.barrier()
+
+
+def save_last(run: Run, state: TrainState) -> None:
+    run.checkpointer.save_last(state, run.model, run.opt, run.sched, run.data.info)
+
+
+def summary(run: Run, state: TrainState) -> dict[str, Any]:
+    step, spe = state.step, run.steps_per_epoch
+    return {
+        "run_dir": str(run.run_dir),
+        "step": step,
+        "epoch": state.epoch,
+        "total_steps": run.total_steps,
+        "steps_per_epoch": spe,
+        "world_size": run.dd.world,
+        "train_seconds": round(state.train_seconds, 1),
+        "prep_seconds": round(run.prep_seconds, 1),
+        "seconds_per_epoch": round(state.train_seconds / max(1e-9, step / max(1, spe)), 2) if step else None,
+        "data": run.data.info,
+        "best": state.best,
+        "history": state.history,
+        "cache": {"builds": dict(run.towers.cache.builds), "hits": dict(run.towers.cache.hits)},
+        "param_digest": module_digest(run.model),
+    }
+
+
+def write_metrics(run: Run, state: TrainState) -> None:
+    if run.dd.main:
+        (run.run_dir / "metrics.json").write_text(json.dumps(summary(run, state), indent=2) + "\n")
+        write_plots(run.run_dir, state.history)
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -28,9 +28,9 @@ LINES = {
 def _tiny_base(tmp: Path, data: Path) -> tuple[Path, Path, Path]:
     """A tiny PBR checkpoint, its fp32 model dir, and the training config a retrain reuses."""
     from export.pbr import export_pbr
+    from training.build import build_model
     from training.config import load_config
     from training.model import save_checkpoint
-    from training.pipeline import build_model
 
     cfg_file = tmp / "tiny.yaml"
     cfg_file.write_text(

@@ -159,8 +159,10 @@ def test_style_views_keep_the_shape_and_change_the_style(kind: str) -> None:
 
 
 def test_identity_across_sets_in_batches() -> None:
+    from training.batching import make_batch
     from training.features import TextFeatures
-    from training.pipeline import StickerTable, TrainData, make_batch
+    from training.prepare import TrainData
+    from training.stickers import StickerTable
 
     table = StickerTable()
     for set_id in ("google", "twitter"):

@@ -8,18 +8,17 @@ import torch
 from PIL import Image
 
 from engine.preprocess import ImageSpec, images_to_batch
+from training.emotion_labels import (
+    GOEMOTION_TO_CLASS,
+    GOEMOTIONS_EKMAN,
+    emoji_emotion_name,
+    explain_emoji_emotion,
+    label_emoji_emotion,
+)
 from training.emotions import EMOTION_INDEX, EMOTIONS
 from training.losses import EmotionKDLoss
 from training.model import TinyConvTower
-from training.teacher import (
-    GOEMOTION_TO_CLASS,
-    GOEMOTIONS_EKMAN,
-    Teacher,
-    emoji_emotion_name,
-    explain_emoji_emotion,
-    fit_teacher,
-    label_emoji_emotion,
-)
+from training.teacher import Teacher, fit_teacher
 
 SHARED_GOEMOTIONS = Path(__file__).resolve().parents[3] / "shared" / "data" / "goemotions"
 

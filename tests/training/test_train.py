@@ -13,18 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from training.batching import epoch_order, make_batch, rank_batches
+from training.build import build_model, stop_layer
 from training.config import apply_override, load_config
 from training.features import FeatureCache, run_bert_layers
-from training.pipeline import (
-    PBRTrainModule,
-    build_model,
-    epoch_order,
-    make_batch,
-    make_towers,
-    prepare_train_data,
-    rank_batches,
-    stop_layer,
-)
+from training.module import PBRTrainModule
+from training.prepare import make_towers, prepare_train_data
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_data import make_dataset
@@ -284,7 +278,8 @@ def test_ddp_two_ranks_identical_parameters(tiny_root: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_training_under_torchrun_with_two_processes(tiny_root: Path, tmp_path: Path) -> None:
-    """The real launcher: `torchrun --nproc_per_node 2 -m training.train --config …` (issue 8)."""
+    """The real launcher: `torchrun --nproc_per_node 2 -m training.train --config …` (what a multi-GPU run uses,
+    not only DDP spawned from Python)."""
     import subprocess
     import sys
 
@@ -337,7 +332,7 @@ def test_hidden_state_cache_key_ignores_the_trainable_top_layers():
 def test_trainable_image_blocks_train_on_cached_maps(tiny_root: Path, tmp_path: Path) -> None:
     """With image_trainable_blocks=N the cache holds the maps entering the first trainable block; training
     runs only those blocks and moves only them, and the maps through them equal the whole tower."""
-    from training.pipeline import image_stop
+    from training.build import image_stop
 
     cfg = tiny_cfg(
         tiny_root, tmp_path, "model.image_trainable_blocks=1", "data.cross_style=0.5", "optim.image_lr=0.01"

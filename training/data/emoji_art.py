@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from training.data.format import EMOJI_MAPPING, STICKER_DIR, StickerEntry, read_emoji_mapping, replace_dir
+from engine.fsutil import atomic_open, atomic_write_bytes
+from training.data.format import EMOJI_MAPPING, STICKER_DIR, StickerEntry, read_emoji_mapping, staged_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NODE_MODULES = REPO_ROOT / "vendor" / "node_modules"
@@ -212,15 +212,7 @@ def render_svg(svg: Path, out: Path, size: int) -> None:
     import resvg_py
 
     data = bytes(resvg_py.svg_to_bytes(svg_path=str(svg), width=size, height=size, skip_system_fonts=True))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(out, data)
 
 
 @lru_cache(maxsize=4)
@@ -323,15 +315,9 @@ def copy_emoji_stickers(
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as f:
+        os.fchmod(f.fileno(), 0o644)  # the temp file is 0600; a pack's mapping is an ordinary readable file
+        f.write(text)
 
 
 # ----------------------------------------------------------------------------------------- default pack
@@ -422,17 +408,10 @@ def write_default_pack(
         "source": info.source,
         "stickers": stickers,
     }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        os.chmod(tmp, 0o755)
+    with staged_dir(out_dir, 0o755) as tmp:
         for e in chosen:
             shutil.copyfile(cat.image_path(e, style), tmp / f"{e.file_stem}.png")
         (tmp / "pack.json").write_text(
             json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
         )
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir / "pack.json"

@@ -32,6 +32,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from engine.preprocess import clean_text
+from training.data.conversion import (
+    EMOTION_EMOJI,
+    ConversionReport,
+    ConvertOptions,
+    RawExample,
+    write_converted,
+)
 
 PLUTCHIK = {
     1: "anger",
@@ -164,28 +171,29 @@ def parse_languages(spec: str, data_root: Path | str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def convert_xed(data_root: Path | str, out: Path | str, opts: object) -> object:
+def convert_xed(data_root: Path | str, out: Path | str, opts: ConvertOptions) -> ConversionReport:
     """The ``xed`` converter (:data:`training.data.convert.CONVERTERS`): ``opts.language`` selects languages."""
-    from training.data.convert import EMOTION_EMOJI, _convert, _Raw
     from training.data.format import Turn
     from training.emotions import EMOTIONS
 
-    languages = parse_languages(getattr(opts, "language", "en"), data_root)
+    languages = parse_languages(opts.language, data_root)
     skipped: Counter[str] = Counter()
-    rows: dict[str, list[_Raw]] = {"train": [], "val": []}
+    rows: dict[str, list[RawExample]] = {"train": [], "val": []}
     for lang in languages:
         for split, text, emotion, line_id in xed_examples(data_root, lang, skipped):
-            rows[split].append(_Raw(context=(Turn(text=text, id=line_id),), emoji=EMOTION_EMOJI[emotion]))
+            rows[split].append(
+                RawExample(context=(Turn(text=text, id=line_id),), emoji=EMOTION_EMOJI[emotion])
+            )
 
-    def split(name: str) -> Callable[[], Iterator[_Raw]]:
+    def split(name: str) -> Callable[[], Iterator[RawExample]]:
         return lambda: iter(rows[name])
 
-    return _convert(
+    return write_converted(
         "xed",
         out,
         {"train": split("train"), "val": split("val")},
         [EMOTION_EMOJI[e] for e in EMOTIONS],
-        opts,  # type: ignore[arg-type]
+        opts,
         skipped,
         {
             "corpus": "XED (Helsinki-NLP, CC BY 4.0), Plutchik → Ekman, anticipation/trust dropped",

@@ -46,7 +46,11 @@ class EmotionKDLoss(LossTerm):
             return self._off(student_logits)
         if (teacher_sims is None) == (teacher_probs is None):
             raise ValueError("give exactly one of teacher_sims, teacher_probs")
-        p_t = teacher_probs if teacher_probs is not None else self.teacher_distribution(teacher_sims)  # type: ignore[arg-type]
+        if teacher_probs is not None:
+            p_t = teacher_probs
+        else:
+            assert teacher_sims is not None  # exactly one of the two was given
+            p_t = self.teacher_distribution(teacher_sims)
         p_t = p_t.detach().to(student_logits.dtype)
         log_q = F.log_softmax(student_logits / self.student_temperature, dim=-1)
         per_row = (torch.xlogy(p_t, p_t) - p_t * log_q).sum(dim=-1)
