@@ -105,7 +105,7 @@ def main() -> None:
     for spec in args.tower:
         name, _, path = spec.partition("=")
         model_dir = Path(path)
-        manifest = read_manifest(model_dir, "bench/frozen_text_towers.py: export the tower first")
+        manifest = read_manifest(model_dir)  # ModelMissing names the directory and what it lacks
         enc = OnnxTextEncoder(
             model_dir / manifest["files"]["text"],
             model_dir / manifest["files"]["tokenizer"],

@@ -10,7 +10,26 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.library import PackError
+from engine.errors import (
+    BadPackName,
+    EmbeddingFailed,
+    InvalidPackJson,
+    MetadataProblem,
+    NotAPackSource,
+    NothingToImport,
+    PackBusy,
+    PackError,
+    PackJsonProblem,
+    PackNotEnabled,
+    PackSourceMissing,
+    SkipKind,
+    Skipped,
+    SkipReason,
+    TooManyImages,
+    TooManyStickers,
+    UnknownPack,
+    UnreadableMetadata,
+)
 from engine.media import contact_sheet
 from engine.preprocess import emoji_names
 from engine.service import ChatRef, StickerService, SuggestResult, UserRef
@@ -55,6 +74,91 @@ def nothing_to_suggest(result: SuggestResult) -> str:
     if result.reason == "cooldown":
         return COOLDOWN.format(seconds=max(1, round(result.retry_after_s or 1)))
     return NOTHING_TO_SUGGEST.get(result.reason or "", NOTHING)
+
+
+# What the engine refuses or skips, worded here: its errors carry the facts (engine/errors.py).
+SKIP_REASONS = {
+    SkipKind.NO_ID: "the sticker has no usable id",
+    SkipKind.DUPLICATE_ID: "another sticker of the pack has the id {sticker_id!r}",
+    SkipKind.BYTE_BUDGET: "the import read its limit of {limit:.0f} bytes; /addpack it again to continue",
+    SkipKind.TIME_BUDGET: "the import used its {limit:g} s; /addpack it again to continue",
+    SkipKind.LINK: "a symbolic link, never followed",
+    SkipKind.TOO_LARGE: "too large",
+    SkipKind.UNSUPPORTED: "a format that cannot be read",
+    SkipKind.DAMAGED: "damaged",
+    SkipKind.TIMEOUT: "decoding it took too long",
+    SkipKind.UNREADABLE: "it cannot be read",
+    SkipKind.FETCH_FAILED: "it could not be downloaded",
+}
+METADATA_PROBLEMS = {
+    MetadataProblem.LINK: "{file} is a symbolic link; links are never followed out of a pack.",
+    MetadataProblem.NOT_A_FILE: "{file} is not a regular file that can be opened.",
+    MetadataProblem.TOO_LARGE: "{file} is larger than the {limit}-byte limit.",
+    MetadataProblem.NOT_UTF8: "{file} is not UTF-8 text.",
+    MetadataProblem.DAMAGED: "{file} cannot be read from the zip.",
+}
+PACK_JSON_PROBLEMS = {
+    PackJsonProblem.TOO_DEEP: "pack.json is nested too deeply to be read.",
+    PackJsonProblem.NOT_JSON: "pack.json is not valid JSON: {message}",
+    PackJsonProblem.NOT_AN_OBJECT: "pack.json must hold a JSON object.",
+    PackJsonProblem.SCHEMA: "pack.json: {location}: {message}{more}",
+}
+
+
+def skip_reason(reason: SkipReason) -> str:
+    """Why a sticker was skipped, with the decoder's or downloader's own words after it."""
+    worded = SKIP_REASONS[reason.kind].format(limit=reason.limit or 0, sticker_id=reason.sticker_id)
+    return f"{worded} ({reason.detail})" if reason.detail else worded
+
+
+def skipped_line(skipped: Skipped) -> str:
+    return f"  skipped {skipped.label}: {skip_reason(skipped.reason)}"
+
+
+def pack_refusal(exc: PackError) -> str:
+    """The line for a pack the engine refused (or could not find)."""
+    if isinstance(exc, UnknownPack):
+        return f"There is no pack called {exc.name!r}. /packs lists this chat's."
+    if isinstance(exc, PackNotEnabled):
+        return f"The pack {exc.name!r} is not used in this chat. /packs lists the ones it uses."
+    if isinstance(exc, PackBusy):
+        return (
+            f"{exc.name or 'This pack'} is already being imported; /addpack it again once that one is done."
+        )
+    if isinstance(exc, EmbeddingFailed):
+        return (
+            f"The stickers were stored, but the model {exc.model_version} could not embed them ({exc.cause}); "
+            "the pack is not used until /addpack imports it again with a working model."
+        )
+    if isinstance(exc, BadPackName):
+        return (
+            "Pack names use letters, digits, '_' and '-' (at most 64, starting with a letter or digit); "
+            f"{exc.name[:80]!r} is not one."
+        )
+    if isinstance(exc, PackSourceMissing):
+        return f"{exc.source} does not exist."
+    if isinstance(exc, NotAPackSource):
+        return f"{exc.source} is neither a folder nor a zip archive of images."
+    if isinstance(exc, TooManyImages):
+        return f"{exc.source} holds {exc.count} images; a pack may have at most {exc.limit}."
+    if isinstance(exc, TooManyStickers):
+        return f"The set has {exc.count} stickers; a pack may have at most {exc.limit}."
+    return import_refusal(exc)
+
+
+def import_refusal(exc: PackError) -> str:
+    """The line for a pack whose files were refused (its metadata, or nothing to import)."""
+    if isinstance(exc, UnreadableMetadata):
+        sentence = METADATA_PROBLEMS[exc.problem].format(file=exc.file, limit=exc.limit)
+        return f"{sentence} ({exc.detail})" if exc.detail else sentence
+    if isinstance(exc, InvalidPackJson):
+        more = f" (and {exc.more} more)" if exc.more else ""
+        location = exc.location or "(top level)"
+        return PACK_JSON_PROBLEMS[exc.problem].format(location=location, message=exc.message, more=more)
+    if isinstance(exc, NothingToImport):
+        reasons = "; ".join(f"{s.label}: {skip_reason(s.reason)}" for s in exc.skipped[:5])
+        return f"Nothing to import into {exc.pack_name}: {reasons or 'no image files found'}."
+    return "That pack cannot be imported or changed."
 
 
 def plural(n: int, word: str) -> str:
@@ -107,7 +211,7 @@ class ConsoleChat:
         try:
             answer = await self._dispatch(cmd, args)
         except PackError as exc:
-            return [str(exc)]
+            return [pack_refusal(exc)]
         if answer is not None:
             return answer
         if cmd in USAGE:  # a known command with the wrong arguments
@@ -128,36 +232,14 @@ class ConsoleChat:
                 return ["No packs in this chat. /addpack PATH imports one."]
             return [f"  {p.name:<24} {p.stickers:>5} stickers  {p.title or ''}" for p in packs]
         if cmd == "/addpack" and len(args) in (1, 2):
-            path = Path(args[0])
-            if len(args) == 1 and not path.exists() and await self.service.has_pack(args[0]):
-                await self.service.enable_pack(self.chat, args[0], by=self.user())  # a library pack by name
-                return [f"Pack {args[0]} is used in this chat now."]
-            report = await self.service.add_pack(
-                self.chat, path, name=args[1] if len(args) > 1 else None, by=self.user()
-            )
-            out = [f"Added pack {report.pack_name}: {report.added} new, {report.unchanged} already there."]
-            out += [f"  skipped {f}: {why}" for f, why in report.skipped]
-            return out
+            return await self._addpack(args)
         if cmd == "/removepack" and len(args) == 1:
             await self.service.remove_pack(self.chat, args[0])
             return [f"Removed {args[0]} from this chat."]
         if cmd == "/logging" and len(args) <= 1:
-            if not args:
-                state = "on" if await self.service.logging_enabled(self.chat) else "off"
-                return [f"Logging for retraining is {state} in this chat. /logging on|off changes it."]
-            if args[0] not in ("on", "off"):
-                return None
-            await self.service.set_logging(self.chat, args[0] == "on")
-            return [f"Logging for retraining is {args[0]} in this chat."]
+            return await self._logging(args[0] if args else None)
         if cmd == "/cooldown" and len(args) <= 1:
-            if args and args[0] not in ("on", "off"):
-                return None
-            if args:
-                self.cooldown = args[0] == "on"
-            pause = self.service.settings.sticker_cooldown_s
-            if not self.cooldown or pause <= 0:
-                return ["The /sticker cooldown is off here: ask as often as you like."]
-            return [f"The /sticker cooldown is on here: one /sticker per {pause:g} s, as in group chats."]
+            return self._cooldown(args[0] if args else None)
         if cmd == "/forget" and len(args) <= 1:
             who = args[0] if args else self.speaker
             n = await self.service.forget(self.user(who))
@@ -166,25 +248,59 @@ class ConsoleChat:
             turns = await self.service.recent(self.chat)
             return [f"  {t.speaker or '?'}: {t.text}" for t in turns] or ["(no conversation yet)"]
         if cmd == "/send" and len(args) == 1:
-            if not await self.service.has_chat_sticker(self.chat, args[0]):
-                return [f"No such sticker in this chat's packs: {args[0]}. /sticker shows some."]
-            self._counter += 1
-            kept = await self.service.record_sticker(
-                self.chat, self.user(), args[0], message_id=str(self._counter)
-            )
-            return [f"{self.speaker} sent {args[0]}" + (" (logged for retraining)" if kept else "")]
+            return await self._send(args[0])
         if cmd == "/pick" and len(args) == 1 and args[0].isdigit():
-            items = self.last.items if self.last else []
-            n = int(args[0])
-            if not 1 <= n <= len(items):
-                return ["/pick N picks one of the stickers the last /sticker showed."]
-            assert self.last is not None
-            item = items[n - 1]
-            await self.service.feedback(self.last.suggestion_id, item.sticker_id, self.chat, self.user())
-            return [f"{self.speaker} picked {n}. {item.platform_sticker_id}"]
+            return await self._pick(int(args[0]))
         if cmd in ("/help", "/start"):
             return HELP.splitlines()
         return None
+
+    async def _addpack(self, args: list[str]) -> list[str]:
+        path = Path(args[0])
+        if len(args) == 1 and not path.exists() and await self.service.has_pack(args[0]):
+            await self.service.enable_pack(self.chat, args[0], by=self.user())  # a library pack by name
+            return [f"Pack {args[0]} is used in this chat now."]
+        report = await self.service.add_pack(
+            self.chat, path, name=args[1] if len(args) > 1 else None, by=self.user()
+        )
+        out = [f"Added pack {report.pack_name}: {report.added} new, {report.unchanged} already there."]
+        return out + [skipped_line(s) for s in report.skipped]
+
+    async def _logging(self, state: str | None) -> list[str] | None:
+        if state is None:
+            state = "on" if await self.service.logging_enabled(self.chat) else "off"
+            return [f"Logging for retraining is {state} in this chat. /logging on|off changes it."]
+        if state not in ("on", "off"):
+            return None
+        await self.service.set_logging(self.chat, state == "on")
+        return [f"Logging for retraining is {state} in this chat."]
+
+    def _cooldown(self, state: str | None) -> list[str] | None:
+        if state is not None and state not in ("on", "off"):
+            return None
+        if state is not None:
+            self.cooldown = state == "on"
+        pause = self.service.settings.sticker_cooldown_s
+        if not self.cooldown or pause <= 0:
+            return ["The /sticker cooldown is off here: ask as often as you like."]
+        return [f"The /sticker cooldown is on here: one /sticker per {pause:g} s, as in group chats."]
+
+    async def _send(self, sticker_id: str) -> list[str]:
+        if not await self.service.has_chat_sticker(self.chat, sticker_id):
+            return [f"No such sticker in this chat's packs: {sticker_id}. /sticker shows some."]
+        self._counter += 1
+        kept = await self.service.record_sticker(
+            self.chat, self.user(), sticker_id, message_id=str(self._counter)
+        )
+        return [f"{self.speaker} sent {sticker_id}" + (" (logged for retraining)" if kept else "")]
+
+    async def _pick(self, n: int) -> list[str]:
+        items = self.last.items if self.last else []
+        if self.last is None or not 1 <= n <= len(items):
+            return ["/pick N picks one of the stickers the last /sticker showed."]
+        item = items[n - 1]
+        await self.service.feedback(self.last.suggestion_id, item.sticker_id, self.chat, self.user())
+        return [f"{self.speaker} picked {n}. {item.platform_sticker_id}"]
 
     async def sticker(self, k: int | None = None) -> list[str]:
         result = await self.service.suggest(self.chat, k, user=self.user(), cooldown=self.cooldown)

@@ -1,6 +1,7 @@
 """The engine's typed errors. Each carries the facts an adapter needs to word it (in the user's language, for its
 platform); ``str()`` is a plain English sentence for logs and the operator's CLI, never shown to chat users as is.
-The skip reasons of an import report (:class:`SkipReason`) are typed the same way.
+The skip reasons of an import report (:class:`SkipReason`) are typed the same way. No sentence here names a
+command to run: what fixes an error is for the CLI and the bots to say (they know their own commands).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import NamedTuple
 
 __all__ = [
@@ -15,6 +17,9 @@ __all__ = [
     "EmbeddingFailed",
     "InvalidPackJson",
     "MetadataProblem",
+    "ModelKind",
+    "ModelMissing",
+    "ModelProblem",
     "NotAPackSource",
     "NothingToImport",
     "PackBusy",
@@ -22,6 +27,7 @@ __all__ = [
     "PackJsonProblem",
     "PackNotEnabled",
     "PackSourceMissing",
+    "SchemaOutOfDate",
     "SkipKind",
     "SkipReason",
     "Skipped",
@@ -245,3 +251,76 @@ class Skipped(NamedTuple):
 
     label: str
     reason: SkipReason
+
+
+# ---------------------------------------------------------------------------------------------- start-up
+class SchemaOutOfDate(RuntimeError):
+    """The database is not at the newest Alembic revision. ``url``: the database's URL without its password,
+    ``current``: its revision (None: it has no schema yet), ``head``: the revision this code needs."""
+
+    def __init__(self, url: str, current: str | None, head: str) -> None:
+        self.url, self.current, self.head = url, current, head
+        state = "has no schema yet" if current is None else f"is at revision {current}"
+        super().__init__(f"The database {url} {state}; this version needs revision {head}.")
+
+
+class ModelKind(StrEnum):
+    """The model a directory is meant to hold (a manifest's ``kind``)."""
+
+    BASELINE = "text-baseline"
+    PBR = "pbr"
+
+
+class ModelProblem(StrEnum):
+    """What is wrong with a model directory."""
+
+    NO_MANIFEST = "no_manifest"  # no manifest.json: nothing was built there
+    UNREADABLE_MANIFEST = "unreadable_manifest"  # it cannot be read or is not JSON (``detail``)
+    WRONG_FORMAT = "wrong_format"  # another manifest format (``found``; this engine reads ``expected``)
+    MISSING_FILE = "missing_file"  # a file the manifest lists (``file``, its ``role``) is not there
+    CHANGED_FILE = "changed_file"  # ``file`` does not match the SHA-256 its manifest records
+    UNLOADABLE_FILE = "unloadable_file"  # onnxruntime cannot load ``file`` (``detail``)
+    WRONG_OUTPUTS = "wrong_outputs"  # ``file`` lacks the output ``expected`` (it has ``found``)
+    WRONG_KIND = "wrong_kind"  # the directory holds a ``found`` model, ``expected`` was asked for
+    UNKNOWN_KIND = "unknown_kind"  # the manifest names a kind (``found``) this engine does not serve
+
+
+class ModelMissing(RuntimeError):
+    """A model directory is absent, incomplete, damaged or not what was asked for. ``model_dir``: the
+    directory; ``problem``: what is wrong; ``kind``: the model it should hold, where the caller knows
+    (None: whichever model is served from it); ``file``: the file concerned (the manifest, or a model file);
+    ``role``, ``found``, ``expected``, ``detail``: the problem's facts (``detail``: a library's own,
+    technical, words). ``str()`` is the English sentence, without the command that builds the directory."""
+
+    _SENTENCES = {
+        ModelProblem.NO_MANIFEST: "No model at {dir} (missing {file}).",
+        ModelProblem.UNREADABLE_MANIFEST: "Unreadable {file}: {detail}.",
+        ModelProblem.WRONG_FORMAT: "{file} has format {found}; this engine reads format {expected}.",
+        ModelProblem.MISSING_FILE: "{dir} lacks its {role} file {file}.",
+        ModelProblem.CHANGED_FILE: "{file} does not match the SHA-256 in manifest.json: the file was changed "
+        "or damaged.",
+        ModelProblem.UNLOADABLE_FILE: "{file} is not a model onnxruntime can load ({detail}).",
+        ModelProblem.WRONG_OUTPUTS: "{file} has outputs {found}, expected {expected}",
+        ModelProblem.WRONG_KIND: "{dir} holds a {found} model but the ranker {expected} was asked for",
+        ModelProblem.UNKNOWN_KIND: "{dir}: unknown model kind {found}",
+    }
+
+    def __init__(
+        self,
+        model_dir: Path,
+        problem: ModelProblem,
+        *,
+        kind: ModelKind | None = None,
+        file: Path | str | None = None,
+        role: str | None = None,
+        found: str | None = None,
+        expected: str | None = None,
+        detail: str = "",
+    ) -> None:
+        self.model_dir, self.problem, self.kind = Path(model_dir), problem, kind
+        self.file, self.role, self.found, self.expected, self.detail = file, role, found, expected, detail
+        super().__init__(
+            self._SENTENCES[problem].format(
+                dir=model_dir, file=file, role=role, found=found, expected=expected, detail=detail
+            )
+        )

@@ -1,4 +1,4 @@
-"""Is a model directory intact and runnable? No PyTorch and no checkpoint: ``stickerpick verify DIR``.
+"""Is a model directory intact and runnable? No PyTorch and no checkpoint (the CLI's ``verify DIR``).
 
 Checks every file against the SHA-256 its manifest records, then runs each tower once on fixed inputs (two
 dialogues; for models with an image tower two drawn stickers, and the matching head on them) and checks the
@@ -87,7 +87,7 @@ def _run(name: str, fn: Callable[[], str | None]) -> TowerCheck:
 def check_model_dir(model_dir: Path) -> ModelCheck:
     """Hashes, then one smoke run per tower. Raises ``ModelMissing`` when there is no readable manifest."""
     model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir, "stickerpick export")
+    manifest = read_manifest(model_dir)
     report = ModelCheck(str(model_dir), str(manifest.get("kind")), str(manifest.get("version")))
     hashes: dict[str, str] = manifest.get("sha256", {})
     for name in sorted(set(manifest.get("files", {}).values()) | set(hashes)):

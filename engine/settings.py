@@ -84,7 +84,7 @@ class Settings(BaseSettings):
             raise SettingsError(f'{name}: expected JSON, e.g. [1, 2] or ["a", "b"]{why}') from None
 
     # Where the database file (SQLite default), the sticker media store and built artefacts live.
-    # Default: var/ in a checkout, else $XDG_DATA_HOME/stickerpick (~/.local/share/stickerpick).
+    # Default: var/ in a checkout, else $XDG_DATA_HOME/stickerpick/ (~/.local/share/stickerpick/).
     home: Path = Field(default_factory=_default_home)
     # DATABASE_URL (no prefix) wins; default: SQLite file in `home`.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
@@ -104,9 +104,9 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=1)
     max_message_chars: int = Field(default=4096, ge=1)
 
-    # Packs every new chat starts with (the bundled default pack is imported by `stickerpick setup`).
+    # Packs every new chat starts with (the bundled default pack is imported by the CLI's `setup`).
     default_packs: list[str] = Field(default_factory=lambda: ["noto-emoji"])
-    # Where `stickerpick setup` finds npm-installed emoji artwork and writes the default pack.
+    # Where the CLI's `setup` finds npm-installed emoji artwork and writes the default pack.
     vendor_dir: Path = Field(default=REPO_ROOT / "vendor" / "node_modules")
 
     # Suggestions.
@@ -181,7 +181,7 @@ class Settings(BaseSettings):
 
     def serving_model_dir(self) -> Path:
         """The model the bots serve: an explicit STICKERPICK_MODEL_DIR, else the model promoted in the registry
-        (`stickerpick model promote`), else the shipped default PBR model when present, else the text
+        (the CLI's `model promote`), else the shipped default PBR model when present, else the text
         baseline."""
         if self.model_dir is not None:
             return self.model_dir

@@ -103,13 +103,14 @@ def explain(exc: BaseException, settings: Settings | None) -> str:
 
     from sqlalchemy.exc import DBAPIError
 
+    from bot.operator_texts import startup_error
     from bot.redaction import describe
-    from engine.ranking import ModelMissing
+    from engine.errors import ModelMissing, SchemaOutOfDate
 
     home = str(settings.home) if settings is not None else "STICKERPICK_HOME"
     media = str(settings.media_dir) if settings is not None else "the media store"
-    if isinstance(exc, ModelMissing):
-        return str(exc)
+    if isinstance(exc, ModelMissing | SchemaOutOfDate):
+        return startup_error(exc)
     if isinstance(exc, DBAPIError):
         reason = str(exc.orig).strip().splitlines()[0][:200] if exc.orig is not None else type(exc).__name__
         low = reason.lower()

@@ -84,14 +84,14 @@ def progress_bar(description: str) -> tuple[Progress, Callable[[int, int], None]
 async def start_service(settings: Settings) -> StickerService:
     """The engine's service; an out-of-date schema or a missing model is one line (what to run), not a
     traceback."""
-    from engine.db import SchemaOutOfDate
-    from engine.ranking import ModelMissing
+    from bot.operator_texts import startup_error
+    from engine.errors import ModelMissing, SchemaOutOfDate
     from engine.service import open_service
 
     try:
         return await open_service(settings)
     except (SchemaOutOfDate, ModelMissing) as exc:
-        fail(str(exc))
+        fail(startup_error(exc))
 
 
 def chat_name(value: str | None) -> str | None:

@@ -72,13 +72,14 @@ def verify_cmd(
     against PyTorch (cosine ≥ 0.999 for fp32; int8 drift reported)."""
     import json
 
+    from bot.operator_texts import model_missing
     from engine.model_check import check_model_dir
     from engine.ranking import ModelMissing
 
     try:
         check = check_model_dir(model_dir)
-    except ModelMissing as exc:
-        fail(str(exc))
+    except ModelMissing as exc:  # a directory to verify is the exporter's output
+        fail(model_missing(exc, build="stickerpick export"))
     _print_check(model_dir, check)
     if checkpoint is None:
         name = json.loads((model_dir / "manifest.json").read_text()).get("checkpoint", "")
@@ -213,13 +214,14 @@ def _scorer(model: str | None, settings: Settings, dataset: Any) -> Any:
         from training.pbr_scorer import CheckpointScorer
 
         return CheckpointScorer.load(Path(model))
+    from bot.operator_texts import model_missing
     from engine.ranking import ModelMissing, load_ranker
 
     model_dir = Path(model) if model else settings.serving_model_dir()
     try:
         return EngineScorer(load_ranker("auto", model_dir, max_turns=settings.history_turns))
     except ModelMissing as exc:
-        fail(str(exc))
+        fail(model_missing(exc))
 
 
 # ---------------------------------------------------------------------------------------------- training

@@ -36,6 +36,19 @@ def chat_ref(spec: str) -> ChatRef:
     fail(f"--chat {spec}: expected {CHAT_HELP}")
 
 
+def resume_hint(pack: PackInfo) -> str | None:
+    """For a pack whose import is unfinished: how to finish it (None for a ready pack). A local pack: the
+    `packs add` that imported it, run again; a platform's set: added again from its bot."""
+    if not pack.unfinished:
+        return None
+    if pack.platform == "local":
+        import shlex
+
+        src = shlex.quote(pack.source) if pack.source else "PATH"
+        return f"run `stickerpick packs add {src} --name {pack.name}` again to finish it"
+    return "add the set again to finish it"
+
+
 @packs_app.command("add")
 def packs_add(
     path: Annotated[Path, typer.Argument(help="A folder or .zip of images (png, webp, jpg, gif, tgs, webm)")],
@@ -99,13 +112,14 @@ def packs_list(
     packs = asyncio.run(go())
     table = Table("name", "title", "platform", "stickers", "status")
     for p in packs:
-        status = p.status if p.resume_hint is None else f"{p.status} (not served)"
+        status = f"{p.status} (not served)" if p.unfinished else p.status
         table.add_row(escape(p.name), escape(p.title or ""), p.platform, str(p.stickers), status)
     console.print(table if packs else "no packs yet: `stickerpick packs add PATH`")
     for p in packs:  # an import still running, or interrupted (killed): running it again resumes it
-        if p.resume_hint is not None:  # below the table: a command is never broken in two
+        hint = resume_hint(p)
+        if hint is not None:  # below the table: a command is never broken in two
             console.print(
-                f"[yellow]{escape(p.name)}[/yellow] is {p.status} (interrupted?): {escape(p.resume_hint)}",
+                f"[yellow]{escape(p.name)}[/yellow] is {p.status} (interrupted?): {escape(hint)}",
                 soft_wrap=True,
                 highlight=False,
             )

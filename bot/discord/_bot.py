@@ -208,8 +208,8 @@ def redact_token(token: str) -> None:
 
 
 async def serve(settings: DiscordSettings) -> None:
-    from engine.db import SchemaOutOfDate
-    from engine.ranking import ModelMissing
+    from bot.operator_texts import startup_error
+    from engine.errors import ModelMissing, SchemaOutOfDate
     from engine.service import open_service
 
     if settings.discord_token is None:
@@ -217,7 +217,7 @@ async def serve(settings: DiscordSettings) -> None:
     try:
         service = await open_service(settings)
     except (SchemaOutOfDate, ModelMissing) as exc:
-        raise SystemExit(str(exc)) from None
+        raise SystemExit(startup_error(exc)) from None
     token = settings.discord_token.get_secret_value()
     redact_token(token)
     bot = build_bot(settings, service)

@@ -283,7 +283,10 @@ async def import_upload(
                 )
             (source / "pack.json").write_text(json.dumps({"name": internal, "stickers": entries}))
         try:
-            report = await service.import_pack(source, name=internal, title=display, platform=PLATFORM)
+            label = files[0].filename if is_zip else display  # errors name the upload, not the temporary copy
+            report = await service.import_pack(
+                source, name=internal, title=display, platform=PLATFORM, label=label
+            )
         except NothingToImport as exc:  # worded with the name members gave the pack
             raise Refusal(texts.nothing_to_import(display, exc.skipped)) from None
     await service.enable_pack(guild_chat(guild), internal, by=user_ref(by))

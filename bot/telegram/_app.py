@@ -223,8 +223,8 @@ def serve(app: Application, settings: TelegramSettings) -> None:
 
 def run(settings: TelegramSettings) -> None:
     """`stickerpick telegram`: open the service, build the bot, serve until SIGINT/SIGTERM."""
-    from engine.db import SchemaOutOfDate
-    from engine.ranking import ModelMissing
+    from bot.operator_texts import startup_error
+    from engine.errors import ModelMissing, SchemaOutOfDate
     from engine.service import open_service
 
     if settings.telegram_token is None:
@@ -236,7 +236,7 @@ def run(settings: TelegramSettings) -> None:
         try:
             service = loop.run_until_complete(open_service(settings))
         except (SchemaOutOfDate, ModelMissing) as exc:
-            raise SystemExit(str(exc)) from None
+            raise SystemExit(startup_error(exc)) from None
         try:
             app = build_application(settings, service)
             mode = "webhook" if settings.telegram_webhook_url else "polling"

@@ -10,11 +10,9 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import CursorResult, Result, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from engine.errors import SchemaOutOfDate as SchemaOutOfDate  # with the other typed errors; re-exported
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-
-
-class SchemaOutOfDate(RuntimeError):
-    """The database is not at the newest Alembic revision."""
 
 
 def is_sqlite(url: str) -> bool:
@@ -27,15 +25,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
-    # issue 14: deleted rows (/forget, /logging off, retention) are overwritten with zeros, not left in free
-    # pages; together with a checkpoint (`checkpoint_truncate`) no copy of them stays on disk
+    # Deleted rows (/forget, /logging off, retention) are overwritten with zeros, not left in free pages, so
+    # a user's deleted messages cannot be read back from the file; with a checkpoint (`checkpoint_truncate`)
+    # no copy of them stays on disk
     cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
 # Loggers that write SQL statements with their parameters (and result rows) at INFO/DEBUG: message text.
-# Issue 14: no log line at any level carries message text, so they never log below WARNING, whatever the
-# root level; an operator who really wants them sets their level explicitly (a level other than NOTSET).
+# Logs are kept and shipped with less care than the database, so no log line at any level carries message
+# text: these never log below WARNING, whatever the root level; an operator who really wants them sets
+# their level explicitly (a level other than NOTSET).
 STATEMENT_LOGGERS = ("sqlalchemy.engine", "sqlalchemy.pool", "sqlalchemy.orm", "aiosqlite", "asyncpg")
 
 
@@ -100,15 +100,12 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 
 async def check_schema(engine: AsyncEngine) -> None:
-    """Refuse to run on a database that is missing or behind: tell the user which command fixes it."""
+    """Refuse to run on a database that is missing or behind (:class:`SchemaOutOfDate` carries both
+    revisions; the caller says how to upgrade it)."""
     current = await current_revision(engine)
     head = head_revision()
     if current != head:
-        state = "has no schema yet" if current is None else f"is at revision {current}"
-        raise SchemaOutOfDate(
-            f"The database {engine.url.render_as_string(hide_password=True)} {state}; this version of "
-            f"stickerpick needs revision {head}. Run `stickerpick db upgrade` first."
-        )
+        raise SchemaOutOfDate(engine.url.render_as_string(hide_password=True), current, head)
 
 
 def rowcount(result: Result[Any]) -> int:

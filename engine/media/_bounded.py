@@ -83,9 +83,10 @@ def decode_sticker_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -
     return run_bounded(_decode_still, (bytes(data), limits), limits.timeout_s)
 
 
-# Issue 14: what comes back into the caller's process (which has no memory cap) is bounded by area. A still
-# larger than this box on either side is scaled down in the worker (aspect kept): a 31 KB PNG of 1×16,000,000
-# pixels was a 64 MB still, and its copies took 1.2 GB in the main process. Stickers are at most 512 px.
+# What comes back into the caller's process (which has no memory cap) is bounded by area, so a hostile image
+# cannot exhaust the bot's memory. A still larger than this box on either side is scaled down in the worker
+# (aspect kept): a 31 KB PNG of 1×16,000,000 pixels was a 64 MB still, and its copies took 1.2 GB in the main
+# process. Stickers are at most 512 px.
 MAX_STILL_SIDE = 1024
 
 

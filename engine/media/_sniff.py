@@ -15,8 +15,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 # JPEG start-of-frame markers (C4 = DHT, C8 = JPG extension and CC = DAC are not frames).
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _TGS_PEEK = 256  # bytes of gunzipped output looked at to tell Lottie JSON from any other gzip
-# Sniffing runs in the caller's process, outside the decode timeout (issue 14): it looks at most at this many
-# PNG chunks for an acTL (real files have a handful before IDAT; 8 MB of empty chunks were 700,000).
+# Sniffing runs in the caller's process, outside the decode timeout, so a hostile file must not make it slow:
+# it looks at most at this many PNG chunks for an acTL (real files have a handful before IDAT; 8 MB of empty
+# chunks were 700,000).
 SNIFF_PNG_CHUNKS = 64
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.errors import ModelKind, ModelProblem
 from engine.ranking._base import ModelMissing, Ranker, StickerInput, l2_normalise, top_k
 from engine.ranking._onnx import OnnxTextEncoder, read_manifest, sha256_file
 from engine.ranking._pbr import PBRRanker
@@ -12,20 +13,25 @@ from engine.ranking._text_baseline import TextBaselineRanker
 
 def load_ranker(kind: str, model_dir: Path, max_turns: int = 8, threads: int = 0) -> Ranker:
     """``kind`` is "text-baseline" or "auto" (the manifest says which model the directory holds)."""
-    # issue 14: every file is checked against the manifest's hashes (cached by size and mtime)
-    manifest = read_manifest(Path(model_dir), "stickerpick setup", verify_hashes=True)
+    # every file is checked against the manifest's hashes (cached by size and mtime): a damaged or swapped
+    # file is refused by name rather than served
+    manifest = read_manifest(Path(model_dir), verify_hashes=True)
     model_kind = manifest.get("kind")
     if kind not in ("auto", model_kind):
-        raise ModelMissing(f"{model_dir} holds a {model_kind!r} model but the ranker {kind!r} was asked for")
+        raise ModelMissing(
+            Path(model_dir), ModelProblem.WRONG_KIND, found=repr(model_kind), expected=repr(kind)
+        )
     if model_kind == "text-baseline":
         return TextBaselineRanker(Path(model_dir), max_turns=max_turns, threads=threads)
     if model_kind == "pbr":
         return PBRRanker(Path(model_dir), max_turns=max_turns, threads=threads)
-    raise ModelMissing(f"{model_dir}: unknown model kind {model_kind!r}")
+    raise ModelMissing(Path(model_dir), ModelProblem.UNKNOWN_KIND, found=repr(model_kind))
 
 
 __all__ = [
+    "ModelKind",
     "ModelMissing",
+    "ModelProblem",
     "OnnxTextEncoder",
     "PBRRanker",
     "Ranker",

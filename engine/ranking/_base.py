@@ -9,6 +9,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from engine.errors import ModelMissing as ModelMissing  # defined with the other typed errors; re-exported
+
 
 @dataclass(frozen=True)
 class StickerInput:
@@ -18,10 +20,6 @@ class StickerInput:
     emoji: str | None = None
     tags: Sequence[str] = field(default_factory=tuple)
     caption: str | None = None
-
-
-class ModelMissing(RuntimeError):
-    """A model directory is absent or incomplete; the message names the command that builds it."""
 
 
 @runtime_checkable

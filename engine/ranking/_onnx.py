@@ -8,16 +8,19 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import ModelKind, ModelMissing, ModelProblem
 from engine.fsutil import sha256_file
 from engine.preprocess import TextTokenizer
-from engine.ranking._base import ModelMissing, l2_normalise
+from engine.ranking._base import l2_normalise
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
-# Issue 14: (resolved path, size, mtime in ns) → SHA-256 of files already checked in this process, so a model
-# re-loaded (registry swaps, several services) is hashed once; a changed file has a new size or mtime.
+# Every model file is checked against its manifest's SHA-256 before it is loaded, so a damaged or swapped file
+# is refused with its name instead of serving wrong vectors. (resolved path, size, mtime in ns) → SHA-256 of
+# files already checked in this process, so a model re-loaded (registry swaps, several services) is hashed
+# once; a changed file has a new size or mtime.
 _VERIFIED: dict[tuple[str, int, int], str] = {}
 
 
@@ -30,30 +33,38 @@ def verified_sha256(path: Path) -> str:
     return digest
 
 
-def read_manifest(model_dir: Path, build_hint: str, verify_hashes: bool = False) -> dict[str, Any]:
-    """Load and check ``manifest.json``; every failure names the command that builds the directory."""
-    path = Path(model_dir) / MANIFEST
+def read_manifest(
+    model_dir: Path, kind: ModelKind | None = None, verify_hashes: bool = False
+) -> dict[str, Any]:
+    """Load and check ``manifest.json``. Every failure is a :class:`ModelMissing` that says which model the
+    directory should hold (``kind``; None: whichever is served from it), so the caller can name the command
+    that builds it."""
+    model_dir = Path(model_dir)
+    path = model_dir / MANIFEST
     if not path.is_file():
-        raise ModelMissing(f"No model at {model_dir} (missing {MANIFEST}). Build it with: {build_hint}")
+        raise ModelMissing(model_dir, ModelProblem.NO_MANIFEST, kind=kind, file=MANIFEST)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ModelMissing(f"Unreadable {path}: {exc}. Rebuild it with: {build_hint}") from exc
+        raise ModelMissing(
+            model_dir, ModelProblem.UNREADABLE_MANIFEST, kind=kind, file=path, detail=str(exc)
+        ) from exc
     if manifest.get("format") != FORMAT_VERSION:
         raise ModelMissing(
-            f"{path} has format {manifest.get('format')!r}; this engine reads format {FORMAT_VERSION}. "
-            f"Rebuild it with: {build_hint}"
+            model_dir,
+            ModelProblem.WRONG_FORMAT,
+            kind=kind,
+            file=path,
+            found=repr(manifest.get("format")),
+            expected=str(FORMAT_VERSION),
         )
     for role, name in manifest.get("files", {}).items():
-        f = Path(model_dir) / name
+        f = model_dir / name
         if not f.is_file():
-            raise ModelMissing(f"{model_dir} lacks its {role} file {name}. Rebuild it with: {build_hint}")
+            raise ModelMissing(model_dir, ModelProblem.MISSING_FILE, kind=kind, file=name, role=role)
         expected = (manifest.get("sha256") or {}).get(name) if verify_hashes else None
         if expected is not None and verified_sha256(f) != expected:
-            raise ModelMissing(
-                f"{f} does not match the SHA-256 in {path.name}: the file was changed or damaged. Restore the "
-                f"model directory, or rebuild it with: {build_hint}"
-            )
+            raise ModelMissing(model_dir, ModelProblem.CHANGED_FILE, kind=kind, file=f)
     return manifest
 
 
@@ -71,11 +82,9 @@ def make_session(path: Path, threads: int = 0) -> Any:
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # issue 14: a garbage or truncated file is a clear "which file" error
+    except Exception as exc:  # a garbage or truncated file: say which file, not onnxruntime's traceback
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelMissing(
-            f"{path} is not a model onnxruntime can load ({reason}); restore or rebuild it"
-        ) from None
+        raise ModelMissing(path.parent, ModelProblem.UNLOADABLE_FILE, file=path, detail=reason) from None
 
 
 class OnnxTextEncoder:
@@ -89,7 +98,13 @@ class OnnxTextEncoder:
         self._inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if output not in outputs:
-            raise ModelMissing(f"{model_path} has outputs {outputs}, expected {output!r}")
+            raise ModelMissing(
+                model_path.parent,
+                ModelProblem.WRONG_OUTPUTS,
+                file=model_path,
+                found=str(outputs),
+                expected=repr(output),
+            )
         self._output = output
 
     def encode(

@@ -1,6 +1,6 @@
 """The PBR model served through onnxruntime: dialogue tower, image tower, sticker-text fusion, re-ranking.
 
-Reads a model directory written by ``stickerpick export`` (see export/pbr.py for its layout). The numpy parts
+Reads a model directory written by the exporter (export/pbr.py describes its layout). The numpy parts
 (projection after pooling, the sticker-text gate) are the exact operations of training/model/_pbr.py.
 """
 
@@ -13,13 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import ModelKind
 from engine.preprocess import ImageSpec, dialogue_to_text, images_to_batch, sticker_text
 from engine.ranking._base import StickerInput, l2_normalise
 from engine.ranking._onnx import OnnxTextEncoder, make_session, read_manifest
-
-BUILD_HINT = (
-    "stickerpick export CHECKPOINT OUT_DIR  (models/default: see docs/RESULTS.md for the training command)"
-)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -34,7 +31,7 @@ class PBRRanker:
         self, model_dir: Path, max_turns: int = 8, threads: int = 0, sticker_text_on: bool | None = None
     ):
         self.model_dir = Path(model_dir)
-        manifest = read_manifest(self.model_dir, BUILD_HINT)
+        manifest = read_manifest(self.model_dir, ModelKind.PBR)
         if manifest.get("kind") != "pbr":
             raise ValueError(f"{model_dir} holds a {manifest.get('kind')!r} model, not a PBR model")
         self.manifest = manifest

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import ModelKind
 from engine.preprocess import dialogue_to_text, sticker_text
 from engine.ranking._base import StickerInput
 from engine.ranking._onnx import OnnxTextEncoder, read_manifest
-
-BUILD_HINT = "stickerpick setup  (or: stickerpick export baseline)"
 
 
 class TextBaselineRanker:
@@ -23,7 +22,7 @@ class TextBaselineRanker:
 
     def __init__(self, model_dir: Path, max_turns: int = 8, threads: int = 0) -> None:
         self.model_dir = Path(model_dir)
-        manifest = read_manifest(self.model_dir, BUILD_HINT)
+        manifest = read_manifest(self.model_dir, ModelKind.BASELINE)
         if manifest.get("kind") != "text-baseline":
             raise ValueError(f"{model_dir} holds a {manifest.get('kind')!r} model, not a text baseline")
         self.manifest = manifest

@@ -128,7 +128,7 @@ class StickerService:
         default_packs: Sequence[str] = (),
         model_dir: Path | None = None,
     ) -> StickerService:
-        """Connect and refuse to run on an out-of-date schema (the error says to run `stickerpick db upgrade`)."""
+        """Connect and refuse to run on an out-of-date schema (``SchemaOutOfDate``: the caller says to upgrade)."""
         db_engine = create_engine(settings.db_url)
         try:
             await check_schema(db_engine)
@@ -150,8 +150,8 @@ class StickerService:
             self.embeddings.keep_only(ranker.version)  # the old model's vectors stay in the database only
 
     async def check_model(self) -> bool:
-        """Serve the model the settings now name (the registry's ``current`` pointer after
-        `stickerpick model promote|rollback`) if it is not the one loaded; True when it swapped. Stickers are
+        """Serve the model the settings now name (the registry's ``current`` pointer after the CLI's
+        `model promote` or `model rollback`) if it is not the one loaded; True when it swapped. Stickers are
         re-embedded lazily: embeddings are keyed by model version."""
         return await self._model_watch.check()
 
@@ -185,9 +185,11 @@ class StickerService:
         title: str | None = None,
         platform: str = "local",
         progress: Callable[[int, int], None] | None = None,
+        label: str | None = None,
     ) -> ImportReport:
-        """Import a pack into the library (no chat); embeddings are computed now, once."""
-        return await self._packs.import_pack(source, name, title, platform, progress)
+        """Import a pack into the library (no chat); embeddings are computed now, once. ``label``: how its
+        errors name the source (default: the path as given)."""
+        return await self._packs.import_pack(source, name, title, platform, progress, label)
 
     async def import_platform_pack(
         self,
@@ -209,8 +211,9 @@ class StickerService:
         title: str | None = None,
         by: UserRef | None = None,
         progress: Callable[[int, int], None] | None = None,
+        label: str | None = None,
     ) -> ImportReport:
-        return await self._packs.add_pack(chat, source, name, title, by, progress)
+        return await self._packs.add_pack(chat, source, name, title, by, progress, label)
 
     async def has_pack(self, name: str, platform: str | None = None) -> bool:
         return await self._packs.has_pack(name, platform)
@@ -280,7 +283,7 @@ class StickerService:
     async def logged_samples(
         self, since: datetime | None = None, chats: Sequence[str] = ()
     ) -> list[logged.LoggedSample]:
-        """What `stickerpick data export` may write (chats with logging on, oldest first)."""
+        """What the CLI's `data export` may write (chats with logging on, oldest first)."""
         return await self._feedback.logged_samples(since, chats)
 
     async def sticker_rows(self, ids: Sequence[int]) -> dict[int, tuple[int, str | None, str]]:

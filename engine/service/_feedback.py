@@ -134,7 +134,7 @@ class FeedbackLog:
     async def logged_samples(
         self, since: datetime | None = None, chats: Sequence[str] = ()
     ) -> list[logged.LoggedSample]:
-        """What `stickerpick data export` may write (chats with logging on, oldest first)."""
+        """What the CLI's `data export` may write (chats with logging on, oldest first)."""
         async with self.sessions() as session:
             return await logged.logged_samples(session, since, chats)
 

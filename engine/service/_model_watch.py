@@ -1,5 +1,5 @@
-"""Serving the model the registry points at: after `stickerpick model promote|rollback` a running bot
-swaps to it by itself, checking the pointer at most every ``model_check_s``."""
+"""Serving the model the registry points at: after the CLI's `model promote` or `model rollback` a running
+bot swaps to it by itself, checking the pointer at most every ``model_check_s``."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ class ModelWatch:
         self._task: asyncio.Task[bool] | None = None
 
     async def check(self) -> bool:
-        """Serve the model the settings now name (the registry's ``current`` pointer after
-        `stickerpick model promote|rollback`) if it is not the one loaded; True when it swapped. Stickers are
+        """Serve the model the settings now name (the registry's ``current`` pointer after the CLI's
+        `model promote` or `model rollback`) if it is not the one loaded; True when it swapped. Stickers are
         re-embedded lazily: embeddings are keyed by model version."""
         from engine.ranking import load_ranker
 

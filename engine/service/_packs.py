@@ -81,10 +81,12 @@ class Packs:
         title: str | None = None,
         platform: str = "local",
         progress: Callable[[int, int], None] | None = None,
+        label: str | None = None,
     ) -> ImportReport:
-        """Import a pack into the library (no chat); embeddings are computed now, once."""
+        """Import a pack into the library (no chat); embeddings are computed now, once. ``label``: how its
+        errors name the source (default: the path as given; pass what the user called a temporary copy)."""
         return await self._import_and_embed(
-            import_pack, source, name=name, title=title, platform=platform, progress=progress
+            import_pack, source, name=name, title=title, platform=platform, progress=progress, label=label
         )
 
     async def import_platform_pack(
@@ -185,8 +187,9 @@ class Packs:
         title: str | None = None,
         by: UserRef | None = None,
         progress: Callable[[int, int], None] | None = None,
+        label: str | None = None,
     ) -> ImportReport:
-        report = await self.import_pack(source, name=name, title=title, progress=progress)
+        report = await self.import_pack(source, name=name, title=title, progress=progress, label=label)
         await self.enable_pack(chat, report.pack_name, by=by)
         return report
 

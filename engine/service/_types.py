@@ -82,18 +82,12 @@ class PackInfo:
     platform: str
     stickers: int
     enabled: bool
-    # "ready", or "importing": an import still running or interrupted (run it again to resume)
+    # "ready", or "importing": an import still running or interrupted (running it again resumes it)
     status: str = "ready"
     source: str | None = None  # the folder/zip (local packs) or the platform's set it was imported from
 
     @property
-    def resume_hint(self) -> str | None:
-        """For a pack that is not ready: how to finish its import (None for a ready pack)."""
-        if self.status == "ready":
-            return None
-        if self.platform == "local":
-            import shlex
-
-            src = shlex.quote(self.source) if self.source else "PATH"
-            return f"run `stickerpick packs add {src} --name {self.name}` again to finish it"
-        return "add the set again to finish it"
+    def unfinished(self) -> bool:
+        """Its import is still running or was interrupted: the pack is not served until an import of the same
+        ``source`` (under the same ``name``) finishes it. The adapters word how to run that again."""
+        return self.status != "ready"

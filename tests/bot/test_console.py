@@ -54,3 +54,63 @@ async def test_speakers_are_named_in_any_script(service, tmp_path):
         "  मीरा: नमस्ते",
         "  मीरा: 12: not a name",  # a line that starts with digits is the last speaker's text
     ]
+
+
+def _every_pack_error() -> list:
+    from engine import errors as e
+
+    skipped = [e.Skipped("a.png", e.SkipReason(e.SkipKind.DAMAGED, "truncated"))]
+    return [
+        e.UnknownPack("cats"),
+        e.PackNotEnabled("cats"),
+        e.PackBusy("cats"),
+        e.EmbeddingFailed("v1", "RuntimeError"),
+        e.BadPackName("no way"),
+        e.PackSourceMissing("cats.zip"),
+        e.NotAPackSource("cats.txt"),
+        e.TooManyStickers(300, 200),
+        e.TooManyImages("cats.zip", 300, 200),
+        e.UnreadableMetadata("pack.json", e.MetadataProblem.TOO_LARGE, limit=1000),
+        e.InvalidPackJson(e.PackJsonProblem.SCHEMA, "stickers.0.file", "is required", more=2),
+        e.NothingToImport("cats", skipped),
+    ]
+
+
+def test_the_console_words_every_refusal_and_skip_reason_itself():
+    from bot import console
+    from engine import errors as e
+
+    samples = _every_pack_error()
+    defined = {
+        c
+        for c in vars(e).values()
+        if isinstance(c, type) and issubclass(c, e.PackError) and c is not e.PackError
+    }
+    assert defined == {type(x) for x in samples}  # a new refusal gets its sample here and its words there
+    fallback = console.import_refusal(e.PackError("x"))
+    lines = {type(x).__name__: console.pack_refusal(x) for x in samples}
+    assert fallback not in lines.values() and len(set(lines.values())) == len(samples)
+    assert lines["TooManyImages"] == "cats.zip holds 300 images; a pack may have at most 200."
+    assert lines["InvalidPackJson"] == "pack.json: stickers.0.file: is required (and 2 more)"
+    assert lines["NothingToImport"] == "Nothing to import into cats: a.png: damaged (truncated)."
+    assert "/addpack" in lines["PackBusy"]  # the console's own command, not the engine's words
+    assert set(console.SKIP_REASONS) == set(e.SkipKind)
+    assert set(console.METADATA_PROBLEMS) == set(e.MetadataProblem)
+    assert set(console.PACK_JSON_PROBLEMS) == set(e.PackJsonProblem)
+    budget = e.SkipReason(e.SkipKind.BYTE_BUDGET, limit=5e6)
+    assert (
+        console.skip_reason(budget)
+        == "the import read its limit of 5000000 bytes; /addpack it again to continue"
+    )
+
+
+async def test_addpack_answers_in_the_consoles_words(service, tmp_path):
+    chat = ConsoleChat(service, chat_name="words", out_dir=tmp_path / "out")
+    assert await chat.handle(f"/addpack {tmp_path / 'missing'} cats") == [
+        f"{tmp_path / 'missing'} does not exist."
+    ]
+    folder = make_pack(tmp_path / "food")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    out = await chat.handle(f"/addpack {folder}")
+    assert out[0].startswith("Added pack food: 5 new")
+    assert out[1:] == ["  skipped broken.png: damaged (the PNG header is truncated or malformed)"]

@@ -213,7 +213,7 @@ async def test_killed_during_pack_indexing_reports_and_resumes(migrated, tmp_pat
         assert info.name == "big" and info.status == "importing"
         assert 64 <= info.stickers < total  # the committed batches survived, the rest did not happen
         kept = info.stickers
-        assert info.resume_hint is not None and "--name big" in info.resume_hint
+        assert info.unfinished and info.source == str(tmp_path / "big")
         listed = _packs_list(migrated, tmp_path)  # the user is told, with the command that finishes it
         assert "importing" in listed and f"stickerpick packs add {tmp_path / 'big'} --name big" in listed
         # an interrupted pack is never served
@@ -258,7 +258,7 @@ async def test_killed_between_import_and_embedding_serves_after_restart(migrated
     try:
         [info] = await service.list_packs()
         assert (info.status, info.stickers) == ("importing", 10)  # the stickers were committed, not served
-        assert info.resume_hint is not None
+        assert info.unfinished
         async with service.sessions() as session:
             embedded = (
                 await session.execute(select(func.count()).select_from(StickerEmbedding))

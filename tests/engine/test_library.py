@@ -196,6 +196,15 @@ def test_refusals_name_the_source_by_the_label_the_caller_gives(tmp_path):
     assert str(tmp_path) not in str(many.value)
 
 
+async def test_the_service_forwards_the_callers_label_for_the_source(service, tmp_path):
+    with pytest.raises(PackSourceMissing) as missing:
+        await service.import_pack(tmp_path / "tmp789" / "upload.zip", label="cats.zip")
+    assert missing.value.source == "cats.zip"
+    with pytest.raises(PackSourceMissing) as missing:
+        await service.add_pack(ChatRef("console", "label"), tmp_path / "tmp789", label="my pack")
+    assert missing.value.source == "my pack"
+
+
 def test_emoji_from_filename():
     assert emoji_from_filename("1f602") == "😂"
     assert emoji_from_filename("2764-fe0f") == "❤️"
@@ -264,7 +273,7 @@ async def test_an_interrupted_import_keeps_its_batches_unserved_and_resumes(serv
         await service.add_pack(CHAT, folder, name="big")
     [info] = await service.list_packs()
     assert (info.status, info.stickers) == ("importing", 8)  # two batches of 4 committed, the next 2 lost
-    assert info.resume_hint == f"run `stickerpick packs add {folder} --name big` again to finish it"
+    assert info.unfinished and (info.platform, info.source) == ("local", str(folder))  # what resumes it
     assert await _counts(service) == (1, 8, 0)
     await service.enable_pack(CHAT, "big")
     await service.record(CHAT, None, "smile")
@@ -275,7 +284,7 @@ async def test_an_interrupted_import_keeps_its_batches_unserved_and_resumes(serv
     assert (report.added, report.unchanged, report.skipped) == (3, 8, [])
     assert decoded == ["s008-🙂.png", "s009-🙂.png", "s010-🙂.png"]  # only the rest is decoded again
     [info] = await service.list_packs()
-    assert (info.status, info.stickers, info.resume_hint) == ("ready", 11, None)
+    assert (info.status, info.stickers, info.unfinished) == ("ready", 11, False)
     assert await _counts(service) == (1, 11, 11)
     async with service.sessions() as session:
         positions = list(
@@ -331,7 +340,7 @@ async def test_an_interrupted_platform_import_fetches_only_the_rest(service, mon
         await service.import_platform_pack("telegram", "pizza", stickers, title="Pizza")
     [info] = await service.list_packs()
     assert (info.status, info.stickers, info.platform) == ("importing", 6, "telegram")
-    assert info.resume_hint == "add the set again to finish it"
+    assert info.unfinished
     fetched.clear()
     crash_after[0] = 100
     report = await service.import_platform_pack("telegram", "pizza", stickers, title="Pizza")
@@ -356,7 +365,7 @@ async def test_a_failure_before_embedding_leaves_the_pack_unserved_until_importe
             await service.import_pack(folder, name="p")
     assert await _counts(service) == (1, 4, 0)
     [info] = await service.list_packs()
-    assert info.status == "importing" and info.resume_hint is not None
+    assert info.status == "importing" and info.unfinished
     report = await service.import_pack(folder, name="p")
     assert (report.added, report.unchanged) == (0, 4)
     [info] = await service.list_packs()
