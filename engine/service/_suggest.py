@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from cachetools import LRUCache
-from sqlalchemy import ColumnElement, Connection, Select, select, true, update
+from sqlalchemy import Connection, bindparam, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine import metrics
@@ -55,6 +55,7 @@ class Suggester:
             TOKEN_CACHE_CHATS * max(1, settings.history_turns)
         )
         self.db = suggestions.db  # the request's reads, one hop each (engine.db.OneShot)
+        self._reader = ChatReader(history)
 
     async def suggest(
         self,
@@ -108,7 +109,7 @@ class Suggester:
         ranker = self._ranker()
         requested_by = await self.identities.user_id(user)
         given = text is not None and bool(self.history.normalise(text))
-        c, pack_chat, rows = await self._read(chat, packs_from, 0 if given else self.history.policy.max_turns)
+        c, pack_chat, rows = await self._read(chat, packs_from, history=not given)
         now = time.time()
         cooling = cooldown and self.settings.sticker_cooldown_s > 0
         wait = self._cooldown_wait(c, now) if cooling else 0.0
@@ -151,17 +152,17 @@ class Suggester:
         )
 
     async def _read(
-        self, chat: ChatRef, packs_from: ChatRef | None, turns: int
+        self, chat: ChatRef, packs_from: ChatRef | None, history: bool
     ) -> tuple[ChatState, ChatState, list[Sequence[Any]]]:
-        """The chat's state, the state of the chat whose packs are ranked, and its newest ``turns`` messages
-        (newest first). A chat seen for the first time (or renamed) goes through :class:`Identities` first."""
-        found = await self.db.read(_read_chats, chat, packs_from, self.history.recent_query, turns)
+        """The chat's state, the state of the chat whose packs are ranked, and (``history``) its newest
+        messages, newest first. A chat seen for the first time (or renamed) goes through :class:`Identities` first."""
+        found = await self.db.read(self._reader, chat, packs_from, history)
         if found is None:
             async with self.sessions.begin() as session:  # first sight: create it (default packs), or rename
                 await self.identities.existing_chat(session, chat)
                 if packs_from is not None:
                     await self.identities.existing_chat(session, packs_from)
-            found = await self.db.read(_read_chats, chat, packs_from, self.history.recent_query, turns, False)
+            found = await self.db.read(self._reader, chat, packs_from, history, False)
             assert found is not None, "a chat just created is there"
         return found
 
@@ -215,15 +216,8 @@ class Suggester:
     def _claim_cooldown(self, chat_id: int, now: float, conn: Connection) -> bool:
         """Take this chat's /sticker slot: one conditional UPDATE, so of two workers answering the same chat
         at once exactly one wins (the row lock holds until the suggestion's transaction ends)."""
-        result = conn.execute(
-            update(Chat)
-            .where(
-                Chat.id == chat_id,
-                (Chat.last_sticker_at.is_(None))
-                | (Chat.last_sticker_at <= now - self.settings.sticker_cooldown_s),
-            )
-            .values(last_sticker_at=now)
-        )
+        free_before = now - self.settings.sticker_cooldown_s
+        result = conn.execute(_CLAIM, {"chat_id": chat_id, "free_before": free_before, "now": now})
         return bool(result.rowcount)
 
     async def _usage_prior(self, chat: ChatState, ids: np.ndarray) -> np.ndarray | None:
@@ -272,45 +266,61 @@ class ChatState:
 
 
 _STATE = (Chat.id, Chat.title, Chat.packs_version, Chat.logging_enabled, Chat.last_sticker_at)
+_BY_REF = (Chat.platform == bindparam("platform")) & (Chat.platform_chat_id == bindparam("chat"))
+_CHAT = select(*_STATE).where(_BY_REF)
 
 
-def _by_ref(ref: ChatRef) -> ColumnElement[bool]:
-    return (Chat.platform == ref.platform) & (Chat.platform_chat_id == str(ref.chat_id))
+class ChatReader:
+    """A chat's row and its newest messages in one statement. The statements are built once: building and
+    hashing a SELECT took most of the read's time, the query itself tens of microseconds."""
 
-
-def _read_chats(
-    conn: Connection,
-    chat: ChatRef,
-    packs_from: ChatRef | None,
-    recent_query: Callable[..., Select[Any, Any, Any, Any, Any]],
-    turns: int,
-    check_title: bool = True,
-) -> tuple[ChatState, ChatState, list[Sequence[Any]]] | None:
-    """One statement for the chat's row and its newest ``turns`` messages (a second for ``packs_from``'s
-    row); None when a row is missing, or ``check_title`` and the chat's title changed."""
-    if turns > 0:
-        chat_id = select(Chat.id).where(_by_ref(chat)).scalar_subquery()
-        recent = recent_query(chat_id, turns).subquery()
-        q = (
-            select(*_STATE, *[c for c in recent.c])
+    def __init__(self, history: History) -> None:
+        chat_id = select(Chat.id).where(_BY_REF).scalar_subquery()
+        recent = history.recent_query(chat_id).subquery()
+        self._with_history = (
+            select(*_STATE, *recent.c)
             .select_from(Chat)
             .outerjoin(recent, true())
-            .where(_by_ref(chat))
+            .where(_BY_REF)
             .order_by(recent.c.message_id.desc())
         )
-    else:
-        q = select(*_STATE).where(_by_ref(chat))
-    rows = conn.execute(q).all()
-    if not rows or (check_title and chat.title and rows[0].title != chat.title):
-        return None
-    state = ChatState(*rows[0][: len(_STATE)])
-    history: list[Sequence[Any]] = [r[len(_STATE) :] for r in rows if turns > 0 and r.message_id is not None]
-    if packs_from is None:
-        return state, state, history
-    other = conn.execute(select(*_STATE).where(_by_ref(packs_from))).first()
-    if other is None or (check_title and packs_from.title and other.title != packs_from.title):
-        return None
-    return state, ChatState(*other), history
+
+    def __call__(
+        self,
+        conn: Connection,
+        chat: ChatRef,
+        packs_from: ChatRef | None,
+        history: bool,
+        check_title: bool = True,
+    ) -> tuple[ChatState, ChatState, list[Sequence[Any]]] | None:
+        """The chat's state, the state of the chat whose packs are ranked, and (``history``) the chat's
+        newest messages, newest first; None when a row is missing, or ``check_title`` and a title changed."""
+        q = self._with_history if history else _CHAT
+        rows = conn.execute(q, _ref_params(chat)).all()
+        if not rows or (check_title and chat.title and rows[0].title != chat.title):
+            return None
+        state = ChatState(*rows[0][: len(_STATE)])
+        turns: list[Sequence[Any]] = [r[len(_STATE) :] for r in rows if history and r.message_id is not None]
+        if packs_from is None:
+            return state, state, turns
+        other = conn.execute(_CHAT, _ref_params(packs_from)).first()
+        if other is None or (check_title and packs_from.title and other.title != packs_from.title):
+            return None
+        return state, ChatState(*other), turns
+
+
+def _ref_params(ref: ChatRef) -> dict[str, str]:
+    return {"platform": ref.platform, "chat": str(ref.chat_id)}
+
+
+_CLAIM = (
+    update(Chat)
+    .where(
+        Chat.id == bindparam("chat_id"),
+        (Chat.last_sticker_at.is_(None)) | (Chat.last_sticker_at <= bindparam("free_before")),
+    )
+    .values(last_sticker_at=bindparam("now"))
+)
 
 
 def _cooldown_answer(wait: float) -> SuggestResult:
