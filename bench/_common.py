@@ -32,15 +32,9 @@ def write(out: Path, stem: str, md: str, payload: dict[str, Any]) -> None:
 
 
 def settings(home: Path, model_dir: Path, **extra: Any) -> Any:
-    """Engine settings for a benchmark library: no default packs, no cooldown, big packs allowed."""
+    """Engine settings for a benchmark library: no default packs, no cooldown (unless ``extra`` sets one), big
+    packs allowed."""
     from engine.settings import Settings
 
-    return Settings(
-        _env_file=None,
-        home=home,
-        model_dir=model_dir,
-        default_packs=[],
-        max_pack_stickers=100_000,
-        sticker_cooldown_s=0,
-        **extra,
-    )
+    fields: dict[str, Any] = {"default_packs": [], "max_pack_stickers": 100_000, "sticker_cooldown_s": 0}
+    return Settings(_env_file=None, home=home, model_dir=model_dir, **{**fields, **extra})

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.db import Message, User, rowcount, utcnow
@@ -60,17 +61,37 @@ class History:
     ) -> list[HistoryTurn]:
         """The last turns of a chat, oldest first, at most ``max_turns`` and (if a counter is given) about
         ``max_tokens`` tokens: the newest turn always survives."""
-        turns_limit = max_turns or self.policy.max_turns
-        token_limit = max_tokens or self.policy.max_tokens
-        rows = (
-            await session.execute(
-                select(Message.id, Message.user_id, User.display_name, Message.text, Message.created_at)
-                .outerjoin(User, User.id == Message.user_id)
-                .where(Message.chat_id == chat_id, Message.text != "")
-                .order_by(Message.id.desc())
-                .limit(turns_limit)
+        rows = (await session.execute(self.recent_query(chat_id, max_turns))).all()
+        return self.window(rows, max_tokens, count_tokens)
+
+    def recent_query(
+        self, chat_id: Any, max_turns: int | None = None
+    ) -> Select[int, int | None, str | None, str, datetime]:
+        """The newest kept messages of a chat, newest first, as :meth:`window` reads them; ``chat_id`` may be
+        a column expression (a scalar subquery), so the query can be part of a larger one."""
+        return (
+            select(
+                Message.id.label("message_id"),
+                Message.user_id,
+                User.display_name,
+                Message.text,
+                Message.created_at,
             )
-        ).all()
+            .outerjoin(User, User.id == Message.user_id)
+            .where(Message.chat_id == chat_id, Message.text != "")
+            .order_by(Message.id.desc())
+            .limit(max_turns or self.policy.max_turns)
+        )
+
+    def window(
+        self,
+        rows: Iterable[Sequence[Any]],
+        max_tokens: int | None = None,
+        count_tokens: Callable[[str], int] | None = None,
+    ) -> list[HistoryTurn]:
+        """Turns from rows of (message id, user id, display name, text, created), newest first: oldest first,
+        within about ``max_tokens`` tokens if a counter is given (the newest turn always survives)."""
+        token_limit = max_tokens or self.policy.max_tokens
         turns: list[HistoryTurn] = []
         used = 0
         for mid, uid, name, text, created in rows:

@@ -15,6 +15,7 @@ from engine.db._models import (
     User,
     utcnow,
 )
+from engine.db._oneshot import OneShot
 from engine.db._session import (
     MIGRATIONS_DIR,
     SchemaOutOfDate,
@@ -35,6 +36,7 @@ __all__ = [
     "ChatPack",
     "Feedback",
     "Message",
+    "OneShot",
     "Pack",
     "SchemaOutOfDate",
     "Sticker",

@@ -14,7 +14,7 @@ from cachetools import LRUCache
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.db import Chat, ChatPack, Pack, Sticker, StickerEmbedding
+from engine.db import ChatPack, Pack, Sticker, StickerEmbedding
 from engine.ranking import Ranker, StickerInput
 from engine.settings import Settings
 from engine.store import MediaStore
@@ -149,21 +149,29 @@ class MatrixCache:
         self._matrices.clear()
         self._keys.clear()
 
-    async def get(self, session: AsyncSession, chat: Chat, ranker: Ranker) -> ChatMatrix | None:
-        """The matrix of the chat's enabled, ready stickers for ``ranker`` (None: it has none)."""
-        key = self._keys.get(chat.id)
-        if key is not None and key[:2] == (chat.packs_version, ranker.version):
-            cached = self._matrices.get((ranker.version, key[2]))
-            if cached is not None:
-                return cached
-        ids = await _chat_sticker_ids(session, chat)
+    def cached(self, chat_id: int, packs_version: int, ranker: Ranker) -> ChatMatrix | None:
+        """The chat's matrix when it is held for its current packs (no database work), else None."""
+        key = self._keys.get(chat_id)
+        if key is None or key[:2] != (packs_version, ranker.version):
+            return None
+        return self._matrices.get((ranker.version, key[2]))
+
+    async def get(
+        self, session: AsyncSession, chat_id: int, packs_version: int, ranker: Ranker
+    ) -> ChatMatrix | None:
+        """The matrix of the chat's enabled, ready stickers for ``ranker`` (None: it has none);
+        ``packs_version``: the chat row's, which every change of its packs bumps."""
+        cached = self.cached(chat_id, packs_version, ranker)
+        if cached is not None:
+            return cached
+        ids = await _chat_sticker_ids(session, chat_id)
         if not ids:
             return None
         id_array = np.asarray(ids, dtype=np.int64)
         digest = hashlib.blake2b(id_array.tobytes(), digest_size=16).digest()
         if not self.shared:
-            digest += chat.id.to_bytes(8, "little")
-        self._keys[chat.id] = (chat.packs_version, ranker.version, digest)
+            digest += chat_id.to_bytes(8, "little")
+        self._keys[chat_id] = (packs_version, ranker.version, digest)
         found = self._matrices.get((ranker.version, digest))
         if found is not None:  # another chat with the same stickers built it
             return found
@@ -181,14 +189,14 @@ class MatrixCache:
             self._matrices.popitem()
 
 
-async def _chat_sticker_ids(session: AsyncSession, chat: Chat) -> list[int]:
+async def _chat_sticker_ids(session: AsyncSession, chat_id: int) -> list[int]:
     """The ids of the chat's enabled, ready stickers, one per picture (the same picture in two packs is one
     suggestion)."""
     rows = await session.execute(
         select(Sticker.id, Sticker.media_sha256)
         .join(ChatPack, ChatPack.pack_id == Sticker.pack_id)
         .join(Pack, Pack.id == Sticker.pack_id)
-        .where(ChatPack.chat_id == chat.id, ChatPack.enabled, Pack.status == "ready")
+        .where(ChatPack.chat_id == chat_id, ChatPack.enabled, Pack.status == "ready")
         .order_by(Sticker.id)
     )
     ids: list[int] = []

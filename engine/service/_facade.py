@@ -140,6 +140,7 @@ class StickerService:
     async def close(self) -> None:
         self._model_watch.cancel()
         await self.writer.flush()  # messages already acknowledged are committed; these too
+        await self._suggestions.close()
         await self.db_engine.dispose()
 
     async def swap_ranker(self, ranker: Ranker) -> None:

@@ -3,16 +3,22 @@ handles its buttons."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.db import Chat, Feedback, Pack, Sticker, Suggestion, SuggestionItem, User, utcnow
+from engine.db import Chat, Feedback, OneShot, Pack, Sticker, Suggestion, SuggestionItem, User, utcnow
+from engine.ingest import MicroBatcher
 from engine.service._types import ChatRef, StoredSuggestion, SuggestedSticker, UserRef
 from engine.store import MediaStore
+
+log = logging.getLogger(__name__)
 
 # What an adapter needs to show or send a suggested sticker (one row per sticker, with its pack's name).
 SHOWN_COLUMNS = (
@@ -25,10 +31,45 @@ SHOWN_COLUMNS = (
 )
 
 
+_DETAILS = select(*SHOWN_COLUMNS).join(Pack).where(Sticker.id.in_(bindparam("ids", expanding=True)))
+_INSERT_HEAD = insert(Suggestion).returning(Suggestion.id)
+_INSERT_ITEMS = insert(SuggestionItem)
+
+# A suggestion's id and its items as adapters show them.
+Saved = tuple[int, list[SuggestedSticker]]
+# A statement run first in the suggestion's transaction; False: write nothing (e.g. the cooldown slot was taken).
+Claim = Callable[[Connection], bool]
+
+
+@dataclass(frozen=True)
+class PendingSuggestion:
+    head: dict[str, Any]
+    chosen: tuple[tuple[int, float], ...]
+    claim: Claim | None
+
+
 class Suggestions:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], store: MediaStore) -> None:
+    """``db`` runs each batch of writes in one go (:class:`engine.db.OneShot`); ``max_batch=1`` is one
+    transaction per suggestion (the benchmark's baseline)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        store: MediaStore,
+        db: OneShot | None = None,
+        max_batch: int = 64,
+    ) -> None:
         self.sessions = sessions
         self.store = store
+        self.db = db or OneShot(sessions.kw["bind"])
+        self._batcher: MicroBatcher[PendingSuggestion, Saved | None] = MicroBatcher(
+            self._commit_batch, max_batch, "stickerpick-suggestion-writer"
+        )
+
+    async def close(self) -> None:
+        """On shutdown: every suggestion submitted so far is committed, then the connections are closed."""
+        await self._batcher.flush()
+        self.db.close()
 
     def shown(self, rank: int, score: float, row: Any) -> SuggestedSticker:
         """A suggested sticker from a row of ``SHOWN_COLUMNS``."""
@@ -44,31 +85,61 @@ class Suggestions:
         )
 
     async def save(
-        self,
-        session: AsyncSession,
-        head: dict[str, Any],
-        chosen: Sequence[tuple[int, float]],
-    ) -> tuple[int, list[SuggestedSticker]]:
+        self, head: dict[str, Any], chosen: Sequence[tuple[int, float]], claim: Claim | None = None
+    ) -> Saved | None:
         """Write one suggestion (``head``: its ``Suggestion`` columns but the time) and its items (sticker id,
-        score) in rank order; returns its id and the items as adapters show them. Core statements, not the
-        ORM unit of work: a third of the request's Python time went to flushes."""
-        suggestion_id = (
-            await session.execute(
-                insert(Suggestion).values(**head, created_at=utcnow()).returning(Suggestion.id)
+        score) in rank order, committed before this returns, so any worker can read it back for its buttons;
+        returns its id and the items as adapters show them. ``claim`` (a statement of the same transaction,
+        e.g. the chat's cooldown slot) runs first: when it returns False nothing is written and this returns
+        None. Group-committed: every save that arrives while a commit is in flight shares the next one."""
+        return await self._batcher.submit(PendingSuggestion(dict(head), tuple(chosen), claim))
+
+    async def _commit_batch(self, batch: list[PendingSuggestion]) -> list[Saved | Exception | None]:
+        try:
+            return list(await self.db.write(self._write_all, batch))
+        except DBAPIError as exc:
+            if len(batch) == 1:
+                return [exc]
+            log.warning(
+                "a batch of %d suggestions was refused (%s); retrying one by one",
+                len(batch),
+                type(exc.orig).__name__,
             )
-        ).scalar_one()
-        ids = [sid for sid, _ in chosen]
-        rows = await session.execute(select(*SHOWN_COLUMNS).join(Pack).where(Sticker.id.in_(ids)))
-        details = {row.id: row for row in rows.all()}
-        items = [self.shown(rank, score, details[sid]) for rank, (sid, score) in enumerate(chosen)]
-        await session.execute(
-            insert(SuggestionItem),
-            [
-                {"suggestion_id": suggestion_id, "rank": i.rank, "sticker_id": i.sticker_id, "score": i.score}
-                for i in items
-            ],
-        )
-        return suggestion_id, items
+            outcomes: list[Saved | Exception | None] = []
+            for p in batch:
+                try:
+                    outcomes.extend(await self.db.write(self._write_all, [p]))
+                except Exception as one:  # handed to its caller
+                    outcomes.append(one)
+            return outcomes
+
+    def _write_all(self, conn: Connection, batch: list[PendingSuggestion]) -> list[Saved | None]:
+        """One transaction: each suggestion's claim, then its row and its items (prebuilt Core statements:
+        building a statement per call cost more than running it)."""
+        ids = sorted({sid for p in batch for sid, _ in p.chosen})
+        # read before the first write: SQLite's write lock is held only for the writes
+        details = {row.id: row for row in conn.execute(_DETAILS, {"ids": ids})}
+        out: list[Saved | None] = []
+        for p in batch:
+            if p.claim is not None and not p.claim(conn):
+                out.append(None)
+                continue
+            suggestion_id = conn.execute(_INSERT_HEAD, {**p.head, "created_at": utcnow()}).scalar_one()
+            items = [self.shown(rank, score, details[sid]) for rank, (sid, score) in enumerate(p.chosen)]
+            conn.execute(
+                _INSERT_ITEMS,
+                [
+                    {
+                        "suggestion_id": suggestion_id,
+                        "rank": i.rank,
+                        "sticker_id": i.sticker_id,
+                        "score": i.score,
+                    }
+                    for i in items
+                ],
+            )
+            out.append((suggestion_id, items))
+        return out
 
     async def stored(
         self, suggestion_id: int, chat: ChatRef, max_age_s: float | None = None
