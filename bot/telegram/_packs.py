@@ -7,9 +7,18 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable
 from contextlib import suppress
 
-from telegram import Chat, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
+from telegram import (
+    CallbackQuery,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from telegram.error import TelegramError
 from telegram.ext import (
     BaseHandler,
@@ -177,6 +186,19 @@ async def removepack_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
     )
 
 
+async def _pressed_by_admin(query: CallbackQuery, check: Awaitable[bool]) -> bool:
+    """``check``'s answer whether the button's presser is an admin; when not (or it cannot tell), an alert
+    says so."""
+    try:
+        allowed = await check
+    except AdminCheckFailed:
+        await query.answer(texts.ADMIN_CHECK_FAILED, show_alert=True)
+        return False
+    if not allowed:
+        await query.answer(texts.NOT_ADMIN, show_alert=True)
+    return allowed
+
+
 async def removepack_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query, chat = update.callback_query, update.effective_chat
     assert query is not None
@@ -184,13 +206,7 @@ async def removepack_button(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         await query.answer()
         return
     d = deps(context)
-    try:
-        allowed = await d.admins.may_manage(context.bot, chat, query.from_user, None)
-    except AdminCheckFailed:
-        await query.answer(texts.ADMIN_CHECK_FAILED, show_alert=True)
-        return
-    if not allowed:
-        await query.answer(texts.NOT_ADMIN, show_alert=True)
+    if not await _pressed_by_admin(query, d.admins.may_manage(context.bot, chat, query.from_user, None)):
         return
     name = (query.data or "").partition(":")[2]
     try:
@@ -257,13 +273,7 @@ async def offer_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     d = deps(context)
     user = query.from_user
-    try:
-        allowed = await d.admins.is_admin(context.bot, target_id, user.id)
-    except AdminCheckFailed:
-        await query.answer(texts.ADMIN_CHECK_FAILED, show_alert=True)
-        return
-    if not allowed:
-        await query.answer(texts.NOT_ADMIN, show_alert=True)
+    if not await _pressed_by_admin(query, d.admins.is_admin(context.bot, target_id, user.id)):
         return
     if already_importing(d, set_name):
         await query.answer(texts.plain(texts.ALREADY_IMPORTING.format(name=texts.html(set_name))))
