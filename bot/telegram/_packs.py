@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from telegram import (
@@ -33,6 +33,7 @@ from bot.telegram import _texts as texts
 from bot.telegram._admin import AdminCheckFailed
 from bot.telegram._context import (
     PLATFORM,
+    admin_checked,
     chat_ref,
     deps,
     is_group,
@@ -186,17 +187,9 @@ async def removepack_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
     )
 
 
-async def _pressed_by_admin(query: CallbackQuery, check: Awaitable[bool]) -> bool:
-    """``check``'s answer whether the button's presser is an admin; when not (or it cannot tell), an alert
-    says so."""
-    try:
-        allowed = await check
-    except AdminCheckFailed:
-        await query.answer(texts.ADMIN_CHECK_FAILED, show_alert=True)
-        return False
-    if not allowed:
-        await query.answer(texts.NOT_ADMIN, show_alert=True)
-    return allowed
+def _alert(query: CallbackQuery) -> Callable[[str], Awaitable[bool]]:
+    """Answers a button press with an alert (what a refusal of a button says)."""
+    return lambda text: query.answer(text, show_alert=True)
 
 
 async def removepack_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -206,7 +199,7 @@ async def removepack_button(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         await query.answer()
         return
     d = deps(context)
-    if not await _pressed_by_admin(query, d.admins.may_manage(context.bot, chat, query.from_user, None)):
+    if not await admin_checked(d.admins.may_manage(context.bot, chat, query.from_user, None), _alert(query)):
         return
     name = (query.data or "").partition(":")[2]
     try:
@@ -273,7 +266,7 @@ async def offer_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     d = deps(context)
     user = query.from_user
-    if not await _pressed_by_admin(query, d.admins.is_admin(context.bot, target_id, user.id)):
+    if not await admin_checked(d.admins.is_admin(context.bot, target_id, user.id), _alert(query)):
         return
     if already_importing(d, set_name):
         await query.answer(texts.plain(texts.ALREADY_IMPORTING.format(name=texts.html(set_name))))
