@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.registry import ModelRegistry
+from engine.registry import ModelRegistry, ModelVersion
 from engine.samples import usage_prior
 from retraining.settings import RetrainSettings
 from training.chatlogs import read_meta
@@ -173,48 +173,13 @@ def retrain(
     max_eval_samples: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune, export, evaluate both, register the candidate, promote it if it passes. Returns a report."""
-    from export.pbr import export_pbr
-    from training.finetune import finetune
-    from training.model import load_checkpoint
-
     started = time.time()
-    n_logs = {
-        s: len(StickerDataset.open(logs).load(s)) for s in ("train", "val") if s in available_splits(logs)
-    }
-    if n_logs.get("train", 0) + n_logs.get("val", 0) < settings.retrain_min_samples or not n_logs.get("val"):
-        raise RetrainError(
-            f"too few logged samples to retrain ({n_logs}; need {settings.retrain_min_samples}, some held back)"
-        )
+    n_logs = log_counts(settings, logs)
     registry = ModelRegistry(settings.models_dir)
-    serving_dir = settings.serving_model_dir()
-    current = registry.current()
-    if base_checkpoint is None:
-        base_checkpoint = (current.checkpoint if current else None) or settings.retrain_base_checkpoint
-    if base_checkpoint is None or not Path(base_checkpoint).is_file():
-        raise RetrainError(
-            "no checkpoint of the serving model to fine-tune: set STICKERPICK_RETRAIN_BASE_CHECKPOINT "
-            "(e.g. var/runs/pbr-default/best.pt) or pass --base; the shipped model's checkpoint is rebuilt by "
-            "`bash scripts/prepare_data.sh DATA_ROOT && stickerpick train --config configs/pbr-default.yaml`"
-        )
-    if (
-        current is None
-    ):  # first retrain: the serving model becomes v0001, so there is something to roll back to
-        current = registry.add(
-            serving_dir,
-            Path(base_checkpoint),
-            info={"source": str(serving_dir), "note": "serving model"},
-            label="base",
-        )
-        registry.promote(current.name, reason="import")
-        serving_dir = current.model_dir
-    extra = load_checkpoint(base_checkpoint).extra
-    cfg, standard = retrain_config(settings, base_config(settings, extra), logs, work_dir / "run", overrides)
-    summary = finetune(cfg, Path(base_checkpoint))
-    ckpt = Path(cfg.out_dir) / "last.pt"
-    if quantize is None:
-        quantize = bool((current.manifest.get("quantized") or {}).get("text"))
-    candidate_dir = work_dir / "candidate"
-    export_pbr(ckpt, candidate_dir, quantize=quantize)
+    current, serving_dir, base_checkpoint = serving_version(registry, settings, base_checkpoint)
+    ckpt, candidate_dir, summary, standard = train_candidate(
+        settings, logs, work_dir, base_checkpoint, overrides, quantize, current
+    )
     w = settings.usage_prior_weight or 0.0
     cand_m = evaluate_model(candidate_dir, logs, standard, max_eval_samples, prior_weight=w)
     serv_m = evaluate_model(serving_dir, logs, standard, max_eval_samples, prior_weight=w)
@@ -243,3 +208,70 @@ def retrain(
         "serving_was": current.name,
         "seconds": round(time.time() - started, 1),
     }
+
+
+def log_counts(settings: RetrainSettings, logs: Path) -> dict[str, int]:
+    """Samples per split of the logs; refused when there are too few to retrain on or none held back."""
+    n_logs = {
+        s: len(StickerDataset.open(logs).load(s)) for s in ("train", "val") if s in available_splits(logs)
+    }
+    if n_logs.get("train", 0) + n_logs.get("val", 0) < settings.retrain_min_samples or not n_logs.get("val"):
+        raise RetrainError(
+            f"too few logged samples to retrain ({n_logs}; need {settings.retrain_min_samples}, some held back)"
+        )
+    return n_logs
+
+
+def serving_version(
+    registry: ModelRegistry, settings: RetrainSettings, base_checkpoint: Path | None
+) -> tuple[ModelVersion, Path, Path]:
+    """The serving model's version, its model directory and the checkpoint to fine-tune (``base_checkpoint``,
+    else the version's, else the settings'). An empty registry first gets the serving model as v0001, so
+    there is something to roll back to."""
+    serving_dir = settings.serving_model_dir()
+    current = registry.current()
+    if base_checkpoint is None:
+        base_checkpoint = (current.checkpoint if current else None) or settings.retrain_base_checkpoint
+    if base_checkpoint is None or not Path(base_checkpoint).is_file():
+        raise RetrainError(
+            "no checkpoint of the serving model to fine-tune: set STICKERPICK_RETRAIN_BASE_CHECKPOINT "
+            "(e.g. var/runs/pbr-default/best.pt) or pass --base; the shipped model's checkpoint is rebuilt by "
+            "`bash scripts/prepare_data.sh DATA_ROOT && stickerpick train --config configs/pbr-default.yaml`"
+        )
+    if current is None:
+        current = registry.add(
+            serving_dir,
+            Path(base_checkpoint),
+            info={"source": str(serving_dir), "note": "serving model"},
+            label="base",
+        )
+        registry.promote(current.name, reason="import")
+        serving_dir = current.model_dir
+    return current, serving_dir, base_checkpoint
+
+
+def train_candidate(
+    settings: RetrainSettings,
+    logs: Path,
+    work_dir: Path,
+    base_checkpoint: Path,
+    overrides: Sequence[str],
+    quantize: bool | None,
+    serving: ModelVersion,
+) -> tuple[Path, Path, dict[str, Any], list[dict[str, Any]]]:
+    """Fine-tune from ``base_checkpoint`` and export the last checkpoint to ``work_dir/candidate``, int8 as
+    ``quantize`` says, else as the serving model is. Returns that checkpoint, the candidate's model directory,
+    the training summary and the standard validation sets."""
+    from export.pbr import export_pbr
+    from training.finetune import finetune
+    from training.model import load_checkpoint
+
+    extra = load_checkpoint(base_checkpoint).extra
+    cfg, standard = retrain_config(settings, base_config(settings, extra), logs, work_dir / "run", overrides)
+    summary = finetune(cfg, Path(base_checkpoint))
+    ckpt = Path(cfg.out_dir) / "last.pt"
+    if quantize is None:
+        quantize = bool((serving.manifest.get("quantized") or {}).get("text"))
+    candidate_dir = work_dir / "candidate"
+    export_pbr(ckpt, candidate_dir, quantize=quantize)
+    return ckpt, candidate_dir, summary, standard

@@ -32,6 +32,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,99 @@ def chat_of(dialogue: Sequence[Sample], chats: int) -> int:
     return int(hashlib.sha256(first.encode("utf-8")).hexdigest()[:8], 16) % chats
 
 
+@dataclass
+class ChatPreferences:
+    """The simulated chats' tastes over the dataset's stickers (``stickers``, database-like ids ``sid``)."""
+
+    stickers: list[str]
+    sid: dict[str, int]
+    skew: dict[int, np.ndarray]  # per chat: a Dirichlet draw over ``stickers``
+    favourite: dict[int, str]  # per chat: the sticker its habit sends
+    keep: np.ndarray  # per sticker: the balance factor of accepting it as gold
+
+    def accept(self, chat: int) -> np.ndarray:
+        """Per sticker: the probability that ``chat`` logs a sample whose gold sticker it is."""
+        return self.keep * self.skew[chat] / self.skew[chat].max()
+
+
+def chat_preferences(
+    ds: StickerDataset, dlgs: Sequence[Sequence[Sample]], chats: int, alpha: float, balance: float, seed: int
+) -> ChatPreferences:
+    nrng = np.random.default_rng(seed)
+    stickers = sorted({c for d in dlgs[:200] for s in d for c in ds.candidates(s)})
+    sid = {s: i + 1 for i, s in enumerate(stickers)}  # database-like sticker ids, pack 1
+    skew = {c: nrng.dirichlet([alpha] * len(stickers)) for c in range(chats)}
+    favourite = {c: stickers[int(np.argmax(skew[c]))] for c in range(chats)}
+    # balance: accept a gold sticker with (rarest frequency / its frequency) ** balance (1: uniform classes)
+    freq = {s: 0 for s in stickers}
+    for d in dlgs:
+        for s in d:
+            if s.current.sticker_id in freq:
+                freq[s.current.sticker_id] += 1
+    rarest = min(n for n in freq.values() if n) if any(freq.values()) else 1
+    keep = np.array([(rarest / max(freq[s], 1)) ** balance for s in stickers])
+    return ChatPreferences(stickers, sid, skew, favourite, keep)
+
+
+def log_dialogues(
+    ds: StickerDataset,
+    dlgs: Sequence[Sequence[Sample]],
+    prefs: ChatPreferences,
+    chats: int,
+    samples: int,
+    habit: float,
+    rng: random.Random,
+) -> list[LoggedSample]:
+    """Up to ``samples`` logged samples, dialogue by dialogue: a minute apart, half an hour between dialogues."""
+    logged: list[LoggedSample] = []
+    at = START
+    for d in dlgs:
+        if len(logged) >= samples:
+            break
+        chat = chat_of(d, chats)
+        p = prefs.accept(chat)
+        kept = False
+        for s in d:
+            gold = s.current.sticker_id
+            if gold not in prefs.sid or rng.random() > p[prefs.stickers.index(gold)]:
+                continue
+            if rng.random() < habit:
+                gold = prefs.favourite[chat]
+            logged.append(logged_sample(ds, s, gold, chat, prefs.sid, len(logged) + 1, at))
+            at += timedelta(minutes=1)
+            kept = True
+            if len(logged) >= samples:
+                break
+        if kept:
+            at += timedelta(minutes=30)
+    return logged
+
+
+def logged_sample(
+    ds: StickerDataset, s: Sample, gold: str, chat: int, sid: dict[str, int], n: int, at: datetime
+) -> LoggedSample:
+    """Sample ``s`` as chat ``chat`` logs it, sending ``gold``: what the database capture step would store."""
+    users = {int(t.from_id) if t.from_id is not None else 0 for t in s.context}
+    user = int(s.current.from_id) if s.current.from_id is not None else 0
+    return LoggedSample(
+        id=n,
+        chat_key=f"sim:{chat}",
+        user_key=f"sim:{chat}:{user}",
+        kind=SENT,
+        sticker_id=sid[gold],
+        pack_id=1,
+        emoji=ds.index.alt(gold),
+        media_sha256=gold,
+        context=[
+            {"id": int(t.id) if str(t.id).isdigit() else i, "from": int(t.from_id or 0), "text": t.text}
+            for i, t in enumerate(s.context)
+        ],
+        user_keys={u: f"sim:{chat}:{u}" for u in users},
+        chat_sticker_ids=list(sid.values()),
+        created_at=at,
+    )
+
+
 def simulate(
     source: Path,
     out_dir: Path,
@@ -82,90 +176,28 @@ def simulate(
     train slice alone, its newest ``val_fraction`` as val: where the prior weight is chosen)."""
     ds = StickerDataset.open(source)
     rng = random.Random(seed)
-    nrng = np.random.default_rng(seed)
     dlgs = dialogues(ds.load("train"))
     rng.shuffle(dlgs)
-    stickers = sorted({c for d in dlgs[:200] for s in d for c in ds.candidates(s)})
-    sid = {s: i + 1 for i, s in enumerate(stickers)}  # database-like sticker ids, pack 1
-    skew = {c: nrng.dirichlet([alpha] * len(stickers)) for c in range(chats)}
-    favourite = {c: stickers[int(np.argmax(skew[c]))] for c in range(chats)}
-    # balance: accept a gold sticker with (rarest frequency / its frequency) ** balance (1: uniform classes)
-    freq = {s: 0 for s in stickers}
-    for d in dlgs:
-        for s in d:
-            if s.current.sticker_id in freq:
-                freq[s.current.sticker_id] += 1
-    rarest = min(n for n in freq.values() if n) if any(freq.values()) else 1
-    keep = np.array([(rarest / max(freq[s], 1)) ** balance for s in stickers])
-    logged: list[LoggedSample] = []
-    at = START
-    for d in dlgs:
-        if len(logged) >= samples:
-            break
-        chat = chat_of(d, chats)
-        p = keep * skew[chat] / skew[chat].max()
-        kept = False
-        for s in d:
-            gold = s.current.sticker_id
-            if gold not in sid or rng.random() > p[stickers.index(gold)]:
-                continue
-            if rng.random() < habit:
-                gold = favourite[chat]
-            users = {int(t.from_id) if t.from_id is not None else 0 for t in s.context}
-            user = int(s.current.from_id) if s.current.from_id is not None else 0
-            logged.append(
-                LoggedSample(
-                    id=len(logged) + 1,
-                    chat_key=f"sim:{chat}",
-                    user_key=f"sim:{chat}:{user}",
-                    kind=SENT,
-                    sticker_id=sid[gold],
-                    pack_id=1,
-                    emoji=ds.index.alt(gold),
-                    media_sha256=gold,
-                    context=[
-                        {
-                            "id": int(t.id) if str(t.id).isdigit() else i,
-                            "from": int(t.from_id or 0),
-                            "text": t.text,
-                        }
-                        for i, t in enumerate(s.context)
-                    ],
-                    user_keys={u: f"sim:{chat}:{u}" for u in users},
-                    chat_sticker_ids=list(sid.values()),
-                    created_at=at,
-                )
-            )
-            at += timedelta(minutes=1)
-            kept = True
-            if len(logged) >= samples:
-                break
-        if kept:
-            at += timedelta(minutes=30)
-    rows = {sid[s]: (1, ds.index.alt(s), s) for s in stickers}
-    media = {s: ds.index.find(s) for s in stickers}
-    info = export_logs(
-        logged,
-        rows,
-        media.__getitem__,
-        out_dir / "logs",
-        salt=salt,
-        val_fraction=val_fraction,
-        overwrite=True,
-    )
+    prefs = chat_preferences(ds, dlgs, chats, alpha, balance, seed)
+    logged = log_dialogues(ds, dlgs, prefs, chats, samples, habit, rng)
+    rows = {prefs.sid[s]: (1, ds.index.alt(s), s) for s in prefs.stickers}
+    media = {s: ds.index.find(s) for s in prefs.stickers}
+
+    def export(part: Sequence[LoggedSample], name: str) -> dict[str, Any]:
+        return export_logs(
+            part,
+            rows,
+            media.__getitem__,
+            out_dir / name,
+            salt=salt,
+            val_fraction=val_fraction,
+            overwrite=True,
+        )
+
+    info = export(logged, "logs")
     cut = info["split"]["first_val"]
-    train_part = [s for s in logged if s.created_at < cut]
-    tune = export_logs(
-        train_part,
-        rows,
-        media.__getitem__,
-        out_dir / "logs-tune",
-        salt=salt,
-        val_fraction=val_fraction,
-        overwrite=True,
-    )
-    info["tune"] = tune["samples"]
-    info["favourite"] = {f"chat{c}": ds.index.alt(favourite[c]) for c in range(chats)}
+    info["tune"] = export([s for s in logged if s.created_at < cut], "logs-tune")["samples"]
+    info["favourite"] = {f"chat{c}": ds.index.alt(prefs.favourite[c]) for c in range(chats)}
     info["params"] = {
         "source": str(source),
         "chats": chats,
@@ -179,6 +211,20 @@ def simulate(
         json.dumps(info, indent=2, default=str, ensure_ascii=False) + "\n"
     )
     return info
+
+
+def simulate_from(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`simulate` with the command line's settings."""
+    return simulate(
+        Path(args.source),
+        Path(args.out),
+        chats=args.chats,
+        samples=args.samples,
+        habit=args.habit,
+        alpha=args.alpha,
+        balance=args.balance,
+        seed=args.seed,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ evaluation
@@ -225,16 +271,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     out = Path(args.out)
     t0 = time.time()
-    info = simulate(
-        Path(args.source),
-        out,
-        chats=args.chats,
-        samples=args.samples,
-        habit=args.habit,
-        alpha=args.alpha,
-        balance=args.balance,
-        seed=args.seed,
-    )
+    info = simulate_from(args)
     log.info("simulated %s in %.0fs", info["samples"], time.time() - t0)
     logs, tune = out / "logs", out / "logs-tune"
     results: dict[str, Any] = {"simulation": info}
@@ -328,23 +365,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.simulate_only:
-        print(
-            json.dumps(
-                simulate(
-                    Path(args.source),
-                    Path(args.out),
-                    chats=args.chats,
-                    samples=args.samples,
-                    habit=args.habit,
-                    alpha=args.alpha,
-                    balance=args.balance,
-                    seed=args.seed,
-                ),
-                indent=2,
-                default=str,
-                ensure_ascii=False,
-            )
-        )
+        print(json.dumps(simulate_from(args), indent=2, default=str, ensure_ascii=False))
         return
     print(json.dumps(run(args), indent=2, default=str, ensure_ascii=False))
 

@@ -21,10 +21,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from training.data.format import Sample, StickerDataset, load_sticker_image
+from training.data.format import Sample, StickerDataset, alt_mapping, load_sticker_image
 from training.metrics import (
     confusion_matrix_png,
     gold_and_predicted,
+    normalise_alt,
     ranking_metrics,
     write_predictions_jsonl,
 )
@@ -105,8 +106,6 @@ class EngineScorer:
         dataset: StickerDataset,
         sticker_text: bool,
     ) -> list[np.ndarray]:
-        from training.data.format import alt_mapping
-
         alt = alt_mapping(dataset.index, samples)
         unique = sorted({c for cs in candidates for c in cs})
         vecs = self.sticker_vectors(unique, dataset, sticker_text, alt)
@@ -130,8 +129,6 @@ class TextLogRegScorer:
     ) -> None:
         from sklearn.linear_model import LogisticRegression
 
-        from training.metrics import normalise_alt
-
         pairs = [(s, normalise_alt(s.current.alt)) for s in train]
         pairs = [(s, a) for s, a in pairs if a]
         self.embed = embed
@@ -151,9 +148,6 @@ class TextLogRegScorer:
         dataset: StickerDataset,
         sticker_text: bool,
     ) -> list[np.ndarray]:
-        from training.data.format import alt_mapping
-        from training.metrics import normalise_alt
-
         alt = alt_mapping(dataset.index, samples)
         probs = self.model.predict_proba(self._features(samples))
         out = []
@@ -180,8 +174,6 @@ def evaluate(
     seed: int = TIE_SEED,
 ) -> dict[str, Any]:
     """Score, rank and measure; returns the metrics dict (also written to ``json_path`` with a PNG)."""
-    from training.data.format import alt_mapping
-
     samples = dataset.load(split)
     if max_samples is not None:
         samples = samples[:max_samples]

@@ -192,19 +192,7 @@ def fit_teacher(
     kind = PRETRAINED_BACKBONE if backbone is None else "custom"
     if backbone is None and features is None:
         backbone = default_backbone(spec.size)
-    y = torch.as_tensor(list(labels), dtype=torch.long)
-    if y.numel() == 0 or int(y.min()) < 0 or int(y.max()) >= NUM_EMOTIONS:
-        raise ValueError(f"labels must be class indices in [0, {NUM_EMOTIONS})")
-    # Built even when features are given: its placeholder MLP draws from the global RNG, and a run's random
-    # stream after fitting stays what it has always been.
-    shell = _backbone_only(spec, backbone)
-    if features is None:
-        if images is None:
-            raise ValueError("give images or features")
-        features = shell.backbone_features(list(images))
-    x = features.detach().float()
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"{x.shape[0]} samples but {y.shape[0]} labels")
+    x, y = _fit_inputs(images, labels, features, spec, backbone)
     mean, std = x.mean(0), x.std(0, unbiased=False).clamp(min=1e-6)
     xs = (x - mean) / std
     counts = torch.bincount(y, minlength=NUM_EMOTIONS).float()
@@ -231,6 +219,30 @@ def fit_teacher(
         backbone_kind=kind,
         info=info,
     )
+
+
+def _fit_inputs(
+    images: Sequence[Image.Image] | None,
+    labels: Sequence[int],
+    features: Tensor | None,
+    spec: ImageSpec,
+    backbone: nn.Module | None,
+) -> tuple[Tensor, Tensor]:
+    """The backbone features (given, else of ``images``) and the class indices to fit on, checked."""
+    y = torch.as_tensor(list(labels), dtype=torch.long)
+    if y.numel() == 0 or int(y.min()) < 0 or int(y.max()) >= NUM_EMOTIONS:
+        raise ValueError(f"labels must be class indices in [0, {NUM_EMOTIONS})")
+    # Built even when features are given: its placeholder MLP draws from the global RNG, and a run's random
+    # stream after fitting stays what it has always been.
+    shell = _backbone_only(spec, backbone)
+    if features is None:
+        if images is None:
+            raise ValueError("give images or features")
+        features = shell.backbone_features(list(images))
+    x = features.detach().float()
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"{x.shape[0]} samples but {y.shape[0]} labels")
+    return x, y
 
 
 def _backbone_only(spec: ImageSpec, backbone: nn.Module | None) -> Teacher:

@@ -8,7 +8,8 @@ ephemeral except the sticker itself and a change of the logging switch, which co
 from __future__ import annotations
 
 import weakref
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 import discord
 from discord import app_commands
@@ -40,6 +41,8 @@ MAX_PACK_NAME_CHARS = 40
 MESSAGE_LIMIT = 2000  # Discord's limit for a message's content
 MAX_SKIPPED_SHOWN = 10
 
+T = TypeVar("T")
+
 
 def _per_channel(interaction: discord.Interaction) -> int | None:
     return interaction.channel_id
@@ -57,8 +60,9 @@ def is_pack_manager(permissions: discord.Permissions) -> bool:
     return permissions.administrator or permissions.manage_expressions or permissions.manage_guild
 
 
-def pack_managers_only():
-    """Only members with Manage Expressions or Manage Server (in this channel) pass; others get a refusal.
+def pack_managers_only() -> Callable[[T], T]:
+    """A server command for pack managers: shown by default only to members with Manage Server, and only
+    members with Manage Expressions or Manage Server (in this channel) pass; others get a refusal.
     Put it below the cooldown decorator: it then runs first, and a refused member uses up no cooldown."""
 
     def predicate(interaction: discord.Interaction) -> bool:
@@ -66,7 +70,14 @@ def pack_managers_only():
             raise NotPackManager(texts.MANAGERS_ONLY)
         return True
 
-    return app_commands.check(predicate)
+    check = app_commands.check(predicate)
+    shown = app_commands.default_permissions(manage_guild=True)
+    in_servers = app_commands.guild_only()
+
+    def decorate(command: T) -> T:
+        return in_servers(shown(check(command)))
+
+    return decorate
 
 
 def require_guild(interaction: discord.Interaction) -> discord.Guild:
@@ -187,8 +198,6 @@ class StickerCog(commands.Cog, name="Stickers"):
         file2=texts.described("CMD_ADDPACK_FILE2"),
         file3=texts.described("CMD_ADDPACK_FILE2"),
     )
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
     @app_commands.checks.cooldown(ADDPACK_RATE, ADDPACK_PER_S, key=_per_guild)
     @pack_managers_only()
     async def addpack(
@@ -218,8 +227,6 @@ class StickerCog(commands.Cog, name="Stickers"):
 
     @app_commands.command(name="removepack", description=texts.described("CMD_REMOVEPACK"))
     @app_commands.describe(name=texts.described("CMD_REMOVEPACK_NAME"))
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
     @pack_managers_only()
     async def removepack(
         self, interaction: discord.Interaction, name: app_commands.Range[str, 1, 100]
@@ -249,8 +256,6 @@ class StickerCog(commands.Cog, name="Stickers"):
     # ------------------------------------------------------------------ privacy
     @app_commands.command(name="logging", description=texts.described("CMD_LOGGING"))
     @app_commands.describe(state=texts.described("CMD_LOGGING_STATE"))
-    @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)
     @pack_managers_only()
     async def logging_(
         self, interaction: discord.Interaction, state: Literal["on", "off"] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -162,11 +162,17 @@ def message_and_chat(update: Update) -> tuple[Message, Chat]:
 async def require_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     """True when the sender may manage this chat; otherwise a polite refusal is sent and nothing changes."""
     message, chat = message_and_chat(update)
+    check = deps(context).admins.may_manage(context.bot, chat, update.effective_user, message)
+    return await admin_checked(check, lambda text: message.reply_text(text, do_quote=True))
+
+
+async def admin_checked(check: Awaitable[bool], refuse: Callable[[str], Awaitable[object]]) -> bool:
+    """``check``'s answer whether someone is an admin; when not (or it cannot tell), ``refuse`` says so."""
     try:
-        ok = await deps(context).admins.may_manage(context.bot, chat, update.effective_user, message)
+        ok = await check
     except AdminCheckFailed:
-        await message.reply_text(texts.ADMIN_CHECK_FAILED, do_quote=True)
+        await refuse(texts.ADMIN_CHECK_FAILED)
         return False
     if not ok:
-        await message.reply_text(texts.NOT_ADMIN, do_quote=True)
+        await refuse(texts.NOT_ADMIN)
     return ok

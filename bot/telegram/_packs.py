@@ -7,9 +7,18 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
-from telegram import Chat, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
+from telegram import (
+    CallbackQuery,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from telegram.error import TelegramError
 from telegram.ext import (
     BaseHandler,
@@ -24,6 +33,7 @@ from bot.telegram import _texts as texts
 from bot.telegram._admin import AdminCheckFailed
 from bot.telegram._context import (
     PLATFORM,
+    admin_checked,
     chat_ref,
     deps,
     is_group,
@@ -177,6 +187,11 @@ async def removepack_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
     )
 
 
+def _alert(query: CallbackQuery) -> Callable[[str], Awaitable[bool]]:
+    """Answers a button press with an alert (what a refusal of a button says)."""
+    return lambda text: query.answer(text, show_alert=True)
+
+
 async def removepack_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query, chat = update.callback_query, update.effective_chat
     assert query is not None
@@ -184,13 +199,7 @@ async def removepack_button(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         await query.answer()
         return
     d = deps(context)
-    try:
-        allowed = await d.admins.may_manage(context.bot, chat, query.from_user, None)
-    except AdminCheckFailed:
-        await query.answer(texts.ADMIN_CHECK_FAILED, show_alert=True)
-        return
-    if not allowed:
-        await query.answer(texts.NOT_ADMIN, show_alert=True)
+    if not await admin_checked(d.admins.may_manage(context.bot, chat, query.from_user, None), _alert(query)):
         return
     name = (query.data or "").partition(":")[2]
     try:
@@ -257,13 +266,7 @@ async def offer_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     d = deps(context)
     user = query.from_user
-    try:
-        allowed = await d.admins.is_admin(context.bot, target_id, user.id)
-    except AdminCheckFailed:
-        await query.answer(texts.ADMIN_CHECK_FAILED, show_alert=True)
-        return
-    if not allowed:
-        await query.answer(texts.NOT_ADMIN, show_alert=True)
+    if not await admin_checked(d.admins.is_admin(context.bot, target_id, user.id), _alert(query)):
         return
     if already_importing(d, set_name):
         await query.answer(texts.plain(texts.ALREADY_IMPORTING.format(name=texts.html(set_name))))

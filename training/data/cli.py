@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from training.data.conversion import ConversionReport
 
 app = typer.Typer(no_args_is_help=True, help="Datasets: convert public corpora to the sticker format.")
 
@@ -98,6 +102,11 @@ def convert(
     except (EmojiArtMissing, FileNotFoundError, FileExistsError, ValueError) as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from exc
+    _echo_report(report)
+
+
+def _echo_report(report: ConversionReport) -> None:
+    """What a conversion wrote (samples and styles per split) and what it skipped."""
     for split, n in report.counts.items():
         typer.echo(f"{split}: {n} samples, styles {', '.join(report.styles[split])}")
     for reason, n in report.skipped.items():

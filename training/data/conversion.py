@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from engine.preprocess import clean_text
 from training.data import emoji_art
-from training.data.format import CurrentSticker, Sample, Turn, write_dataset
+from training.data.format import CurrentSticker, Sample, StickerEntry, Turn, write_dataset
 from training.emotions import EMOTIONS  # the project's 7 classes, in the model's order
 
 # One canonical emoji per class (keys in EMOTIONS' order): the face whose Unicode name and emojibase tags say
@@ -202,6 +202,33 @@ def write_converted(
     note["options"].pop("progress", None)
     note["options"].pop("overwrite", None)
     note.update(counts=report.counts, classes_per_split=report.classes, skipped=report.skipped)
+    write_noted_dataset(out, samples, stickers, note, opts)
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def write_emotion_corpus(
+    dataset: str,
+    out: Path | str,
+    splits: Mapping[str, Callable[[], Iterator[RawExample]]],
+    opts: ConvertOptions,
+    skipped: Counter[str],
+    source: Mapping[str, Any],
+) -> ConversionReport:
+    """:func:`write_converted` for a corpus labelled with the emotion classes: their stickers are the
+    :data:`EMOTION_EMOJI`, in :data:`EMOTIONS`' order."""
+    return write_converted(dataset, out, splits, [EMOTION_EMOJI[e] for e in EMOTIONS], opts, skipped, source)
+
+
+def write_noted_dataset(
+    out: Path | str,
+    samples: Mapping[str, Sequence[Sample]],
+    stickers: Iterable[StickerEntry],
+    note: Mapping[str, Any],
+    opts: ConvertOptions,
+) -> None:
+    """Write a converted dataset with its ``conversion.json`` (where it came from, with what options, what was
+    skipped); an existing one is replaced only with ``opts.overwrite``."""
     write_dataset(
         out,
         samples,
@@ -209,8 +236,6 @@ def write_converted(
         extra_files={"conversion.json": json.dumps(note, ensure_ascii=False, indent=1) + "\n"},
         overwrite=opts.overwrite,
     )
-    report.seconds = time.monotonic() - start
-    return report
 
 
 def _candidate_pool(

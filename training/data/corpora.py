@@ -1,6 +1,6 @@
 """Converters of the dialogue and text corpora: TweetEval emoji, MELD, DailyDialog and GoEmotions (XED is
 :mod:`training.data.xed`). Each reads its corpus under ``--data-root`` and hands raw examples to
-:func:`training.data.conversion.write_converted`."""
+:func:`training.data.conversion.write_converted` (the emotion corpora through ``write_emotion_corpus``)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from training.data.conversion import (
     read_tweeteval_mapping,
     speaker_id,
     write_converted,
+    write_emotion_corpus,
 )
 from training.data.format import Turn
-from training.emotions import EMOTIONS
 
 
 def convert_tweeteval_emoji(
@@ -89,15 +89,9 @@ def convert_meld(
 
         return rows
 
-    return write_converted(
-        f"meld-{opts.variant}",
-        out,
-        {"train": split("train"), "val": split("dev")},
-        [EMOTION_EMOJI[e] for e in EMOTIONS],
-        opts,
-        skipped,
-        {"corpus": "MELD", "path": str(base), "variant": opts.variant},
-    )
+    splits = {"train": split("train"), "val": split("dev")}
+    source = {"corpus": "MELD", "path": str(base), "variant": opts.variant}
+    return write_emotion_corpus(f"meld-{opts.variant}", out, splits, opts, skipped, source)
 
 
 def convert_dailydialog(
@@ -137,15 +131,14 @@ def convert_dailydialog(
 
         return rows
 
-    return write_converted(
-        f"dailydialog-{opts.variant}",
-        out,
-        {"train": split("train"), "val": split("validation")},
-        [EMOTION_EMOJI[e] for e in EMOTIONS],
-        opts,
-        skipped,
-        {"corpus": "DailyDialog", "path": str(base), "variant": opts.variant, "licence": "CC BY-NC-SA 4.0"},
-    )
+    splits = {"train": split("train"), "val": split("validation")}
+    source = {
+        "corpus": "DailyDialog",
+        "path": str(base),
+        "variant": opts.variant,
+        "licence": "CC BY-NC-SA 4.0",
+    }
+    return write_emotion_corpus(f"dailydialog-{opts.variant}", out, splits, opts, skipped, source)
 
 
 def read_goemotions_ekman(base: Path) -> list[str]:
@@ -188,12 +181,6 @@ def convert_goemotions(
 
         return rows
 
-    return write_converted(
-        "goemotions-ekman",
-        out,
-        {"train": split("train"), "val": split("dev")},
-        [EMOTION_EMOJI[e] for e in EMOTIONS],
-        opts,
-        skipped,
-        {"corpus": "GoEmotions (Ekman grouping)", "path": str(base)},
-    )
+    splits = {"train": split("train"), "val": split("dev")}
+    source = {"corpus": "GoEmotions (Ekman grouping)", "path": str(base)}
+    return write_emotion_corpus("goemotions-ekman", out, splits, opts, skipped, source)

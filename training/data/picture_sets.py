@@ -4,7 +4,6 @@ clip art (text → picture pairs)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -20,8 +19,9 @@ from training.data.conversion import (
     drawn_in,
     progress,
     write_converted,
+    write_noted_dataset,
 )
-from training.data.format import CurrentSticker, Sample, StickerEntry, Turn, write_dataset
+from training.data.format import CurrentSticker, Sample, StickerEntry, Turn
 
 
 def convert_emoji_names(data_root: Path | str, out: Path | str, opts: ConvertOptions) -> ConversionReport:
@@ -128,13 +128,7 @@ def convert_openclipart(data_root: Path | str, out: Path | str, opts: ConvertOpt
         "skipped": dict(skipped),
         "art_licences": {CLIPART_SET: {"licence": "public domain (CC0)", "source": "Debian openclipart-png"}},
     }
-    write_dataset(
-        out,
-        samples,
-        entries,
-        extra_files={"conversion.json": json.dumps(note, ensure_ascii=False, indent=1) + "\n"},
-        overwrite=opts.overwrite,
-    )
+    write_noted_dataset(out, samples, entries, note, opts)
     report = ConversionReport(dataset="openclipart", out=Path(out))
     report.counts = note["counts"]
     report.skipped = dict(skipped)

@@ -37,7 +37,7 @@ from training.data.conversion import (
     ConversionReport,
     ConvertOptions,
     RawExample,
-    write_converted,
+    write_emotion_corpus,
 )
 
 PLUTCHIK = {
@@ -174,7 +174,6 @@ def parse_languages(spec: str, data_root: Path | str) -> list[str]:
 def convert_xed(data_root: Path | str, out: Path | str, opts: ConvertOptions) -> ConversionReport:
     """The ``xed`` converter (:data:`training.data.convert.CONVERTERS`): ``opts.language`` selects languages."""
     from training.data.format import Turn
-    from training.emotions import EMOTIONS
 
     languages = parse_languages(opts.language, data_root)
     skipped: Counter[str] = Counter()
@@ -188,17 +187,11 @@ def convert_xed(data_root: Path | str, out: Path | str, opts: ConvertOptions) ->
     def split(name: str) -> Callable[[], Iterator[RawExample]]:
         return lambda: iter(rows[name])
 
-    return write_converted(
-        "xed",
-        out,
-        {"train": split("train"), "val": split("val")},
-        [EMOTION_EMOJI[e] for e in EMOTIONS],
-        opts,
-        skipped,
-        {
-            "corpus": "XED (Helsinki-NLP, CC BY 4.0), Plutchik → Ekman, anticipation/trust dropped",
-            "path": str(Path(data_root) / "xed"),
-            "languages": languages,
-            "held_out_languages": list(HELD_OUT_LANGUAGES),
-        },
-    )
+    splits = {"train": split("train"), "val": split("val")}
+    source = {
+        "corpus": "XED (Helsinki-NLP, CC BY 4.0), Plutchik → Ekman, anticipation/trust dropped",
+        "path": str(Path(data_root) / "xed"),
+        "languages": languages,
+        "held_out_languages": list(HELD_OUT_LANGUAGES),
+    }
+    return write_emotion_corpus("xed", out, splits, opts, skipped, source)

@@ -28,35 +28,32 @@ def _hash_tensor(h: Any, name: str, t: Tensor) -> None:
     h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
 
 
+def _state_digest(module: nn.Module, header: str = "", prefixes: tuple[str, ...] | None = None) -> str:
+    """SHA-256 of ``header`` and the module's state-dict tensors (all, or those whose names start with one
+    of ``prefixes``), in name order."""
+    h = hashlib.sha256(header.encode())
+    for name, t in sorted(module.state_dict().items()):
+        if prefixes is None or name.startswith(prefixes):
+            _hash_tensor(h, name, t)
+    return h.hexdigest()
+
+
 def module_digest(module: nn.Module) -> str:
     """Identity of a module's weights: SHA-256 over its state dict (names, dtypes, shapes, bytes)."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        _hash_tensor(h, name, t)
-    return h.hexdigest()
+    return _state_digest(module)
 
 
 def frozen_prefix_digest(bert: nn.Module, stop_layer: int) -> str:
     """Identity of a BERT's embeddings and encoder layers ``0 .. stop_layer-1`` (what the states entering
     layer ``stop_layer`` depend on)."""
     keep = ("embeddings.", *(f"encoder.layer.{i}." for i in range(stop_layer)))
-    h = hashlib.sha256(f"stop={stop_layer}|".encode())
-    for name, t in sorted(bert.state_dict().items()):
-        if not name.startswith(keep):
-            continue
-        _hash_tensor(h, name, t)
-    return h.hexdigest()
+    return _state_digest(bert, f"stop={stop_layer}|", keep)
 
 
 def frozen_units_digest(tower: nn.Module) -> str:
     """Identity of the frozen units of a partly trainable tower (what a cached prefix depends on)."""
     units = tuple(f"{u}." for u in getattr(tower, "frozen_units", []))
-    h = hashlib.sha256(f"units={sorted(units)}|".encode())
-    for name, t in sorted(tower.state_dict().items()):
-        if not name.startswith(units):
-            continue
-        _hash_tensor(h, name, t)
-    return h.hexdigest()
+    return _state_digest(tower, f"units={sorted(units)}|", units)
 
 
 def texts_digest(texts: Sequence[str]) -> str:

@@ -4,7 +4,7 @@ of K views per sticker, view 0 clean and the rest augmented, seeded per sticker.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -79,36 +79,31 @@ def _run(tower: nn.Module, pixels: Tensor, stop: int | None) -> Tensor:
     return prefix(pixels, stop).to(torch.float16)
 
 
+@dataclass(eq=False, repr=False)
 class ImageFeatureStore:
-    def __init__(
-        self,
-        cache: FeatureCache,
-        tower: nn.Module,
-        spec: ImageSpec,
-        views: int,
-        seed: int,
-        aug: AugmentConfig = AugmentConfig(),
-        progress: bool = True,
-        stop: int | None = None,
-        chunk: int = 512,
-    ) -> None:
-        """``stop`` None: pooled features of the whole (frozen) tower; else the feature maps entering block
-        ``stop`` (the blocks from there on are trainable, and only the frozen part identifies the cache)."""
-        self.cache = cache
-        self.tower = tower
-        self.spec = spec
-        self.views = views
-        self.seed = seed
-        self.aug = aug
-        self.progress = progress
-        self.stop = stop
-        self.chunk = chunk
+    """Cached features of one image tower. ``stop`` None: pooled features of the whole (frozen) tower; else the
+    feature maps entering block ``stop`` (the blocks from there on are trainable, and only the frozen part
+    identifies the cache)."""
+
+    cache: FeatureCache
+    tower: nn.Module
+    spec: ImageSpec
+    views: int
+    seed: int
+    aug: AugmentConfig = field(default_factory=AugmentConfig)
+    progress: bool = True
+    stop: int | None = None
+    chunk: int = 512
+    identity: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        stop = self.stop
         self.identity = {
-            "tower": module_digest(tower) if stop is None else frozen_units_digest(tower),
-            "spec": spec.to_dict(),
-            "views": views,
-            "seed": seed,
-            "aug": asdict(aug),
+            "tower": module_digest(self.tower) if stop is None else frozen_units_digest(self.tower),
+            "spec": self.spec.to_dict(),
+            "views": self.views,
+            "seed": self.seed,
+            "aug": asdict(self.aug),
             **({"stop": stop} if stop is not None else {}),
         }
 

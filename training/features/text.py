@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -142,42 +144,40 @@ def _packed(pieces: list[Tensor], h_dim: int) -> TextFeatures:
     return TextFeatures(hidden=flat, offsets=offsets)
 
 
+@dataclass(eq=False, repr=False)
 class TextFeatureStore:
     """Cached text features of one frozen text tower (identity = its weights' digest + the tokenizer file +
     max_tokens + mode), per distinct text: a request computes only the texts no earlier request computed and
     writes them as a new shard (atomically) under ``cache_dir/text-<mode>/<identity>/``."""
 
-    def __init__(
-        self,
-        cache: FeatureCache,
-        bert: nn.Module,
-        tokenizer: TextTokenizer,
-        tokenizer_digest: str,
-        max_tokens: int,
-        stop_layer: int | None,
-        progress: bool = True,
-    ) -> None:
-        self.cache = cache
-        self.bert = bert
-        self.tokenizer = tokenizer
-        self.max_tokens = max_tokens
-        self.stop_layer = stop_layer
-        self.progress = progress
+    cache: FeatureCache
+    bert: nn.Module
+    tokenizer: TextTokenizer
+    tokenizer_digest: str
+    max_tokens: int
+    stop_layer: int | None
+    progress: bool = True
+    identity: dict[str, Any] = field(init=False)
+    kind: str = field(init=False)
+    dir: Path = field(init=False)
+    _rows: dict[str, tuple[int, int]] = field(init=False, default_factory=dict)  # text digest -> (shard, row)
+    _shards: list[TextFeatures] = field(init=False, default_factory=list)
+    _loaded: set[str] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        bert, stop_layer = self.bert, self.stop_layer
         self.identity = {
             "format": CACHE_FORMAT,
             # Only what computes the cached values: the whole tower for pooled outputs, the embeddings and the
             # layers below ``stop_layer`` for hidden states (the trainable top layers may differ freely, so a
             # fine-tune from another checkpoint of the same base reuses the cache).
             "bert": module_digest(bert) if stop_layer is None else frozen_prefix_digest(bert, stop_layer),
-            "tokenizer": tokenizer_digest,
-            "max_tokens": max_tokens,
+            "tokenizer": self.tokenizer_digest,
+            "max_tokens": self.max_tokens,
             "stop_layer": stop_layer,
         }
         self.kind = "text-pooled" if stop_layer is None else "text-hidden"
-        self.dir = cache.root / self.kind / key_of(self.identity)[:32]
-        self._rows: dict[str, tuple[int, int]] = {}  # text digest -> (shard, row)
-        self._shards: list[TextFeatures] = []
-        self._loaded: set[str] = set()
+        self.dir = self.cache.root / self.kind / key_of(self.identity)[:32]
 
     def _load_shards(self) -> None:
         if not self.cache.enabled or not self.dir.is_dir():

@@ -17,7 +17,7 @@ same sticker id twice for one dialogue.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -197,9 +197,6 @@ class HardNegativeMiner:
             positive_ids,
             sticker_ids,
             dialogue_ids=dialogue_ids,
-            num_negatives=self.num_negatives,
-            pool_size=self.pool_size,
-            polarity_weight=self.polarity_weight,
-            sample=self.sample,
             generator=generator,
+            **asdict(self),  # every setting, by its name
         )

@@ -171,6 +171,19 @@ async def test_packs_lists_and_removepack_removes_by_name_or_button(tg: Harness)
     assert "no sticker packs" in tg.api.texts(GROUP["id"])[-1]
 
 
+async def test_a_button_press_whose_admin_check_fails_is_refused_with_an_alert(tg: Harness):
+    mixed_set(tg)
+    await tg.send(tg.api.message(GROUP, ALICE, f"/addpack {SET}"))
+    await tg.send(tg.api.message(GROUP, ALICE, "/removepack"))
+    menu = tg.api.last_message(GROUP["id"])
+    tg.deps.admins.invalidate(GROUP["id"])
+    tg.api.fail_next("getChatAdministrators", Scripted(code=400, description="Bad Request: chat not found"))
+    await tg.send(tg.api.callback(ALICE, menu, f"r:{SET}"))  # an admin, but Telegram cannot say so now
+    answer = tg.api.called("answerCallbackQuery")[-1].params
+    assert answer["show_alert"] is True and "couldn't check this chat's admins" in answer["text"]
+    assert [p.name for p in await tg.service.list_packs(GROUP_REF)] == [SET]
+
+
 async def test_a_sticker_sent_in_private_offers_the_groups_the_user_administers(tg: Harness):
     mixed_set(tg)
     tg.api.add_chat(OTHER_GROUP, admins=[BOB])  # Alice writes there but is no admin
