@@ -16,7 +16,7 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
-# Issue 14: (resolved path, size, mtime in ns) → SHA-256 of files already checked in this process, so a model
+# (resolved path, size, mtime in ns) → SHA-256 of files already checked in this process, so a model
 # re-loaded (registry swaps, several services) is hashed once; a changed file has a new size or mtime.
 _VERIFIED: dict[tuple[str, int, int], str] = {}
 
@@ -57,6 +57,12 @@ def read_manifest(model_dir: Path, build_hint: str, verify_hashes: bool = False)
     return manifest
 
 
+# onnxruntime's CPU SkipLayerNormalization kernel (what its session-time fusion turns a residual Add + LayerNorm
+# into) measured ~5x slower than the two unfused ops on the text tower's [64, 384] rows (109 vs 20 µs, twice per
+# layer); the outputs are the same up to float rounding (docs/BENCHMARKS.md, "The text tower toward its floor").
+DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
+
+
 def make_session(path: Path, threads: int = 0) -> Any:
     import onnxruntime as ort
 
@@ -70,8 +76,13 @@ def make_session(path: Path, threads: int = 0) -> Any:
     # them (measured per /sticker at 1k stickers: text tower 10.2 -> 6.0 ms, whole request 15.8 -> 12.5 ms).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # issue 14: a garbage or truncated file is a clear "which file" error
+        return ort.InferenceSession(
+            str(path),
+            sess_options=opts,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=DISABLED_OPTIMIZERS,
+        )
+    except Exception as exc:  # a garbage or truncated file is a clear "which file" error
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelMissing(
             f"{path} is not a model onnxruntime can load ({reason}); restore or rebuild it"
