@@ -63,7 +63,8 @@ def _linear(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _export_text(model: PBRModel, tokenizer_dir: Path, out: Path, quantize: bool, work: Path) -> None:
+def _export_text(model: PBRModel, tokenizer_dir: Path, out: Path, quantize: bool, work: Path) -> bool:
+    """Write the text tower's ONNX to ``out``; True when it is the fused graph (export/text_opt.py)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from optimum.exporters.onnx import main_export
 
@@ -87,9 +88,16 @@ def _export_text(model: PBRModel, tokenizer_dir: Path, out: Path, quantize: bool
 
         quantize_int8_q4_embeddings(raw / "model.onnx", out)
     elif quantize:
-        quantize_int8(raw / "model.onnx", out)
+        from export.text_opt import NotConvertible, optimize_fp32_to_int8
+
+        try:  # fused graph: ~2x fewer ms per dialogue at equal R@1 (docs/BENCHMARKS.md)
+            optimize_fp32_to_int8(raw / "model.onnx", out)
+            return True
+        except NotConvertible:  # not a BERT the fusions recognise: plain dynamic int8
+            quantize_int8(raw / "model.onnx", out)
     else:
         shutil.copy2(raw / "model.onnx", out)
+    return False
 
 
 def _export_torch(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str]) -> None:
@@ -126,7 +134,7 @@ def export_pbr(
         work, stage = Path(tmp) / "work", Path(tmp) / "stage"
         work.mkdir()
         stage.mkdir()
-        _export_text(model, tok_dir, stage / "text.onnx", quantize, work)
+        fused = _export_text(model, tok_dir, stage / "text.onnx", quantize, work)
         shutil.copy2(tok_dir / "tokenizer.json", stage / "tokenizer.json")
         size = config.image_size
         with torch.no_grad():
@@ -181,8 +189,9 @@ def export_pbr(
             "emotions": list(config.emotions),
             "opset": OPSET,
             "quantized": {
-                "text": text_quantization(
-                    quantize, wants_q4_embeddings(model.text_tower.bert.config.vocab_size)
+                "text": _fused_label(
+                    text_quantization(quantize, wants_q4_embeddings(model.text_tower.bert.config.vocab_size)),
+                    fused,
                 ),
                 "image": None,
                 "match": "int8-dynamic-per-channel" if quantize else None,
@@ -205,6 +214,14 @@ def export_pbr(
             out_dir.rename(Path(tmp) / "old")
         stage.rename(out_dir)
     return manifest
+
+
+def _fused_label(label: str | None, fused: bool) -> str | None:
+    if not fused or label is None:
+        return label
+    from export.text_opt import quantization_label
+
+    return quantization_label(label, quantize_attention=True)
 
 
 def _training_data(extra: dict[str, Any]) -> dict[str, Any]:

@@ -68,6 +68,12 @@ def read_manifest(
     return manifest
 
 
+# onnxruntime's CPU SkipLayerNormalization kernel (what its session-time fusion turns a residual Add + LayerNorm
+# into) measured ~5x slower than the two unfused ops on the text tower's [64, 384] rows (109 vs 20 µs, twice per
+# layer); the outputs are the same up to float rounding (docs/BENCHMARKS.md, "The text tower toward its floor").
+DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
+
+
 def make_session(path: Path, threads: int = 0) -> Any:
     import onnxruntime as ort
 
@@ -81,8 +87,13 @@ def make_session(path: Path, threads: int = 0) -> Any:
     # them (measured per /sticker at 1k stickers: text tower 10.2 -> 6.0 ms, whole request 15.8 -> 12.5 ms).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # a garbage or truncated file: say which file, not onnxruntime's traceback
+        return ort.InferenceSession(
+            str(path),
+            sess_options=opts,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=DISABLED_OPTIMIZERS,
+        )
+    except Exception as exc:  # a garbage or truncated file is a clear "which file" error
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelMissing(path.parent, ModelProblem.UNLOADABLE_FILE, file=path, detail=reason) from None
 
