@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -20,35 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.fsutil import sha256_file
-from export.baseline import quantize_int8, text_quantization, vocab_size_of, wants_q4_embeddings
+from export.baseline import text_quantization, vocab_size_of, wants_q4_embeddings
+from export.pbr import export_bert_dir, fused_label, sha256_file_list
 
 COPIED = ("image", "match", "heads")
-OPSET = 17
-
-
-def export_text_onnx(hf_dir: Path, out: Path, quantize: bool, work: Path) -> None:
-    """A Hugging Face BERT directory → ``last_hidden_state`` ONNX (int8; 4-bit embeddings for a big vocabulary)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from optimum.exporters.onnx import main_export
-
-    raw = work / "text-raw"
-    main_export(
-        str(hf_dir),
-        output=str(raw),
-        task="feature-extraction",
-        opset=OPSET,
-        do_validation=False,
-        library_name="transformers",
-        device="cpu",
-    )
-    if quantize and wants_q4_embeddings(vocab_size_of(hf_dir)):
-        from export.q4 import quantize_int8_q4_embeddings
-
-        quantize_int8_q4_embeddings(raw / "model.onnx", out)
-    elif quantize:
-        quantize_int8(raw / "model.onnx", out)
-    else:
-        shutil.copy2(raw / "model.onnx", out)
 
 
 def _text_info(student: Path) -> dict[str, Any]:
@@ -72,13 +46,11 @@ def export_distilled(base: Path, student: Path, out_dir: Path, quantize: bool = 
         work.mkdir()
         stage.mkdir()
         files = dict(manifest["files"])
-        export_text_onnx(student, stage / files["text"], quantize, work)
+        fused = export_bert_dir(student, stage / files["text"], quantize, work)
         shutil.copy2(student / "tokenizer.json", stage / files["tokenizer"])
         for key in COPIED:
             shutil.copy2(base / files[key], stage / files[key])
         hashes = {name: sha256_file(stage / name) for name in files.values()}
-        from export.pbr import sha256_file_list
-
         digest = sha256_file_list([stage / n for n in sorted(files.values())])
         manifest.update(
             version=f"pbr-{'int8' if quantize else 'fp32'}-{digest[:12]}",
@@ -88,8 +60,8 @@ def export_distilled(base: Path, student: Path, out_dir: Path, quantize: bool = 
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             export_seconds=round(time.time() - started, 1),
         )
-        manifest.setdefault("quantized", {})["text"] = text_quantization(
-            quantize, wants_q4_embeddings(vocab_size_of(student))
+        manifest.setdefault("quantized", {})["text"] = fused_label(
+            text_quantization(quantize, wants_q4_embeddings(vocab_size_of(student))), fused
         )
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         if out_dir.exists():

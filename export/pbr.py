@@ -30,6 +30,7 @@ from export.baseline import (
     minilm_dir,
     quantize_int8,
     text_quantization,
+    vocab_size_of,
     wants_q4_embeddings,
 )
 from training.model import PBRModel, load_checkpoint
@@ -65,14 +66,21 @@ def _linear(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
 
 def _export_text(model: PBRModel, tokenizer_dir: Path, out: Path, quantize: bool, work: Path) -> bool:
     """Write the text tower's ONNX to ``out``; True when it is the fused graph (export/text_opt.py)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from optimum.exporters.onnx import main_export
-
     hf_dir = work / "bert"
     model.text_tower.bert.save_pretrained(hf_dir)
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         if (tokenizer_dir / name).is_file():
             shutil.copy2(tokenizer_dir / name, hf_dir / name)
+    return export_bert_dir(hf_dir, out, quantize, work)
+
+
+def export_bert_dir(hf_dir: Path, out: Path, quantize: bool, work: Path) -> bool:
+    """A Hugging Face BERT directory → ``last_hidden_state`` ONNX at ``out``: 4-bit word embeddings and int8
+    MatMuls for a large vocabulary, else the fused int8 graph where the fusions apply, else plain dynamic int8
+    (or fp32 without ``quantize``). True when it is the fused graph."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from optimum.exporters.onnx import main_export
+
     raw = work / "text-raw"
     main_export(
         str(hf_dir),
@@ -83,7 +91,7 @@ def _export_text(model: PBRModel, tokenizer_dir: Path, out: Path, quantize: bool
         library_name="transformers",
         device="cpu",
     )
-    if quantize and wants_q4_embeddings(model.text_tower.bert.config.vocab_size):
+    if quantize and wants_q4_embeddings(vocab_size_of(hf_dir)):
         from export.q4 import quantize_int8_q4_embeddings
 
         quantize_int8_q4_embeddings(raw / "model.onnx", out)
@@ -189,7 +197,7 @@ def export_pbr(
             "emotions": list(config.emotions),
             "opset": OPSET,
             "quantized": {
-                "text": _fused_label(
+                "text": fused_label(
                     text_quantization(quantize, wants_q4_embeddings(model.text_tower.bert.config.vocab_size)),
                     fused,
                 ),
@@ -216,7 +224,7 @@ def export_pbr(
     return manifest
 
 
-def _fused_label(label: str | None, fused: bool) -> str | None:
+def fused_label(label: str | None, fused: bool) -> str | None:
     if not fused or label is None:
         return label
     from export.text_opt import quantization_label

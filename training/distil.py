@@ -370,6 +370,7 @@ def _cache_key(cfg: DistilConfig, teacher_version: str) -> str:
 
 
 TRAINING_ONLY = {
+    "cache_dir",  # where the cache lives is not what it holds
     "distilled_label_weight",
     "out_dir",
     "steps",
