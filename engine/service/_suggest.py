@@ -26,7 +26,8 @@ from engine.service._suggestions import Suggestions
 from engine.service._types import ChatRef, SuggestResult, UserRef
 from engine.settings import Settings
 
-# How many chats' history windows the token counts are kept for (each window: ``history_turns`` entries).
+# How many chats' token counts are kept, at most (never more than ``identity_cache``, the bound every per-chat
+# cache follows); each chat keeps only the counts of its last window.
 TOKEN_CACHE_CHATS = 1024
 
 
@@ -50,9 +51,9 @@ class Suggester:
         self._ranker = ranker  # the model served now (it may be swapped between two requests)
         # when /sticker last answered each chat here: this process's guard until the database claim settles
         self._claims: LRUCache[int, float] = LRUCache(max(1, settings.identity_cache))
-        # token counts of recent turns (ranker version, text hash, length): a few chats' windows
-        self._tokens: LRUCache[tuple[str, int, int], int] = LRUCache(
-            TOKEN_CACHE_CHATS * max(1, settings.history_turns)
+        # per chat: (ranker version, {(text hash, length): token count}) of its last window's turns
+        self._tokens: LRUCache[int, tuple[str, dict[tuple[int, int], int]]] = LRUCache(
+            min(TOKEN_CACHE_CHATS, max(1, settings.identity_cache))
         )
         self.db = suggestions.db  # the request's reads, one hop each (engine.db.OneShot)
         self._reader = ChatReader(history)
@@ -121,7 +122,7 @@ class Suggester:
         if given:
             turns, query_text = [], ranker.dialogue_text([text or ""])
         else:
-            turns = self.history.window(rows, count_tokens=self._token_counter(ranker))
+            turns = self.history.window(rows, count_tokens=self._token_counter(ranker, c.id))
             if not turns:
                 return SuggestResult(reason="no_conversation")
             query_text = ranker.dialogue_text([t.text for t in turns])
@@ -166,16 +167,21 @@ class Suggester:
             assert found is not None, "a chat just created is there"
         return found
 
-    def _token_counter(self, ranker: Ranker) -> Callable[[str], int]:
-        """``ranker.count_tokens`` remembered per turn: a chat's history turns come back request after
-        request. Keyed by the text's hash, never by the text itself, so no message outlives its row here."""
+    def _token_counter(self, ranker: Ranker, chat_id: int) -> Callable[[str], int]:
+        """``ranker.count_tokens`` remembered per chat: a chat's history turns come back request after request.
+        The chat keeps the counts of this window only (older turns drop out with it), keyed by the text's hash,
+        never by the text itself, so no message outlives its row here."""
         version = ranker.version
+        cached = self._tokens.get(chat_id)
+        old = cached[1] if cached is not None and cached[0] == version else {}
+        new: dict[tuple[int, int], int] = {}
+        self._tokens[chat_id] = (version, new)
 
         def count(text: str) -> int:
-            key = (version, hash(text), len(text))
-            n = self._tokens.get(key)
+            key = (hash(text), len(text))
+            n = new.get(key)
             if n is None:
-                n = self._tokens[key] = ranker.count_tokens(text)
+                n = new[key] = old[key] if key in old else ranker.count_tokens(text)
             return n
 
         return count
