@@ -144,77 +144,10 @@ def export_pbr(
         stage.mkdir()
         fused = _export_text(model, tok_dir, stage / "text.onnx", quantize, work)
         shutil.copy2(tok_dir / "tokenizer.json", stage / "tokenizer.json")
-        size = config.image_size
-        with torch.no_grad():
-            _export_torch(
-                _ImageGraph(model),
-                (torch.zeros(2, 3, size, size),),
-                stage / "image.onnx",
-                ["pixels"],
-                ["sticker_embedding", "emotion_logits"],
-            )
-            d = config.embed_dim
-            match_raw = work / "match.onnx" if quantize else stage / "match.onnx"
-            _export_torch(
-                _MatchGraph(model),
-                (torch.zeros(2, d), torch.zeros(2, d)),
-                match_raw,
-                ["dialogue", "sticker"],
-                ["match_logit"],
-            )
-        if quantize:  # its MLP is most of its 2 MB: int8 keeps the model directory under 40 MB
-            quantize_int8(match_raw, stage / "match.onnx")
-        heads: dict[str, np.ndarray] = {}
-        heads["text_proj.weight"], heads["text_proj.bias"] = _linear(model.text_proj)
-        if config.use_sticker_text:
-            heads["sticker_text_proj.weight"], heads["sticker_text_proj.bias"] = _linear(
-                model.sticker_text_proj
-            )
-            heads["text_gate.weight"], heads["text_gate.bias"] = _linear(model.text_gate)
-        np.savez(stage / "heads.npz", **heads)
-        files = {
-            "text": "text.onnx",
-            "tokenizer": "tokenizer.json",
-            "image": "image.onnx",
-            "match": "match.onnx",
-            "heads": "heads.npz",
-        }
-        hashes = {name: sha256_file(stage / name) for name in files.values()}
-        digest = sha256_file_list([stage / n for n in sorted(files.values())])
-        extra = loaded.extra
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "kind": "pbr",
-            "name": "PBR (Perceive before Respond) dual encoder",
-            "version": f"pbr-{'int8' if quantize else 'fp32'}-{digest[:12]}",
-            "files": files,
-            "sha256": hashes,
-            "embedding_dim": config.embed_dim,
-            "max_tokens": config.max_tokens,
-            "sticker_text_max_tokens": config.sticker_text_max_tokens,
-            "use_sticker_text": config.use_sticker_text,
-            "image": config.image_spec().to_dict(),
-            "emotions": list(config.emotions),
-            "opset": OPSET,
-            "quantized": {
-                "text": fused_label(
-                    text_quantization(quantize, wants_q4_embeddings(model.text_tower.bert.config.vocab_size)),
-                    fused,
-                ),
-                "image": None,
-                "match": "int8-dynamic-per-channel" if quantize else None,
-            },
-            "training_config": {k: v for k, v in config.to_dict().items() if k != "text_config"},
-            "training": {
-                k: v for k, v in extra.items() if isinstance(v, str | int | float | bool | dict | list)
-            },
-            "validation_metrics": metrics if metrics is not None else extra.get("val_metrics"),
-            "training_data": _training_data(extra),
-            "checkpoint": Path(checkpoint).name,
-            "versions": loaded.meta.get("versions", {}),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "export_seconds": round(time.time() - started, 1),
-        }
+        _export_image_and_match(model, config, stage, work, quantize)
+        np.savez(stage / "heads.npz", **_heads(model, config))
+        manifest = _manifest(loaded, checkpoint, stage, quantize, fused, metrics)
+        manifest["export_seconds"] = round(time.time() - started, 1)
         (stage / "manifest.json").write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
         )
@@ -222,6 +155,90 @@ def export_pbr(
             out_dir.rename(Path(tmp) / "old")
         stage.rename(out_dir)
     return manifest
+
+
+def _export_image_and_match(model: Any, config: Any, stage: Path, work: Path, quantize: bool) -> None:
+    """``image.onnx`` (fp32: it runs once per sticker) and ``match.onnx`` (int8 with ``quantize``)."""
+    size = config.image_size
+    with torch.no_grad():
+        _export_torch(
+            _ImageGraph(model),
+            (torch.zeros(2, 3, size, size),),
+            stage / "image.onnx",
+            ["pixels"],
+            ["sticker_embedding", "emotion_logits"],
+        )
+        d = config.embed_dim
+        match_raw = work / "match.onnx" if quantize else stage / "match.onnx"
+        _export_torch(
+            _MatchGraph(model),
+            (torch.zeros(2, d), torch.zeros(2, d)),
+            match_raw,
+            ["dialogue", "sticker"],
+            ["match_logit"],
+        )
+    if quantize:  # its MLP is most of its 2 MB: int8 keeps the model directory under 40 MB
+        quantize_int8(match_raw, stage / "match.onnx")
+
+
+def _heads(model: Any, config: Any) -> dict[str, np.ndarray]:
+    """The small linear layers the engine applies in numpy (``heads.npz``)."""
+    heads: dict[str, np.ndarray] = {}
+    heads["text_proj.weight"], heads["text_proj.bias"] = _linear(model.text_proj)
+    if config.use_sticker_text:
+        heads["sticker_text_proj.weight"], heads["sticker_text_proj.bias"] = _linear(model.sticker_text_proj)
+        heads["text_gate.weight"], heads["text_gate.bias"] = _linear(model.text_gate)
+    return heads
+
+
+def _manifest(
+    loaded: Any,
+    checkpoint: Path,
+    stage: Path,
+    quantize: bool,
+    fused: bool,
+    metrics: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The manifest of the files in ``stage``: their hashes, the model's inputs, how it was trained."""
+    model, config, extra = loaded.model, loaded.config, loaded.extra
+    files = {
+        "text": "text.onnx",
+        "tokenizer": "tokenizer.json",
+        "image": "image.onnx",
+        "match": "match.onnx",
+        "heads": "heads.npz",
+    }
+    digest = sha256_file_list([stage / n for n in sorted(files.values())])
+    return {
+        "format": MANIFEST_FORMAT,
+        "kind": "pbr",
+        "name": "PBR (Perceive before Respond) dual encoder",
+        "version": f"pbr-{'int8' if quantize else 'fp32'}-{digest[:12]}",
+        "files": files,
+        "sha256": {name: sha256_file(stage / name) for name in files.values()},
+        "embedding_dim": config.embed_dim,
+        "max_tokens": config.max_tokens,
+        "sticker_text_max_tokens": config.sticker_text_max_tokens,
+        "use_sticker_text": config.use_sticker_text,
+        "image": config.image_spec().to_dict(),
+        "emotions": list(config.emotions),
+        "opset": OPSET,
+        "quantized": {
+            "text": fused_label(
+                text_quantization(quantize, wants_q4_embeddings(model.text_tower.bert.config.vocab_size)),
+                fused,
+            ),
+            "image": None,
+            "match": "int8-dynamic-per-channel" if quantize else None,
+        },
+        "training_config": {k: v for k, v in config.to_dict().items() if k != "text_config"},
+        "training": {k: v for k, v in extra.items() if isinstance(v, str | int | float | bool | dict | list)},
+        "validation_metrics": metrics if metrics is not None else extra.get("val_metrics"),
+        "training_data": _training_data(extra),
+        "checkpoint": Path(checkpoint).name,
+        "versions": loaded.meta.get("versions", {}),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def fused_label(label: str | None, fused: bool) -> str | None:

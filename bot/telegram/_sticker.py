@@ -19,6 +19,7 @@ from typing import Any
 from PIL import Image
 from telegram import (
     Bot,
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
@@ -214,6 +215,24 @@ async def _record_pick(d: Deps, sid: int, pending: PendingSuggestion, rank: int,
     await d.service.feedback(sid, pending.items[rank].sticker_id, pending.chat, user_ref(user), kind="picked")
 
 
+async def _settle(
+    d: Deps, query: CallbackQuery, sid: int, pending: PendingSuggestion, action: str, shown: int
+) -> None:
+    """Keep (the shown sticker counts as picked) or remove the suggestion; either way it is settled."""
+    d.suggestions.pop(sid)
+    d.settled.put(sid, True)
+    if action == KEEP:
+        if shown < len(pending.items):
+            await _record_pick(d, sid, pending, shown, query.from_user)
+        with suppress(TelegramError):
+            await query.edit_message_reply_markup(None)
+        await query.answer(texts.KEPT)
+        return
+    with suppress(TelegramError):
+        await query.delete_message()
+    await query.answer()
+
+
 async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None
@@ -239,21 +258,8 @@ async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if query.from_user.id != pending.requester_id:
         await query.answer(texts.ONLY_REQUESTER.format(name=pending.requester_name))
         return
-    if action == KEEP:
-        d.suggestions.pop(sid)
-        d.settled.put(sid, True)
-        if shown < len(pending.items):
-            await _record_pick(d, sid, pending, shown, query.from_user)
-        with suppress(TelegramError):
-            await query.edit_message_reply_markup(None)
-        await query.answer(texts.KEPT)
-        return
-    if action == REMOVE:
-        d.suggestions.pop(sid)
-        d.settled.put(sid, True)
-        with suppress(TelegramError):
-            await query.delete_message()
-        await query.answer()
+    if action in (KEEP, REMOVE):
+        await _settle(d, query, sid, pending, action, shown)
         return
     rank = int(action)
     if rank >= len(pending.items) or rank == shown:
