@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 
 from bot.i18n import SOURCE_LANGUAGE, Catalog, normalize
+from bot.skip_messages import SKIP_MESSAGES
 from engine.errors import (
     EmbeddingFailed,
     InvalidPackJson,
@@ -15,7 +16,6 @@ from engine.errors import (
     PackBusy,
     PackError,
     PackNotEnabled,
-    SkipKind,
     Skipped,
     SkipReason,
     TooManyStickers,
@@ -219,22 +219,6 @@ def plural(n: int) -> str:
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# Each reason a sticker is skipped → the message that words it (several kinds read alike to a member).
-SKIP_MESSAGES = {
-    SkipKind.NO_ID: "SKIP_BAD_ID",
-    SkipKind.DUPLICATE_ID: "SKIP_BAD_ID",
-    SkipKind.BYTE_BUDGET: "SKIP_LIMIT",
-    SkipKind.TIME_BUDGET: "SKIP_LIMIT",
-    SkipKind.LINK: "SKIP_LINK",
-    SkipKind.TOO_LARGE: "SKIP_TOO_LARGE",
-    SkipKind.UNSUPPORTED: "SKIP_UNSUPPORTED",
-    SkipKind.DAMAGED: "SKIP_DAMAGED",
-    SkipKind.TIMEOUT: "SKIP_DAMAGED",
-    SkipKind.UNREADABLE: "SKIP_DAMAGED",
-    SkipKind.FETCH_FAILED: "SKIP_FETCH_FAILED",
-}
 
 
 def skip_reason(reason: SkipReason) -> str:

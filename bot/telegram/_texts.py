@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from html import escape, unescape
 
 from bot.i18n import Catalog
+from bot.skip_messages import SKIP_MESSAGES
 from engine.errors import (
     EmbeddingFailed,
     NothingToImport,
     PackBusy,
     PackError,
-    SkipKind,
     Skipped,
     SkipReason,
     TooManyStickers,
@@ -199,22 +199,6 @@ def html(text: object) -> str:
 def plain(text: str) -> str:
     """An HTML text as plain text (callback-query answers and alerts are not parsed)."""
     return unescape(re.sub(r"<[^>]+>", "", text))
-
-
-# Each reason a sticker is skipped → the message that words it (several kinds read alike to a chat user).
-SKIP_MESSAGES = {
-    SkipKind.NO_ID: "SKIP_BAD_ID",
-    SkipKind.DUPLICATE_ID: "SKIP_BAD_ID",
-    SkipKind.BYTE_BUDGET: "SKIP_LIMIT",
-    SkipKind.TIME_BUDGET: "SKIP_LIMIT",
-    SkipKind.LINK: "SKIP_LINK",
-    SkipKind.TOO_LARGE: "SKIP_TOO_LARGE",
-    SkipKind.UNSUPPORTED: "SKIP_UNSUPPORTED",
-    SkipKind.DAMAGED: "SKIP_DAMAGED",
-    SkipKind.TIMEOUT: "SKIP_DAMAGED",
-    SkipKind.UNREADABLE: "SKIP_DAMAGED",
-    SkipKind.FETCH_FAILED: "SKIP_FETCH_FAILED",
-}
 
 
 def skip_reason(reason: SkipReason) -> str:

@@ -162,3 +162,12 @@ def test_gnu_gettext_reads_the_shipped_catalogs_as_we_do(tmp_path: Path):
                 gnu = gettext.GNUTranslations(f)
             for name, text in catalog.translations(language).items():
                 assert gnu.pgettext(name, catalog.source[name]) == text, (catalog.domain, language, name)
+
+
+@pytest.mark.parametrize("catalog", i18n.catalogs(), ids=lambda c: c.domain)
+def test_every_skip_kind_has_a_message_in_both_bots(catalog: Catalog):
+    from bot.skip_messages import SKIP_MESSAGES
+    from engine.errors import SkipKind
+
+    assert set(SKIP_MESSAGES) == set(SkipKind)
+    assert {name for name in SKIP_MESSAGES.values() if name not in catalog.source} == set()
