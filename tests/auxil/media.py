@@ -254,7 +254,7 @@ def not_an_image() -> bytes:
     return b"Hello! This is a text file that somebody named sticker.png.\n"
 
 
-# ---------------------------------------------------------------- more broken inputs (issue 8)
+# ---------------------------------------------------------------- more broken inputs
 
 
 def huge_gif_header(w: int = 60000, h: int = 60000) -> bytes:

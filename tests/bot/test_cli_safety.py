@@ -97,7 +97,7 @@ def test_packs_add_shows_hostile_names_escaped_and_bad_pack_json_in_one_line(hom
     assert "pack.json: stickers" in result.output and "Traceback" not in result.output
 
 
-# ------------------------------------------------------------------ operator errors (issue 14)
+# ------------------------------------------------------------------ operator errors: one line, no traceback
 def _main(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str, stdin: str = ""
 ) -> tuple:

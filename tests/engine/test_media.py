@@ -515,7 +515,7 @@ def test_lottie_fixture_is_plain_json() -> None:
     assert json.loads(gzip.decompress(fx.tgs_bytes()))["layers"][0]["ty"] == 4
 
 
-# ------------------------------------------------------------------ long animations (issue 8)
+# ------------------------------------------------------------------ long animations
 
 LONG = [
     pytest.param(lambda: fx.gif_bytes(frames=1000), "gif", id="gif-1000-frames"),
@@ -561,7 +561,7 @@ def test_a_decoder_worker_cannot_take_the_machines_memory() -> None:
     assert decode_sticker_bounded(fx.tgs_bytes()).kind == "animated"
 
 
-# ------------------------------------------------------------------ more bad media (issue 8)
+# ------------------------------------------------------------------ more bad media
 
 MORE_BAD = [
     # id, bytes factory, error class, words the message must contain

@@ -1,4 +1,4 @@
-"""``suggest(packs_from=...)`` (issue 6): a server's packs, each channel's own conversation and cooldown."""
+"""``suggest(packs_from=...)``: a server's packs, each channel's own conversation and cooldown."""
 
 from __future__ import annotations
 

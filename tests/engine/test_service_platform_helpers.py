@@ -1,4 +1,4 @@
-"""Engine additions for the platform adapters (issue 5, Telegram): chats of a user, retention for every chat,
+"""Engine additions for the platform adapters (the Telegram adapter first needed them): chats of a user, retention for every chat,
 inline-sized suggestions over stickers the platform can send by file id."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The chat-log simulator (issue 7) on tiny generated dialogues: chats, preferences, time split, export format."""
+"""The chat-log simulator on tiny generated dialogues: chats, preferences, time split, export format."""
 
 from __future__ import annotations
 
