@@ -76,7 +76,7 @@ async def test_startup_through_the_real_login_never_logs_the_token(
         FakeDiscordAPI().install(self, monkeypatch)
         await self.login(token)
         logged_in.append(self.user)
-        # (discord.gateway itself never logs below INFO here: a logger that still logs at DEBUG would leak the token)
+        # (discord.gateway itself never logs below INFO here; a logger that still logs at DEBUG must not leak it)
         logging.getLogger("discord.client").debug("sent IDENTIFY %r", {"op": 2, "d": {"token": token}})
 
     monkeypatch.setattr(StickerBot, "start", offline_start)

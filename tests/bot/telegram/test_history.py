@@ -75,7 +75,8 @@ async def test_a_sent_sticker_is_kept_for_retraining_only_where_logging_is_on(tg
     async with tg.service.sessions() as session:
         rows = list((await session.execute(select(TrainingSample))).scalars())
     assert len(rows) == 1 and rows[0].kind == "sent"
-    assert [t["text"] for t in rows[0].context] == ["pizza tonight, for real?"]  # only what was written after the opt-in
+    # only what was written after the opt-in
+    assert [t["text"] for t in rows[0].context] == ["pizza tonight, for real?"]
     assert [t.text for t in await tg.service.recent(GROUP_REF)] == [
         "pizza tonight?",
         "pizza tonight, for real?",
