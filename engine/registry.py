@@ -80,6 +80,12 @@ class ModelRegistry:
             return None
         return name or None
 
+    def current_model_dir(self) -> Path | None:
+        """The model directory of the promoted version, if any (without reading its manifest)."""
+        name = self.current_name()
+        model = self.root / name / "model" if name and VERSION_RE.match(name) else None
+        return model if model is not None and (model / "manifest.json").is_file() else None
+
     def current(self) -> ModelVersion | None:
         name = self.current_name()
         return self.get(name) if name else None

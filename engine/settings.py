@@ -161,13 +161,9 @@ class Settings(BaseSettings):
 
     def registry_model_dir(self) -> Path | None:
         """The model directory the registry's ``current`` pointer names, if any."""
-        pointer = self.models_dir / "current"
-        try:
-            version = pointer.read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
-        model = self.models_dir / version / "model"
-        return model if version and (model / "manifest.json").is_file() else None
+        from engine.registry import ModelRegistry  # one reader of the pointer; the registry needs no settings
+
+        return ModelRegistry(self.models_dir).current_model_dir()
 
     @property
     def default_model_dir(self) -> Path:
