@@ -9,6 +9,7 @@ Sticker text: the emoji's names (from the maintained ``emoji`` package), tags an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -83,19 +84,15 @@ def images_to_batch(images: Iterable[Image.Image], spec: ImageSpec) -> np.ndarra
 _DROPPED = frozenset("\u200b\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
 
 
+# What clean_text drops: C0 controls but the three whitespace ones, DEL and C1, lone surrogates, and _DROPPED.
+_DROP_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff" + "".join(sorted(_DROPPED)) + "]")
+
+
 def clean_text(text: str) -> str:
     """Collapse whitespace and drop control characters, lone surrogates (not encodable: a database would
-    refuse the text) and invisible direction overrides; keeps every script, RTL and emoji."""
-    out = []
-    for ch in text:
-        o = ord(ch)
-        if ch in "\t\n\r":
-            out.append(" ")
-        elif o < 32 or 0x7F <= o < 0xA0 or 0xD800 <= o < 0xE000 or ch in _DROPPED:
-            continue
-        else:
-            out.append(ch)
-    return " ".join("".join(out).split())
+    refuse the text) and invisible direction overrides; keeps every script, RTL and emoji. One regular
+    expression and one split, both in C: every request cleans each history turn it reads."""
+    return " ".join(_DROP_RE.sub("", text).split())
 
 
 def printable(text: str, limit: int | None = None) -> str:

@@ -175,3 +175,29 @@ def test_pack_names_are_validated_before_any_query():
         with pytest.raises(BadPackName, match="Pack names use letters") as info:
             validate_pack_name(bad)  # type: ignore[arg-type]
         assert info.value.name == str(bad)
+
+
+def _clean_text_by_char(text: str) -> str:
+    """clean_text's definition, one character at a time."""
+    dropped = set("\u200b\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch in "\t\n\r":
+            out.append(" ")
+        elif o < 32 or 0x7F <= o < 0xA0 or 0xD800 <= o < 0xE000 or ch in dropped:
+            continue
+        else:
+            out.append(ch)
+    return " ".join("".join(out).split())
+
+
+def test_clean_text_agrees_with_its_definition_on_random_text():
+    import random
+
+    rng = random.Random(0)
+    pool = [chr(c) for c in [*range(0, 0xA1), 0xD800, 0xDBFF, 0xDFFF, 0x2028, 0x3000, 0x00A0]]
+    pool += [*"\u200b\u200c\u200d\u200e\u202a\u202e\u2066\u2069\ufeffжя中😀", "  ", "\r\n"]
+    for _ in range(2000):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 40)))
+        assert clean_text(text) == _clean_text_by_char(text), repr(text)
