@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -483,8 +484,13 @@ def _f(x: float | None, fmt: str = ".1f") -> str:
     return "–" if x is None else format(x, fmt)
 
 
+def _load(args: argparse.Namespace) -> str:
+    """The 1-minute load average at the start and the end: other work on the machine shows in the latencies."""
+    return f"load average {args.load[0]:.1f} at the start, {args.load[1]:.1f} at the end"
+
+
 def _table(manifest: dict, lib: dict, zipf: list[dict], cold_rows: dict, args: argparse.Namespace) -> str:
-    machine, cmd = _common.machine(), _common.command(__file__)
+    machine, cmd = _common.machine(_load(args)), _common.command(__file__)
     shipped = zipf[0]
     rss_ok = (
         "met" if shipped["rss_mb"] <= RSS_TARGET_MB and shipped["peak_rss_mb"] <= RSS_TARGET_MB else "missed"
@@ -607,6 +613,7 @@ def main() -> None:
 
     from migrations import upgrade_async
 
+    args.load = [os.getloadavg()[0]]
     manifest = json.loads((args.model_dir / "manifest.json").read_text())
     home = args.work / "home"
     if home.exists():
@@ -628,12 +635,13 @@ def main() -> None:
             _log(f"  {zipf[-1]}")
         _log("cold chats…")
         cold_rows = _child(args, home, "cold")
+        args.load.append(os.getloadavg()[0])
     finally:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
     md = _table(manifest, lib, zipf, cold_rows, args)
     payload = {
-        "machine": _common.machine(),
+        "machine": _common.machine(_load(args)),
         "command": _common.command(__file__),
         "model": manifest["version"],
         "targets": {"rss_mb": RSS_TARGET_MB, "cold_chat_ms_at_3000": COLD_TARGET_MS},
