@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     ingest_batch: int = Field(default=512, ge=1)
     # Memory for the sticker matrices of recently active chats (chats with the same packs share one).
     matrix_cache_mb: float = Field(default=128.0, gt=0)
+    # Memory for sticker vectors read from the database, which chats' matrices are built from (the most
+    # recently used; the rest stay in the database).
+    embedding_cache_mb: float = Field(default=64.0, ge=1)
     # Chats and users whose database ids are remembered (saves a lookup per message).
     identity_cache: int = Field(default=100_000, ge=1)
 

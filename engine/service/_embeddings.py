@@ -23,17 +23,35 @@ EMBED_BATCH = 64  # stickers per call to the image/text tower
 _READ_CHUNK = 900  # ids per IN (...) query: under SQLite's bound-parameter limit
 
 
-class EmbeddingCache:
-    """Every sticker's vector per model version: memory cache → database → computed (then stored)."""
+# What one held vector costs beyond its floats: the numpy array object and the bytes it was read from.
+_VECTOR_OVERHEAD = 160
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], store: MediaStore) -> None:
+
+class EmbeddingCache:
+    """Every sticker's vector per model version: memory cache → database → computed (then stored). The memory
+    cache holds the most recently used vectors within ``budget_mb`` (a library of a million stickers does not
+    fit in memory, and every chat's matrix is built from it, then kept by the ``MatrixCache``)."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], store: MediaStore, budget_mb: float = 64.0
+    ) -> None:
         self.sessions = sessions
         self.store = store
-        self._vectors: dict[str, dict[int, np.ndarray]] = {}
+        self.budget = int(budget_mb * 2**20)
+        self._vectors: dict[str, LRUCache[int, np.ndarray]] = {}
 
-    def vectors(self, version: str) -> dict[int, np.ndarray]:
-        """The vectors held in memory for one model version (sticker id → vector)."""
-        return self._vectors.setdefault(version, {})
+    def vectors(self, version: str) -> LRUCache[int, np.ndarray]:
+        """The vectors held in memory for one model version (sticker id → vector), least recently used
+        first out."""
+        held = self._vectors.get(version)
+        if held is None:
+            held = self._vectors[version] = LRUCache(self.budget, getsizeof=_held_size)
+        return held
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the held vectors take (estimated: their floats and their objects)."""
+        return int(sum(c.currsize for c in self._vectors.values()))
 
     def clear(self) -> None:
         """Forget every vector held in memory (they come back from the database)."""
@@ -61,12 +79,20 @@ class EmbeddingCache:
                 progress(min(start + 512, len(ids)), len(ids))
         return len(ids)
 
-    async def ensure(self, ranker: Ranker, sticker_ids: Sequence[int]) -> None:
-        """Embed each sticker once per model version: memory cache → database → compute (then store)."""
+    async def ensure(self, ranker: Ranker, sticker_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Embed each sticker once per model version: memory cache → database → compute (then store).
+        Returns the vectors of ``sticker_ids`` (all of them, even those the memory budget let go)."""
         cache = self.vectors(ranker.version)
-        missing = [i for i in sticker_ids if i not in cache]
+        found: dict[int, np.ndarray] = {}
+        missing = []
+        for i in sticker_ids:
+            v = cache.get(i)
+            if v is None:
+                missing.append(i)
+            else:
+                found[i] = v
         if not missing:
-            return
+            return found
         async with self.sessions() as session:
             for start in range(0, len(missing), _READ_CHUNK):
                 rows = await session.execute(
@@ -76,12 +102,16 @@ class EmbeddingCache:
                     )
                 )
                 for sid, blob in rows:
-                    cache[sid] = np.frombuffer(blob, dtype="<f4")
-        todo = [i for i in missing if i not in cache]
+                    found[sid] = np.frombuffer(blob, dtype="<f4")
+        todo = [i for i in missing if i not in found]
         for start in range(0, len(todo), EMBED_BATCH):
-            await self._compute(ranker, todo[start : start + EMBED_BATCH], cache)
+            await self._compute(ranker, todo[start : start + EMBED_BATCH], found)
+        for i in missing:
+            if i in found:
+                cache[i] = found[i]
+        return found
 
-    async def _compute(self, ranker: Ranker, batch: list[int], cache: dict[int, np.ndarray]) -> None:
+    async def _compute(self, ranker: Ranker, batch: list[int], out: dict[int, np.ndarray]) -> None:
         async with self.sessions() as session:
             stickers = list((await session.execute(select(Sticker).where(Sticker.id.in_(batch)))).scalars())
         inputs = [
@@ -97,7 +127,7 @@ class EmbeddingCache:
         async with self.sessions.begin() as session:
             for s, v in zip(stickers, vectors, strict=True):
                 vec = np.ascontiguousarray(v, dtype="<f4")
-                cache[s.id] = vec
+                out[s.id] = vec
                 await session.merge(
                     StickerEmbedding(
                         sticker_id=s.id, model_version=ranker.version, dim=vec.shape[0], vector=vec.tobytes()
@@ -175,8 +205,7 @@ class MatrixCache:
         found = self._matrices.get((ranker.version, digest))
         if found is not None:  # another chat with the same stickers built it
             return found
-        await self.embeddings.ensure(ranker, ids)
-        vectors = self.embeddings.vectors(ranker.version)
+        vectors = await self.embeddings.ensure(ranker, ids)
         built = ChatMatrix(id_array, np.stack([vectors[i] for i in ids]).astype(np.float32))
         self._matrices[(ranker.version, digest)] = built
         self._trim()
@@ -187,6 +216,10 @@ class MatrixCache:
         budget = self.settings.matrix_cache_mb * 2**20
         while self._matrices.currsize > budget and len(self._matrices) > 1:
             self._matrices.popitem()
+
+
+def _held_size(vector: np.ndarray) -> int:
+    return int(vector.nbytes) + _VECTOR_OVERHEAD
 
 
 async def _chat_sticker_ids(session: AsyncSession, chat_id: int) -> list[int]:

@@ -74,7 +74,7 @@ class StickerService:
             max_chats=settings.identity_cache,
         )
         self.identities = Identities(self.sessions, settings.identity_cache, default_packs)
-        self.embeddings = EmbeddingCache(self.sessions, self.store)
+        self.embeddings = EmbeddingCache(self.sessions, self.store, settings.embedding_cache_mb)
         self.matrices = MatrixCache(settings, self.embeddings)
         self._ranker_lock = asyncio.Lock()
         self._wire(model_dir)

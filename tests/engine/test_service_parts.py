@@ -37,3 +37,22 @@ async def test_the_export_reads_through_public_calls(service, tmp_path):
 
 async def test_the_served_model_directory_comes_from_open_service(service):
     assert service.model_dir == service.settings.serving_model_dir()
+
+
+async def test_the_vectors_held_in_memory_stay_within_their_budget(service, tmp_path):
+    """A library bigger than the embedding cache's budget: chats still get every sticker ranked (their
+    vectors come back from the database), and memory holds at most the budget."""
+    chat = ChatRef("test", "g")
+    await service.add_pack(chat, make_pack(tmp_path / "food"))
+    await service.record(chat, UserRef("test", "1"), "sushi or pizza")
+    unbounded = [s.sticker_id for s in (await service.suggest(chat, 3)).items]
+    held = service.embeddings.vectors(service.ranker.version)
+    assert len(held) >= 3
+    one = next(iter(held.values())).nbytes + 160
+    service.embeddings.budget = 2 * one
+    service.embeddings.clear()
+    service.matrices.clear()
+    bounded = [s.sticker_id for s in (await service.suggest(chat, 3)).items]
+    assert bounded == unbounded
+    held = service.embeddings.vectors(service.ranker.version)
+    assert len(held) == 2 and service.embeddings.nbytes <= 2 * one
