@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,14 +79,19 @@ class EmbeddingCache:
                 progress(min(start + 512, len(ids)), len(ids))
         return len(ids)
 
-    async def ensure(self, ranker: Ranker, sticker_ids: Sequence[int]) -> dict[int, np.ndarray]:
+    async def ensure(
+        self, ranker: Ranker, sticker_ids: Sequence[int], stored: Mapping[int, bytes] | None = None
+    ) -> dict[int, np.ndarray]:
         """Embed each sticker once per model version: memory cache → database → compute (then store).
-        Returns the vectors of ``sticker_ids`` (all of them, even those the memory budget let go)."""
+        Returns the vectors of ``sticker_ids`` (all of them, even those the memory budget let go).
+        ``stored``: vectors the caller already read from the database (sticker id → its bytes)."""
         cache = self.vectors(ranker.version)
         found: dict[int, np.ndarray] = {}
         missing = []
         for i in sticker_ids:
             v = cache.get(i)
+            if v is None and stored is not None and (blob := stored.get(i)) is not None:
+                v = cache[i] = np.frombuffer(blob, dtype="<f4")
             if v is None:
                 missing.append(i)
             else:
@@ -194,7 +199,7 @@ class MatrixCache:
         cached = self.cached(chat_id, packs_version, ranker)
         if cached is not None:
             return cached
-        ids = await _chat_sticker_ids(session, chat_id)
+        ids, stored = await _chat_stickers(session, chat_id, ranker.version)
         if not ids:
             return None
         id_array = np.asarray(ids, dtype=np.int64)
@@ -205,7 +210,7 @@ class MatrixCache:
         found = self._matrices.get((ranker.version, digest))
         if found is not None:  # another chat with the same stickers built it
             return found
-        vectors = await self.embeddings.ensure(ranker, ids)
+        vectors = await self.embeddings.ensure(ranker, ids, stored)
         built = ChatMatrix(id_array, np.stack([vectors[i] for i in ids]).astype(np.float32))
         self._matrices[(ranker.version, digest)] = built
         self._trim()
@@ -222,20 +227,40 @@ def _held_size(vector: np.ndarray) -> int:
     return int(vector.nbytes) + _VECTOR_OVERHEAD
 
 
-async def _chat_sticker_ids(session: AsyncSession, chat_id: int) -> list[int]:
+async def _chat_stickers(
+    session: AsyncSession, chat_id: int, version: str | None
+) -> tuple[list[int], dict[int, bytes]]:
     """The ids of the chat's enabled, ready stickers, one per picture (the same picture in two packs is one
-    suggestion)."""
+    suggestion), and, given a model ``version``, the vectors the database holds for them, in the same
+    statement (a cold chat's matrix is one read, not one more per 900 ids)."""
+    query = (
+        select(Sticker.id, Sticker.media_sha256, StickerEmbedding.vector)
+        if version
+        else select(Sticker.id, Sticker.media_sha256)
+    )
+    query = query.join(ChatPack, ChatPack.pack_id == Sticker.pack_id).join(Pack, Pack.id == Sticker.pack_id)
+    if version:
+        query = query.outerjoin(
+            StickerEmbedding,
+            (StickerEmbedding.sticker_id == Sticker.id) & (StickerEmbedding.model_version == version),
+        )
     rows = await session.execute(
-        select(Sticker.id, Sticker.media_sha256)
-        .join(ChatPack, ChatPack.pack_id == Sticker.pack_id)
-        .join(Pack, Pack.id == Sticker.pack_id)
-        .where(ChatPack.chat_id == chat_id, ChatPack.enabled, Pack.status == "ready")
-        .order_by(Sticker.id)
+        query.where(ChatPack.chat_id == chat_id, ChatPack.enabled, Pack.status == "ready").order_by(
+            Sticker.id
+        )
     )
     ids: list[int] = []
+    stored: dict[int, bytes] = {}
     seen_media: set[str] = set()
-    for sid, sha in rows:
+    for sid, sha, *blob in rows:
         if sha not in seen_media:
             seen_media.add(sha)
             ids.append(sid)
-    return ids
+            if blob and blob[0] is not None:
+                stored[sid] = blob[0]
+    return ids, stored
+
+
+async def _chat_sticker_ids(session: AsyncSession, chat_id: int) -> list[int]:
+    """The ids of the chat's enabled, ready stickers, one per picture."""
+    return (await _chat_stickers(session, chat_id, None))[0]
