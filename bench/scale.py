@@ -544,16 +544,17 @@ def _table(manifest: dict, lib: dict, zipf: list[dict], cold_rows: dict, args: a
         f"opening the service): the matrix cache's {shipped['matrices_held']:,} matrices "
         f"({shipped['matrix_mb']:.0f} MB, of {shipped['distinct_chats']:,} chats that asked), and the "
         f"embedding cache's {shipped['vectors_held']:,} vectors ({shipped['vectors_mb']:.0f} MB of floats, one "
-        "numpy array each): every sticker of every chat that asked, held for the process's life.",
+        "numpy array each): the most recently used, within `STICKERPICK_EMBEDDING_CACHE_MB`.",
     ]
     lines += [
         "",
         f"#### A cold chat: its sticker matrix built from stored embeddings (median of {cold_rows['reps']}, "
         "p90 in brackets)",
         "",
-        "*service*: `MatrixCache.get` with nothing in memory (the chat's sticker ids, then their vectors by "
-        "`IN` chunks of 900, then the stack); its parts timed apart; *vectors in memory*: the same with the "
-        "vectors still held (an evicted chat's rebuild); *naive*: every embedding row of the chat as one ORM "
+        "*service*: `MatrixCache.get` with nothing in memory (the chat's sticker ids and their stored vectors "
+        "in one statement, then the stack); *of which*: the earlier path's parts, timed apart (the ids, then "
+        "the vectors by `IN` chunks of 900, then the stack); *vectors in memory*: the service with the "
+        "vectors still held (an evicted chat's rebuild: the one statement still reads them); *naive*: every embedding row of the chat as one ORM "
         "object, then the stack; *floor*: the same rows in one statement through the `sqlite3` module, the "
         "vectors as one `bytes` join (what the database itself costs); *first /sticker − warm*: the "
         "end-to-end cross-check. "
