@@ -210,8 +210,14 @@ class MatrixCache:
         found = self._matrices.get((ranker.version, digest))
         if found is not None:  # another chat with the same stickers built it
             return found
-        vectors = await self.embeddings.ensure(ranker, ids, stored)
-        built = ChatMatrix(id_array, np.stack([vectors[i] for i in ids]).astype(np.float32))
+        if len(stored) == len(
+            ids
+        ):  # the usual cold chat: every vector stored, one copy straight from the rows
+            matrix = np.frombuffer(b"".join([stored[i] for i in ids]), dtype="<f4").reshape(len(ids), -1)
+        else:
+            vectors = await self.embeddings.ensure(ranker, ids, stored)
+            matrix = np.stack([vectors[i] for i in ids])
+        built = ChatMatrix(id_array, matrix.astype(np.float32))
         self._matrices[(ranker.version, digest)] = built
         self._trim()
         return built
