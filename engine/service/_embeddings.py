@@ -210,9 +210,8 @@ class MatrixCache:
         found = self._matrices.get((ranker.version, digest))
         if found is not None:  # another chat with the same stickers built it
             return found
-        if len(stored) == len(
-            ids
-        ):  # the usual cold chat: every vector stored, one copy straight from the rows
+        # the usual cold chat: every vector is stored, so the matrix is one copy straight from the rows
+        if len(stored) == len(ids):
             matrix = np.frombuffer(b"".join([stored[i] for i in ids]), dtype="<f4").reshape(len(ids), -1)
         else:
             vectors = await self.embeddings.ensure(ranker, ids, stored)
