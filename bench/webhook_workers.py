@@ -53,6 +53,7 @@ from tests.bot.telegram.test_webhook_workers import (  # noqa: E402
     _wait_listening,
     _worker_env,
 )
+from tests.conftest import pg_execute  # noqa: E402
 
 USERS = (ALICE, BOB, CAROL)
 COOLDOWN_PREFIX = "Easy there"  # texts.COOLDOWN, in English (the fake users send no language_code)
@@ -95,20 +96,6 @@ def _start(name: str, settings: Any, server: FakeBotApiServer, workdir: Path, co
             stderr=subprocess.STDOUT,
         )
     return Worker(name, port, proc, log)
-
-
-async def _pg(server_url: str, sql: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(server_url)
-    conn = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, database=url.database
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def _chats(n: int) -> list[dict[str, Any]]:
@@ -375,7 +362,7 @@ def main() -> None:
             name = ""
             if backend == "pg":
                 name = f"bench_workers_{uuid.uuid4().hex[:12]}"
-                asyncio.run(_pg(args.database_url, f'CREATE DATABASE "{name}"'))
+                pg_execute(f'CREATE DATABASE "{name}"', args.database_url)
                 url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
             else:
                 url = f"sqlite+aiosqlite:///{home / 'stickerpick.db'}"
@@ -383,7 +370,7 @@ def main() -> None:
                 rows.append(asyncio.run(run_mode(label, n, url, home, rate, args)))
             finally:
                 if name:
-                    asyncio.run(_pg(args.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', args.database_url)
             print({k: v for k, v in rows[-1].items() if k != "error_detail"}, flush=True)
             print(rows[-1]["error_detail"], flush=True)
     machine, cmd = _common.machine(), _common.command(__file__)

@@ -34,11 +34,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 TEST_PG = os.environ.get("STICKERPICK_TEST_PG")
 
 
-def _pg(sql: str) -> None:
+def pg_execute(sql: str, server_url: str | None = None) -> None:
+    """Run one statement on the PostgreSQL server (``STICKERPICK_TEST_PG`` unless ``server_url`` is given)
+    outside any transaction: CREATE and DROP DATABASE."""
     import asyncpg
     from sqlalchemy.engine import make_url
 
-    url = make_url(TEST_PG or "")
+    url = make_url(server_url or TEST_PG or "")
 
     async def run() -> None:
         conn = await asyncpg.connect(
@@ -60,11 +62,11 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     from sqlalchemy.engine import make_url
 
     name = f"t_{uuid.uuid4().hex[:16]}"
-    _pg(f'CREATE DATABASE "{name}"')
+    pg_execute(f'CREATE DATABASE "{name}"')
     try:
         yield make_url(TEST_PG).set(database=name).render_as_string(hide_password=False)
     finally:
-        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
