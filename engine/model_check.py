@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from engine.ranking import StickerInput, load_ranker, read_manifest, sha256_file
+from engine.ranking import PBRRanker, StickerInput, load_ranker, read_manifest, sha256_file
 
 SMOKE_DIALOGUES = ("alice: I finally passed my driving test!!", "bob: oh no, I lost my keys again")
+# For a model with a tower for other languages (engine/language.py routes these away from English).
+SMOKE_OTHER = ("Ich habe endlich meine Führerscheinprüfung bestanden!", "ой, я опять потеряла ключи")
 NORM_TOLERANCE = 1e-3
 
 
@@ -113,6 +115,17 @@ def check_model_dir(model_dir: Path) -> ModelCheck:
         return _vectors(dialogues["out"], len(texts), dim)
 
     report.towers.append(_run("text tower", text_tower))
+    if isinstance(ranker, PBRRanker) and ranker.multilingual is not None:
+        pbr = ranker
+
+        def multilingual_tower() -> str | None:
+            texts = [pbr.dialogue_text([t]) for t in SMOKE_OTHER]
+            routed = [pbr.dialogue_tower(t) for t in texts]
+            if routed != ["multilingual"] * len(texts):
+                return f"routing sent the smoke dialogues to {routed}"
+            return _vectors(pbr.embed_dialogues(texts, tower="multilingual"), len(texts), dim)
+
+        report.towers.append(_run("multilingual text tower", multilingual_tower))
     stickers = [
         StickerInput(_sticker("gold", "circle"), "😀"),
         StickerInput(_sticker("navy", "square"), "😢"),

@@ -262,6 +262,7 @@ def train_candidate(
     """Fine-tune from ``base_checkpoint`` and export the last checkpoint to ``work_dir/candidate``, int8 as
     ``quantize`` says, else as the serving model is. Returns that checkpoint, the candidate's model directory,
     the training summary and the standard validation sets."""
+    from export.distilled import carry_multilingual
     from export.pbr import export_pbr
     from training.finetune import finetune
     from training.model import load_checkpoint
@@ -274,4 +275,7 @@ def train_candidate(
         quantize = bool((serving.manifest.get("quantized") or {}).get("text"))
     candidate_dir = work_dir / "candidate"
     export_pbr(ckpt, candidate_dir, quantize=quantize)
+    # The serving model's tower for other languages is not retrained (chat logs teach the English tower): the
+    # candidate keeps it, with the projection head it was distilled against.
+    carry_multilingual(serving.model_dir, candidate_dir)
     return ckpt, candidate_dir, summary, standard

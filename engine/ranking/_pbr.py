@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ModelKind
+from engine.language import DEFAULT_MIN_ENGLISH, is_english
 from engine.preprocess import ImageSpec, dialogue_to_text, images_to_batch, sticker_text
 from engine.ranking._base import StickerInput, l2_normalise
 from engine.ranking._onnx import OnnxTextEncoder, make_session, read_manifest
@@ -54,6 +55,22 @@ class PBRRanker:
         self.match = make_session(self.model_dir / files["match"], threads)
         heads = np.load(self.model_dir / files["heads"])
         self.heads = {k: heads[k] for k in heads.files}
+        # A second dialogue tower for other languages (engine/language.py), distilled into the same space and
+        # projected by its own copy of the head it was distilled against.
+        self.multilingual: OnnxTextEncoder | None = None
+        routing = manifest.get("dialogue_routing") or {}
+        self.min_english = float(routing.get("min_english", DEFAULT_MIN_ENGLISH))
+        if "text_multilingual" in files:
+            self.multilingual = OnnxTextEncoder(
+                self.model_dir / files["text_multilingual"],
+                self.model_dir / files["tokenizer_multilingual"],
+                int(routing.get("max_tokens", manifest.get("max_tokens", 64))),
+                "last_hidden_state",
+                threads,
+            )
+        self._multilingual_head = (
+            "text_multilingual_proj" if "text_multilingual_proj.weight" in self.heads else "text_proj"
+        )
         self.spec = ImageSpec.from_dict(manifest["image"])
         self.use_sticker_text = (
             bool(manifest.get("use_sticker_text"))
@@ -78,9 +95,34 @@ class PBRRanker:
     def _project(self, pooled: np.ndarray, name: str) -> np.ndarray:
         return pooled @ self.heads[f"{name}.weight"].T + self.heads[f"{name}.bias"]
 
-    def embed_dialogues(self, texts: Sequence[str]) -> np.ndarray:
-        pooled = self.text.encode(list(texts), normalise=False)
-        return l2_normalise(self._project(pooled, "text_proj"))
+    def dialogue_tower(self, text: str) -> str:
+        """Which tower reads this dialogue text: "english" or "multilingual"."""
+        if self.multilingual is None or is_english(text, self.min_english):
+            return "english"
+        return "multilingual"
+
+    def embed_dialogues(self, texts: Sequence[str], tower: str | None = None) -> np.ndarray:
+        """L2-normalised dialogue vectors; each text goes to the tower its language picks, unless ``tower``
+        names one for all of them."""
+        texts = list(texts)
+        towers = [tower or self.dialogue_tower(t) for t in texts]
+        if all(t == "english" for t in towers):
+            return self._embed_with("english", texts)
+        if all(t == "multilingual" for t in towers):
+            return self._embed_with("multilingual", texts)
+        out = np.zeros((len(texts), self.heads["text_proj.weight"].shape[0]), dtype=np.float32)
+        for name in ("english", "multilingual"):
+            idx = [i for i, t in enumerate(towers) if t == name]
+            out[idx] = self._embed_with(name, [texts[i] for i in idx])
+        return out
+
+    def _embed_with(self, tower: str, texts: list[str]) -> np.ndarray:
+        if tower == "english":
+            return l2_normalise(self._project(self.text.encode(texts, normalise=False), "text_proj"))
+        if tower != "multilingual" or self.multilingual is None:
+            raise ValueError(f"{self.model_dir} has no {tower!r} dialogue tower")
+        pooled = self.multilingual.encode(texts, normalise=False)
+        return l2_normalise(self._project(pooled, self._multilingual_head))
 
     def embed_images(self, images: Sequence) -> tuple[np.ndarray, np.ndarray]:
         """(L2-normalised image embeddings, emotion logits)."""

@@ -125,3 +125,38 @@ def test_a_stopped_run_resumes_where_it_stopped(setup) -> None:  # type: ignore[
     a, b = load_bert(straight).state_dict(), load_bert(resumed).state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert len(list((tmp / "cache").glob("distil-*.pt"))) == 1  # the frozen states were computed once
+
+
+def test_a_routed_directory_reads_english_with_the_base_and_other_languages_with_the_student(setup) -> None:  # type: ignore[no-untyped-def]
+    from engine.model_check import check_model_dir
+    from engine.ranking import read_manifest
+    from export.distilled import carry_multilingual
+
+    tmp, cfg = setup
+    student = run(cfg)
+    teacher_dir = Path(cfg.teacher_dir)
+    export_distilled(teacher_dir, student, tmp / "swapped", quantize=False)
+    export_distilled(teacher_dir, student, tmp / "routed", quantize=False, routed=True)
+    teacher, swapped, routed = PBRRanker(teacher_dir), PBRRanker(tmp / "swapped"), PBRRanker(tmp / "routed")
+    english = ["i finally passed the exam", "my cat is sick and i am sad"]
+    other = ["Ich bin so traurig, mein Hund ist gestorben", "мне так грустно, моя собака умерла"]
+    assert [routed.dialogue_tower(t) for t in english + other] == ["english"] * 2 + ["multilingual"] * 2
+    mixed = routed.embed_dialogues(english + other)
+    np.testing.assert_allclose(mixed[:2], teacher.embed_dialogues(english), atol=1e-5)
+    np.testing.assert_allclose(mixed[2:], swapped.embed_dialogues(other), atol=1e-5)
+    assert not np.allclose(mixed[2:], teacher.embed_dialogues(other), atol=1e-3)
+    for name in ("text.onnx", "tokenizer.json", "image.onnx", "match.onnx"):
+        assert (tmp / "routed" / name).read_bytes() == (teacher_dir / name).read_bytes()
+    manifest = read_manifest(tmp / "routed", verify_hashes=True)
+    assert manifest["dialogue_routing"]["other"] == "text_multilingual"
+    assert check_model_dir(tmp / "routed").ok
+
+    # A retraining candidate is exported English-only; it keeps the serving model's tower for other languages.
+    export_pbr(tmp / "t.pt", tmp / "candidate", quantize=False)
+    assert carry_multilingual(tmp / "candidate", tmp / "candidate") is None  # nothing to carry from it
+    carry_multilingual(tmp / "routed", tmp / "candidate")
+    candidate = PBRRanker(tmp / "candidate")
+    np.testing.assert_allclose(candidate.embed_dialogues(other), mixed[2:], atol=1e-5)
+    read_manifest(tmp / "candidate", verify_hashes=True)
+    report = check_model_dir(tmp / "candidate")
+    assert report.ok and "multilingual text tower" in [t.name for t in report.towers]

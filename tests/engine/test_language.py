@@ -1,0 +1,53 @@
+"""Language routing: which dialogue tower reads a conversation."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.language import detect, english_probability, is_english
+from engine.preprocess import dialogue_to_text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yes please, I love you, you're the best",
+        "alice: I finally passed my driving test!!",
+        "lol that's hilarious, can't stop laughing",
+    ],
+)
+def test_english_stays_with_the_english_tower(text: str) -> None:
+    assert is_english(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Ich bin so traurig, mein Hund ist gestorben", "de"),
+        ("мне так грустно, моя собака умерла", "ru"),
+        ("estoy muy triste, mi perro murió", "es"),
+        ("من خیلی ناراحتم، سگم مرد", "fa"),
+        ("estou tão triste, meu cachorro morreu", "pt"),
+    ],
+)
+def test_other_languages_leave_it(text: str, lang: str) -> None:
+    assert not is_english(text)
+    assert detect(text)[0] == lang
+
+
+def test_turn_separators_are_not_read_as_words() -> None:
+    turns = ["Ich bin so traurig", "mein Hund ist gestorben", "das tut mir leid"]
+    joined = dialogue_to_text(turns)
+    assert english_probability(joined) == english_probability(" ".join(turns))
+
+
+def test_a_text_without_letters_reads_as_english() -> None:
+    assert english_probability("😂😂 !!! 123") == 1.0
+    assert detect("😂😂")[0] == "und"
+
+
+def test_the_threshold_decides() -> None:
+    text = "ok merci beaucoup"
+    p = english_probability(text)
+    assert 0.0 < p < 1.0
+    assert is_english(text, min_english=p) and not is_english(text, min_english=min(1.0, p + 1e-6))
