@@ -398,7 +398,7 @@ async def cold(home: Path, model_dir: Path, reps: int, threads: int) -> dict[str
     """A cold chat's matrix build at each probe size: the service's path (and its parts) against the naive
     one, interleaved; and the first /sticker of a cold chat minus a warm one."""
     from engine.service import ChatRef
-    from engine.service._embeddings import _chat_sticker_ids
+    from engine.service._embeddings import _chat_stickers
 
     service = await _open(home, model_dir, threads)
     ranker = service.ranker
@@ -436,7 +436,7 @@ async def cold(home: Path, model_dir: Path, reps: int, threads: int) -> dict[str
                 service.embeddings.clear()
                 s = time.perf_counter()
                 async with service.sessions() as session:
-                    id_list = await _chat_sticker_ids(session, chat_id)
+                    id_list = (await _chat_stickers(session, chat_id, None))[0]
                 t["ids"].append(time.perf_counter() - s)
                 s = time.perf_counter()
                 vectors = await service.embeddings.ensure(ranker, id_list)

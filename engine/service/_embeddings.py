@@ -264,8 +264,3 @@ async def _chat_stickers(
             if blob and blob[0] is not None:
                 stored[sid] = blob[0]
     return ids, stored
-
-
-async def _chat_sticker_ids(session: AsyncSession, chat_id: int) -> list[int]:
-    """The ids of the chat's enabled, ready stickers, one per picture."""
-    return (await _chat_stickers(session, chat_id, None))[0]
