@@ -4,8 +4,8 @@
         [--datasets var/datasets] [--out docs/bench]
 
 A text should reach the English tower when it is English (TweetEval, MELD, XED en) and the multilingual tower
-otherwise (every other XED language). Each rule is a row: the shipped one (P(English) ≥ threshold, for several
-thresholds) beside the naive one (the detector's top language is English). Validation splits only; the MELD and
+otherwise (every other XED language). Each rule is a column: the shipped one (P(English) ≥ threshold, for several
+thresholds, and with the short-text rule) beside the naive one (the detector's top language is English). Validation splits only; the MELD and
 TweetEval dialogues are read from the converted datasets (``stickerpick data convert``), as the ranker sees them
 (the last 8 turns joined). Also the detector's time per dialogue. Writes ``OUT/language_routing.{md,json}``.
 """
@@ -40,11 +40,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "bench")
     args = ap.parse_args(argv)
 
-    from engine.language import DEFAULT_MIN_ENGLISH, detect, english_probability
+    from engine.language import DEFAULT_MIN_ENGLISH, MIN_LETTERS, detect, english_probability, is_english
     from training.data.xed import HELD_OUT_LANGUAGES, xed_examples, xed_languages
 
     sets: dict[str, tuple[bool, list[str]]] = {}
-    for name, ds in (("TweetEval", "tweeteval-emoji-gt"), ("MELD", "meld-accompany")):
+    for name, ds in (
+        ("TweetEval", "tweeteval-emoji-gt"),
+        ("MELD", "meld-accompany"),
+        ("emoji keywords", "emoji-names-pack-facebook"),
+    ):
         if (args.datasets / ds).is_dir():
             sets[name] = (True, _dialogues(args.datasets / ds, args.per_set))
     for lang in xed_languages(args.data_root):
@@ -68,9 +72,10 @@ def main(argv: list[str] | None = None) -> None:
 
         by_rule = {f"p_en>={t}": right([p >= t for p in p_en]) for t in THRESHOLDS}
         by_rule["top==en"] = right([t == "en" for t in top])
+        by_rule["shipped"] = right([is_english(t) for t in texts])
         results[name] = {"english": english, "n": len(texts), **by_rule}
         rows.append(
-            f"| {name} | {'English' if english else 'multilingual'} | {len(texts)} | "
+            f"| {name} | {'English' if english else 'multilingual'} | {len(texts)} | {by_rule['shipped']:.1f} | "
             + " | ".join(f"{by_rule[f'p_en>={t}']:.1f}" for t in THRESHOLDS)
             + f" | {by_rule['top==en']:.1f} |"
         )
@@ -79,13 +84,14 @@ def main(argv: list[str] | None = None) -> None:
         "# Language routing: the share of validation texts that reach the right dialogue tower (%)",
         "",
         f"Command: `{_common.command(__file__)}`  ",
-        f"Machine: {_common.machine()}. Shipped rule: P(English) ≥ {DEFAULT_MIN_ENGLISH} → English tower. "
+        f"Machine: {_common.machine()}. Shipped rule: P(English) ≥ {DEFAULT_MIN_ENGLISH}, or fewer than "
+        f"{MIN_LETTERS} letters all ASCII → English tower; the other columns are P(English) alone. "
         f"Detector time: {ms:.2f} ms per dialogue (mean).",
         "",
-        "| set | right tower | n | "
+        "| set | right tower | n | shipped | "
         + " | ".join(f"P(en) ≥ {t}" for t in THRESHOLDS)
         + " | naive: top is en |",
-        "|---|---|---:|" + "---:|" * (len(THRESHOLDS) + 1),
+        "|---|---|---:|" + "---:|" * (len(THRESHOLDS) + 2),
         *rows,
     ]
     payload = {"command": _common.command(__file__), "ms_per_dialogue": ms, "results": results}

@@ -51,3 +51,12 @@ def test_the_threshold_decides() -> None:
     p = english_probability(text)
     assert 0.0 < p < 1.0
     assert is_english(text, min_english=p) and not is_english(text, min_english=min(1.0, p + 1e-6))
+
+
+@pytest.mark.parametrize("text", ["omg", "tear", "hehe", "lol ok"])
+def test_a_few_ascii_letters_stay_english(text: str) -> None:
+    assert is_english(text)
+
+
+def test_a_few_letters_of_another_script_do_not() -> None:
+    assert not is_english("привет")
