@@ -364,7 +364,10 @@ def _name(emoji_char: str | None) -> str:
     return names[0] if names else ""
 
 
-DEMO_SCRIPT: list[str | tuple[str, int]] = [
+# Messages, ("/sticker", k) requests, and NEW_CONVERSATION (the history is cleared: the next lines are another
+# conversation). The last three are one sad message each in German, Spanish and Russian.
+NEW_CONVERSATION = None
+DEMO_SCRIPT: list[str | tuple[str, int] | None] = [
     "alice: guess what, I finally passed my driving test!!",
     "bob: no way, congratulations! that's amazing",
     ("/sticker", 5),
@@ -376,6 +379,15 @@ DEMO_SCRIPT: list[str | tuple[str, int]] = [
     "bob: want to get pizza tonight to cheer you up? my treat",
     "alice: yes please, I love you, you're the best",
     ("/sticker", 5),
+    NEW_CONVERSATION,
+    "lena: Ich bin so traurig, mein Hund ist gestorben",
+    ("/sticker", 5),
+    NEW_CONVERSATION,
+    "sofía: estoy muy triste, mi perro se murió",
+    ("/sticker", 5),
+    NEW_CONVERSATION,
+    "юля: мне так грустно, моя собака умерла",
+    ("/sticker", 5),
 ]
 
 
@@ -385,11 +397,15 @@ async def run_demo(chat: ConsoleChat) -> list[str]:
     chat.cooldown = False
     printed: list[str] = []
     for step in DEMO_SCRIPT:
-        if isinstance(step, tuple):
+        if step is NEW_CONVERSATION:
+            await chat.service.clear_history(chat.chat)
+            printed.append("")
+            printed.append("(a new conversation)")
+        elif isinstance(step, tuple):
             printed.append("")
             out = await chat.sticker(step[1])
+            printed.extend(out)
         else:
             printed.append(step)
-            out = await chat.handle(step)
-        printed.extend(out)
+            printed.extend(await chat.handle(step))
     return printed

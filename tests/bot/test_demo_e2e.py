@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.console import DEMO_SCRIPT
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -36,8 +38,48 @@ def test_setup_then_demo_on_the_real_baseline_and_default_pack(tmp_path):
         timeout=300,
     )
     assert demo.returncode == 0, demo.stderr
-    assert demo.stdout.count("Stickers for:") == 4
+    requests = sum(1 for step in DEMO_SCRIPT if isinstance(step, tuple))
+    assert demo.stdout.count("Stickers for:") == requests
     assert "[noto-emoji]" in demo.stdout
-    assert len(list((tmp_path / "out").glob("suggestion-*.png"))) == 4
+    assert len(list((tmp_path / "out").glob("suggestion-*.png"))) == requests
     again = subprocess.run([*cli, "setup"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "0 added, 297 already indexed" in again.stdout  # idempotent
+
+
+# The sad faces (and the broken heart) of the bundled Noto pack: what a sad message should get first.
+SAD = set("😢😭😞😔😟😥😿💔☹🙁😓😩😫🥺😪🥹😦😧😰😕")
+
+
+@pytest.mark.slow
+def test_the_shipped_model_reads_sadness_in_german_spanish_and_russian(tmp_path):
+    """The README's demo on models/default: its last three requests are one sad message each in German,
+    Spanish and Russian, and each gets a sad sticker first from the default pack."""
+    import json
+
+    if not (REPO / "vendor" / "node_modules" / "emoji-datasource-google").is_dir():
+        pytest.skip("emoji artwork not installed: `bash dev.sh setup` runs `npm ci --prefix vendor`")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "STICKERPICK_HOME": str(tmp_path / "home"),
+        "STICKERPICK_MODEL_DIR": str(REPO / "models" / "default"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    cli = [sys.executable, "-m", "bot.cli"]
+    setup = subprocess.run([*cli, "setup"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert setup.returncode == 0, setup.stderr
+    answers = tmp_path / "answers.json"
+    demo = subprocess.run(
+        [*cli, "demo", "--out", str(tmp_path / "out"), "--json", str(answers)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert demo.returncode == 0, demo.stderr
+    last = json.loads(answers.read_text(encoding="utf-8"))[-3:]
+    texts = [a["context"][-1]["text"] for a in last]
+    assert [t.split(",")[0] for t in texts] == ["Ich bin so traurig", "estoy muy triste", "мне так грустно"]
+    firsts = [a["items"][0]["emoji"].replace("\ufe0f", "") for a in last]
+    assert all(e in SAD for e in firsts), list(zip(texts, firsts, strict=True))

@@ -29,10 +29,17 @@ def hashed_copy(src: Path, dst: Path) -> Path:
 def test_the_shipped_model_verifies_without_its_checkpoint(tmp_path, monkeypatch) -> None:
     check = check_model_dir(DEFAULT_MODEL)
     assert check.ok, check.as_dict()
-    assert [t.name for t in check.towers] == ["text tower", "image tower", "matching head"]
+    assert [t.name for t in check.towers] == [
+        "text tower",
+        "multilingual text tower",
+        "image tower",
+        "matching head",
+    ]
     assert {f.name for f in check.files} == {
         "text.onnx",
         "tokenizer.json",
+        "text_multilingual.onnx",
+        "tokenizer_multilingual.json",
         "image.onnx",
         "match.onnx",
         "heads.npz",
