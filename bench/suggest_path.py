@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 import engine  # noqa: E402, F401  (first: it configures numpy's BLAS threads as the bots run them)
 from bench import _common  # noqa: E402
-from bench.text_tower import TURNS, _peak_rss_mb  # noqa: E402
+from bench.text_tower import TURNS, TURNS_DE, _peak_rss_mb  # noqa: E402
 
 
 def _make_pack(folder: Path, n: int, seed: int) -> None:
@@ -171,8 +171,15 @@ def _ms(values: list[float], q: float) -> float:
 
 
 async def run_size(
-    model_dir: Path, n: int, requests: int, work: Path, rates: dict[str, float], chats: int
+    model_dir: Path,
+    n: int,
+    requests: int,
+    work: Path,
+    rates: dict[str, float],
+    chats: int,
+    language: str = "en",
 ) -> dict:
+    turns_of = TURNS_DE if language == "de" else TURNS
     from engine.db import OneShot
     from engine.service import ChatRef, UserRef, open_service
     from migrations import upgrade_async
@@ -194,7 +201,7 @@ async def run_size(
             t = time.perf_counter()
             await service.add_pack(chat, work / f"pack{n}", name=f"pack{n}")
             index_s = time.perf_counter() - t
-            for i, text in enumerate(TURNS):
+            for i, text in enumerate(turns_of):
                 await service.record(chat, UserRef("bench", str(i % 3)), text)
         timed = _TimedRanker(service.ranker)
         service.ranker = timed
@@ -206,7 +213,7 @@ async def run_size(
         for c in group:
             if not await service.recent(c):  # new here (not from an earlier run's --work folder)
                 await service.enable_pack(c, f"pack{n}")
-                for text in TURNS:
+                for text in turns_of:
                     await service.record(c, UserRef("bench", "1"), text)
             await service.suggest(c, 5)
         throughput = await _throughput(service, group, dbs, rounds=6, seconds=1.5)
@@ -218,13 +225,22 @@ async def run_size(
             t = time.perf_counter()
             ranker.embed_dialogues([query_text])
             tower.append(time.perf_counter() - t)
-        budget = int(getattr(ranker, "manifest", {}).get("max_tokens", 64))
-        tokens = min(budget, ranker.count_tokens(query_text))
+        manifest = getattr(ranker, "manifest", {})
+        budget, layers, counter = int(manifest.get("max_tokens", 64)), 6, ranker.count_tokens
+        tower_name = ranker.dialogue_tower(query_text) if hasattr(ranker, "dialogue_tower") else "english"
+        if tower_name == "multilingual":  # the routed model's other tower: its own tokens and depth
+            routing = manifest["dialogue_routing"]
+            budget, layers = int(routing["max_tokens"]), int(routing["multilingual_tower"]["layers"])
+            counter = ranker.multilingual.tokenizer.count_tokens
+        tokens = min(budget, counter(query_text))
+        gflop = _text_tower_gflop(int(tokens), layers=layers)
         row: dict[str, Any] = {
+            "language": language,
+            "dialogue_tower": tower_name,
             "tokens": int(tokens),
             "text_tower_p50_ms": _ms(tower, 50),
-            "text_tower_gflop": _text_tower_gflop(int(tokens)),
-            "floor_ms": _text_tower_gflop(int(tokens)) / rates["int8"] * 1000,
+            "text_tower_gflop": gflop,
+            "floor_ms": gflop / rates["int8"] * 1000,
             "stickers": n,
             "chats_at_once": chats,
             "indexing_stickers_per_s": n / index_s if index_s else None,
@@ -307,6 +323,12 @@ def main() -> None:
     ap.add_argument("--chats", type=int, default=32, help="chats asking at once for requests/s")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "bench")
     ap.add_argument(
+        "--language",
+        choices=["en", "de"],
+        default="en",
+        help="the 20-turn history in English or German (a routed model reads German with its other tower)",
+    )
+    ap.add_argument(
         "--work",
         type=Path,
         help="keep the libraries here (a library indexed by an earlier run is reused: indexing is not timed)",
@@ -316,7 +338,9 @@ def main() -> None:
     if args.one_size:
         rates = json.loads(os.environ["STICKERPICK_BENCH_RATES"])
         row = asyncio.run(
-            run_size(args.model_dir, args.one_size, args.requests, args.work, rates, args.chats)
+            run_size(
+                args.model_dir, args.one_size, args.requests, args.work, rates, args.chats, args.language
+            )
         )
         print(json.dumps(row))
         return
@@ -334,6 +358,8 @@ def main() -> None:
             str(args.requests),
             "--chats",
             str(args.chats),
+            "--language",
+            args.language,
         ]
         for n in args.sizes:  # each size in a fresh process: no state left over from the one before
             out = subprocess.run(
@@ -348,7 +374,7 @@ def main() -> None:
     md = _tables(manifest, rows, rates, args.requests)
     _common.write(
         args.out,
-        f"suggest_path-{manifest['kind']}",
+        f"suggest_path-{manifest['kind']}" + ("" if args.language == "en" else f"-{args.language}"),
         md,
         {
             "machine": _common.machine(),

@@ -48,6 +48,29 @@ TURNS = [
     "i have videos",
     "delete them immediately",
 ]
+# The same 20 turns in German: the dialogue a routed model (engine/language.py) sends to its multilingual tower.
+TURNS_DE = [
+    "hey, kommst du heute abend?",
+    "vielleicht, kommt auf die arbeit an",
+    "komm schon, es ist freitag!!",
+    "na gut, wann denn",
+    "um 8 am üblichen ort",
+    "kommt sam auch",
+    "ja, und sie bringt ihren neuen freund mit",
+    "oh nein, doch nicht der typ mit der gitarre",
+    "haha doch, genau der",
+    "ich bereue es jetzt schon",
+    "du wirst es überleben",
+    "gibt es wenigstens was zu essen",
+    "pizza, ich habe drei bestellt",
+    "ok, jetzt hast du meine aufmerksamkeit",
+    "danach noch karaoke",
+    "auf keinen fall",
+    "das hast du letztes mal auch gesagt und dann zwei stunden gesungen",
+    "lügen. verleumdung.",
+    "ich habe videos",
+    "lösch sie sofort",
+]
 
 
 def _peak_rss_mb() -> float:
