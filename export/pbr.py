@@ -9,6 +9,10 @@ Layout of the directory (``manifest.json`` lists files, hashes, versions, the tr
                   per sticker at indexing time, and Conv int8 is slow on CPUs without VNNI kernels);
 - ``match.onnx``  the matching head for re-ranking the dual encoder's top candidates (int8 with the text);
 - ``tokenizer.json`` and the preprocessing config (image size, mean/std) in the manifest.
+
+A routed directory (``export/distilled.py --routed``) adds a second dialogue tower for other languages:
+``text_multilingual.onnx``, ``tokenizer_multilingual.json``, its head ``text_multilingual_proj`` in
+``heads.npz``, and the manifest's ``dialogue_routing`` (``engine/language.py`` reads its ``min_english``).
 """
 
 from __future__ import annotations
