@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from engine.preprocess import TextTokenizer, dialogue_to_text, sticker_text
 from training._io import atomic_torch_save
-from training.data.format import Sample, StickerDataset
+from training.data.format import Sample, StickerDataset, alt_mapping
 from training.data.xed import HELD_OUT_LANGUAGES
 from training.evaluate import EngineScorer, context_texts
 
@@ -70,6 +70,9 @@ class DistilConfig:
     # the labels' weight on texts that also have a teacher target (English): 0 leaves them to the teacher, whose
     # vectors keep the classes apart; cross-entropy on imbalanced English labels collapses the rare classes
     distilled_label_weight: float = 0.0
+    # the share of labelled texts whose candidates are the teacher's stickers *with their text* (image and emoji
+    # names fused, as served with sticker text on) instead of image only; the rest keep the image-only vectors
+    label_sticker_text: float = 0.0
     temperature: float = 0.05
     seed: int = 0
     threads: int = 1
@@ -143,8 +146,15 @@ def _emoji_texts(cfg: DistilConfig, rng: np.random.Generator, corpus: Corpus) ->
         corpus.add(pairs[i][0], cfg.sticker_text_max_tokens, pairs[i][1], None, -1)
 
 
+def with_text(i: int, share: float) -> bool:
+    """Whether labelled text ``i`` is scored against the stickers with their text (fixed per text, so a resumed
+    run sees the same)."""
+    return (i * 2654435761) % 1000 < share * 1000
+
+
 def build_corpus(cfg: DistilConfig, teacher: Any) -> tuple[Corpus, dict[str, np.ndarray]]:
-    """The texts, and the teacher's image-only vector of every candidate sticker."""
+    """The texts, and the teacher's vector of every candidate sticker: image only under its id, and (with
+    ``label_sticker_text``) with its text fused under ``"text:" + id``."""
     rng = np.random.default_rng(cfg.seed)
     corpus = Corpus()
     stickers: dict[str, np.ndarray] = {}
@@ -155,6 +165,9 @@ def build_corpus(cfg: DistilConfig, teacher: Any) -> tuple[Corpus, dict[str, np.
         if source.labels:
             wanted = sorted({c for cs in cands for c in cs} - set(stickers))
             stickers.update(scorer.sticker_vectors(wanted, ds, False, {}))
+            if cfg.label_sticker_text > 0:
+                fused = scorer.sticker_vectors(wanted, ds, True, alt_mapping(ds.index, samples))
+                stickers.update({f"text:{k}": v for k, v in fused.items()})
         for i, s in enumerate(samples):
             text = dialogue_to_text(context_texts(s), cfg.max_turns)
             if not text:
@@ -245,7 +258,8 @@ class Batches:
             if cands is None:
                 continue
             z = nn.functional.normalize(pooled[row] @ self.proj_w.T + self.proj_b, dim=-1)
-            logits = torch.stack([self.sticker_vecs[c] for c in cands]) @ z / cfg.temperature
+            prefix = "text:" if with_text(i, cfg.label_sticker_text) else ""
+            logits = torch.stack([self.sticker_vecs[prefix + c] for c in cands]) @ z / cfg.temperature
             w = cfg.distilled_label_weight if bool(has[row]) else cfg.label_weight
             if w > 0:
                 target = torch.tensor([self.corpus.gold[i]])

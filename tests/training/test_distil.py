@@ -160,3 +160,20 @@ def test_a_routed_directory_reads_english_with_the_base_and_other_languages_with
     read_manifest(tmp / "candidate", verify_hashes=True)
     report = check_model_dir(tmp / "candidate")
     assert report.ok and "multilingual text tower" in [t.name for t in report.towers]
+
+
+def test_labels_can_score_against_the_stickers_with_their_text(setup) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from training.distil import with_text
+
+    tmp, cfg = setup
+    mixed = dataclasses.replace(cfg, label_sticker_text=0.5, steps=4, out_dir=str(tmp / "mixed"))
+    corpus, stickers = build_corpus(mixed, PBRRanker(Path(cfg.teacher_dir)))
+    plain = [k for k in stickers if not k.startswith("text:")]
+    assert plain and all(f"text:{k}" in stickers for k in plain)
+    assert any(not np.allclose(stickers[k], stickers[f"text:{k}"]) for k in plain)  # the text moved them
+    labelled = [i for i, c in enumerate(corpus.candidates) if c is not None]
+    share = sum(with_text(i, 0.5) for i in labelled) / len(labelled)
+    assert 0.2 < share < 0.8 and not any(with_text(i, 0.0) for i in labelled)
+    assert run(mixed).is_dir()
