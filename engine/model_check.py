@@ -115,7 +115,7 @@ def check_model_dir(model_dir: Path) -> ModelCheck:
         return _vectors(dialogues["out"], len(texts), dim)
 
     report.towers.append(_run("text tower", text_tower))
-    if isinstance(ranker, PBRRanker) and ranker.multilingual is not None:
+    if isinstance(ranker, PBRRanker) and ranker.has_multilingual:
         pbr = ranker
 
         def multilingual_tower() -> str | None:

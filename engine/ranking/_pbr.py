@@ -51,23 +51,26 @@ class PBRRanker:
         self._image_path = self.model_dir / files["image"]
         self._threads = threads
         self._image: Any = None
-        self._image_lock = threading.Lock()
+        self._lazy_lock = threading.Lock()  # the towers loaded on first use
         self.match = make_session(self.model_dir / files["match"], threads)
         heads = np.load(self.model_dir / files["heads"])
         self.heads = {k: heads[k] for k in heads.files}
         # A second dialogue tower for other languages (engine/language.py), distilled into the same space and
-        # projected by its own copy of the head it was distilled against.
-        self.multilingual: OnnxTextEncoder | None = None
+        # projected by its own copy of the head it was distilled against. Loaded on the first dialogue that
+        # needs it (~250 MB resident): a bot whose chats all write English never pays for it.
         routing = manifest.get("dialogue_routing") or {}
         self.min_english = float(routing.get("min_english", DEFAULT_MIN_ENGLISH))
-        if "text_multilingual" in files:
-            self.multilingual = OnnxTextEncoder(
+        self.has_multilingual = "text_multilingual" in files
+        self._multilingual_args = (
+            (
                 self.model_dir / files["text_multilingual"],
                 self.model_dir / files["tokenizer_multilingual"],
                 int(routing.get("max_tokens", manifest.get("max_tokens", 64))),
-                "last_hidden_state",
-                threads,
             )
+            if self.has_multilingual
+            else None
+        )
+        self._multilingual: OnnxTextEncoder | None = None
         self._multilingual_head = (
             "text_multilingual_proj" if "text_multilingual_proj.weight" in self.heads else "text_proj"
         )
@@ -79,8 +82,21 @@ class PBRRanker:
         )
         self.sticker_text_max_tokens = int(manifest.get("sticker_text_max_tokens", 32))
 
+    @property
+    def multilingual(self) -> OnnxTextEncoder | None:
+        """The tower for other languages (None: this model has none), loaded on first use."""
+        if self._multilingual_args is None:
+            return None
+        with self._lazy_lock:
+            if self._multilingual is None:
+                model, tokenizer, max_tokens = self._multilingual_args
+                self._multilingual = OnnxTextEncoder(
+                    model, tokenizer, max_tokens, "last_hidden_state", self._threads
+                )
+            return self._multilingual
+
     def image_session(self) -> Any:
-        with self._image_lock:
+        with self._lazy_lock:
             if self._image is None:
                 self._image = make_session(self._image_path, self._threads)
             return self._image
@@ -97,7 +113,7 @@ class PBRRanker:
 
     def dialogue_tower(self, text: str) -> str:
         """Which tower reads this dialogue text: "english" or "multilingual"."""
-        if self.multilingual is None or is_english(text, self.min_english):
+        if not self.has_multilingual or is_english(text, self.min_english):
             return "english"
         return "multilingual"
 
@@ -119,9 +135,10 @@ class PBRRanker:
     def _embed_with(self, tower: str, texts: list[str]) -> np.ndarray:
         if tower == "english":
             return l2_normalise(self._project(self.text.encode(texts, normalise=False), "text_proj"))
-        if tower != "multilingual" or self.multilingual is None:
+        encoder = self.multilingual if tower == "multilingual" else None
+        if encoder is None:
             raise ValueError(f"{self.model_dir} has no {tower!r} dialogue tower")
-        pooled = self.multilingual.encode(texts, normalise=False)
+        pooled = encoder.encode(texts, normalise=False)
         return l2_normalise(self._project(pooled, self._multilingual_head))
 
     def embed_images(self, images: Sequence) -> tuple[np.ndarray, np.ndarray]:

@@ -60,3 +60,19 @@ def test_a_few_ascii_letters_stay_english(text: str) -> None:
 
 def test_a_few_letters_of_another_script_do_not() -> None:
     assert not is_english("привет")
+
+
+def test_the_shipped_model_loads_its_other_tower_only_for_other_languages() -> None:
+    from pathlib import Path
+
+    from engine.ranking import PBRRanker
+
+    model = Path(__file__).resolve().parents[2] / "models" / "default"
+    if not (model / "text_multilingual.onnx").is_file():
+        pytest.skip("models/default has no multilingual tower")
+    ranker = PBRRanker(model)
+    english = ranker.embed_dialogues(["alice: I finally passed my driving test!!"])
+    assert ranker.has_multilingual and ranker._multilingual is None  # English never loaded it
+    other = ranker.embed_dialogues(["lena: Ich bin so traurig, mein Hund ist gestorben"])
+    assert ranker._multilingual is not None
+    assert english.shape == other.shape and abs(float((other**2).sum()) - 1) < 1e-4
