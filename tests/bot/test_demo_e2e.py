@@ -13,37 +13,47 @@ from bot.console import DEMO_SCRIPT
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_setup_then_demo_on_the_real_baseline_and_default_pack(tmp_path):
+def _needs_artwork() -> None:
     if not (REPO / "vendor" / "node_modules" / "emoji-datasource-google").is_dir():
         pytest.skip("emoji artwork not installed: `bash dev.sh setup` runs `npm ci --prefix vendor`")
-    env = {
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
         "STICKERPICK_HOME": str(tmp_path / "home"),
-        "STICKERPICK_BASELINE_MODEL_DIR": str(tmp_path / "baseline"),
-        "STICKERPICK_MODEL_DIR": str(tmp_path / "baseline"),
         "HF_HUB_OFFLINE": "1",
+        **extra,
     }
-    cli = [sys.executable, "-m", "bot.cli"]
-    setup = subprocess.run([*cli, "setup"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert setup.returncode == 0, setup.stderr
-    assert "pack noto-emoji: 297 added" in setup.stdout
-    demo = subprocess.run(
-        [*cli, "demo", "--out", str(tmp_path / "out")],
+
+
+def _cli(env: dict[str, str], *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """``stickerpick ARGS`` from the repository, as a fresh process; it must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
-    assert demo.returncode == 0, demo.stderr
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.mark.slow
+def test_setup_then_demo_on_the_real_baseline_and_default_pack(tmp_path):
+    _needs_artwork()
+    baseline = str(tmp_path / "baseline")
+    env = _env(tmp_path, STICKERPICK_BASELINE_MODEL_DIR=baseline, STICKERPICK_MODEL_DIR=baseline)
+    assert "pack noto-emoji: 297 added" in _cli(env, "setup").stdout
+    demo = _cli(env, "demo", "--out", str(tmp_path / "out"), timeout=300)
     requests = sum(1 for step in DEMO_SCRIPT if isinstance(step, tuple))
     assert demo.stdout.count("Stickers for:") == requests
     assert "[noto-emoji]" in demo.stdout
     assert len(list((tmp_path / "out").glob("suggestion-*.png"))) == requests
-    again = subprocess.run([*cli, "setup"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "0 added, 297 already indexed" in again.stdout  # idempotent
+    assert "0 added, 297 already indexed" in _cli(env, "setup").stdout  # idempotent
 
 
 # The sad faces (and the broken heart) of the bundled Noto pack: what a sad message should get first.
@@ -56,28 +66,11 @@ def test_the_shipped_model_reads_sadness_in_german_spanish_and_russian(tmp_path)
     Spanish and Russian, and each gets a sad sticker first from the default pack."""
     import json
 
-    if not (REPO / "vendor" / "node_modules" / "emoji-datasource-google").is_dir():
-        pytest.skip("emoji artwork not installed: `bash dev.sh setup` runs `npm ci --prefix vendor`")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "STICKERPICK_HOME": str(tmp_path / "home"),
-        "STICKERPICK_MODEL_DIR": str(REPO / "models" / "default"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    cli = [sys.executable, "-m", "bot.cli"]
-    setup = subprocess.run([*cli, "setup"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert setup.returncode == 0, setup.stderr
+    _needs_artwork()
+    env = _env(tmp_path, STICKERPICK_MODEL_DIR=str(REPO / "models" / "default"))
+    _cli(env, "setup", timeout=900)
     answers = tmp_path / "answers.json"
-    demo = subprocess.run(
-        [*cli, "demo", "--out", str(tmp_path / "out"), "--json", str(answers)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert demo.returncode == 0, demo.stderr
+    _cli(env, "demo", "--out", str(tmp_path / "out"), "--json", str(answers), timeout=300)
     last = json.loads(answers.read_text(encoding="utf-8"))[-3:]
     texts = [a["context"][-1]["text"] for a in last]
     assert [t.split(",")[0] for t in texts] == ["Ich bin so traurig", "estoy muy triste", "мне так грустно"]
