@@ -146,6 +146,10 @@ class Settings(BaseSettings):
     usage_prior_weight: float = Field(default=0.0, ge=0)
     # How often a running bot looks at the registry's `current` pointer (0: never).
     model_check_s: float = Field(default=60.0, ge=0)
+    # A model with a second dialogue tower reads other languages with it (engine/language.py). False: every
+    # dialogue goes to the English tower, and neither the language detector (93 MB) nor that tower (~250 MB)
+    # is ever loaded; for bots whose chats all write English.
+    multilingual: bool = True
 
     @cached_property
     def db_url(self) -> str:

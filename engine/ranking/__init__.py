@@ -11,8 +11,11 @@ from engine.ranking._pbr import PBRRanker
 from engine.ranking._text_baseline import TextBaselineRanker
 
 
-def load_ranker(kind: str, model_dir: Path, max_turns: int = 8, threads: int = 0) -> Ranker:
-    """``kind`` is "text-baseline" or "auto" (the manifest says which model the directory holds)."""
+def load_ranker(
+    kind: str, model_dir: Path, max_turns: int = 8, threads: int = 0, multilingual: bool = True
+) -> Ranker:
+    """``kind`` is "text-baseline" or "auto" (the manifest says which model the directory holds);
+    ``multilingual=False`` keeps every dialogue on a PBR model's English tower."""
     # every file is checked against the manifest's hashes (cached by size and mtime): a damaged or swapped
     # file is refused by name rather than served
     manifest = read_manifest(Path(model_dir), verify_hashes=True)
@@ -24,7 +27,7 @@ def load_ranker(kind: str, model_dir: Path, max_turns: int = 8, threads: int = 0
     if model_kind == "text-baseline":
         return TextBaselineRanker(Path(model_dir), max_turns=max_turns, threads=threads)
     if model_kind == "pbr":
-        return PBRRanker(Path(model_dir), max_turns=max_turns, threads=threads)
+        return PBRRanker(Path(model_dir), max_turns=max_turns, threads=threads, multilingual=multilingual)
     raise ModelMissing(Path(model_dir), ModelProblem.UNKNOWN_KIND, found=repr(model_kind))
 
 

@@ -29,7 +29,12 @@ class PBRRanker:
     needs_images = True
 
     def __init__(
-        self, model_dir: Path, max_turns: int = 8, threads: int = 0, sticker_text_on: bool | None = None
+        self,
+        model_dir: Path,
+        max_turns: int = 8,
+        threads: int = 0,
+        sticker_text_on: bool | None = None,
+        multilingual: bool = True,
     ):
         self.model_dir = Path(model_dir)
         manifest = read_manifest(self.model_dir, ModelKind.PBR)
@@ -60,7 +65,7 @@ class PBRRanker:
         # needs it (~250 MB resident): a bot whose chats all write English never pays for it.
         routing = manifest.get("dialogue_routing") or {}
         self.min_english = float(routing.get("min_english", DEFAULT_MIN_ENGLISH))
-        self.has_multilingual = "text_multilingual" in files
+        self.has_multilingual = multilingual and "text_multilingual" in files
         self._multilingual_args = (
             (
                 self.model_dir / files["text_multilingual"],

@@ -324,7 +324,9 @@ async def open_service(settings: Settings, threads: int = 0) -> StickerService:
 
     kind = "auto" if settings.ranker in ("auto", "pbr") else settings.ranker
     model_dir = settings.serving_model_dir()
-    ranker = load_ranker(kind, model_dir, max_turns=settings.history_turns, threads=threads)
+    ranker = load_ranker(
+        kind, model_dir, max_turns=settings.history_turns, threads=threads, multilingual=settings.multilingual
+    )
     # `check_model` compares the registry's pointer against model_dir
     return await StickerService.open(
         settings, ranker, default_packs=settings.default_packs, model_dir=model_dir

@@ -47,7 +47,13 @@ class ModelWatch:
             return False
         kind = "auto" if self.settings.ranker in ("auto", "pbr") else self.settings.ranker
         try:
-            ranker = await asyncio.to_thread(load_ranker, kind, target, max_turns=self.settings.history_turns)
+            ranker = await asyncio.to_thread(
+                load_ranker,
+                kind,
+                target,
+                max_turns=self.settings.history_turns,
+                multilingual=self.settings.multilingual,
+            )
         except Exception:
             log.exception(
                 "could not load the promoted model %s; still serving %s", target, self._ranker().version

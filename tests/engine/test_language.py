@@ -76,3 +76,22 @@ def test_the_shipped_model_loads_its_other_tower_only_for_other_languages() -> N
     other = ranker.embed_dialogues(["lena: Ich bin so traurig, mein Hund ist gestorben"])
     assert ranker._multilingual is not None
     assert english.shape == other.shape and abs(float((other**2).sum()) - 1) < 1e-4
+
+
+def test_an_operator_can_keep_every_dialogue_on_the_english_tower(monkeypatch) -> None:
+    from pathlib import Path
+
+    from engine.ranking import load_ranker
+    from engine.settings import Settings
+
+    model = Path(__file__).resolve().parents[2] / "models" / "default"
+    if not (model / "text_multilingual.onnx").is_file():
+        pytest.skip("models/default has no multilingual tower")
+    monkeypatch.setenv("STICKERPICK_MULTILINGUAL", "false")
+    settings = Settings(_env_file=None)
+    ranker = load_ranker("auto", model, multilingual=settings.multilingual)
+    german = "lena: Ich bin so traurig, mein Hund ist gestorben"
+    assert ranker.dialogue_tower(german) == "english"  # type: ignore[attr-defined]
+    ranker.embed_dialogues([german])
+    assert ranker._multilingual is None  # type: ignore[attr-defined]
+    assert load_ranker("auto", model).dialogue_tower(german) == "multilingual"  # type: ignore[attr-defined]
