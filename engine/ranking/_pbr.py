@@ -1,7 +1,9 @@
 """The PBR model served through onnxruntime: dialogue tower, image tower, sticker-text fusion, re-ranking.
 
 Reads a model directory written by the exporter (export/pbr.py describes its layout). The numpy parts
-(projection after pooling, the sticker-text gate) are the exact operations of training/model/_pbr.py.
+(projection after pooling, the sticker-text gate) are the exact operations of training/model/_pbr.py. A routed
+directory (export/distilled.py --routed) has a second dialogue tower for other languages; each dialogue goes to
+one of the two by engine/language.py, and both land in the same space as the stickers.
 """
 
 from __future__ import annotations
