@@ -59,6 +59,9 @@ class DistilConfig:
     max_emoji: int = 4000  # English sticker texts (distil)
     max_locale_pairs: int = 8000  # (locale name → English name) pairs
     frozen_layers: int = 8
+    # a shallower student: the student's layers kept, by index, before training (empty: all of them). Serving
+    # cost grows with depth: e5's 12 layers took twice the English tower's time per /sticker
+    student_layers: list[int] = field(default_factory=list)
     max_tokens: int = 64
     sticker_text_max_tokens: int = 32
     steps: int = 1500
@@ -399,6 +402,19 @@ TRAINING_ONLY = {
 }
 
 
+def keep_layers(bert: nn.Module, layers: list[int]) -> nn.Module:
+    """``bert`` with only the encoder layers at ``layers`` (in that order); all of them when empty. Its config
+    says the new depth, so the saved student loads and exports as it is."""
+    if not layers:
+        return bert
+    depth = len(bert.encoder.layer)
+    if any(not 0 <= i < depth for i in layers) or len(set(layers)) != len(layers):
+        raise ValueError(f"student_layers must be distinct indices below {depth}, not {layers}")
+    bert.encoder.layer = nn.ModuleList([bert.encoder.layer[i] for i in layers])
+    bert.config.num_hidden_layers = len(layers)
+    return bert
+
+
 def run(cfg: DistilConfig) -> Path:
     """Train (resuming from ``out_dir/checkpoint.pt`` if there is one), then write ``out_dir/student``."""
     from engine.ranking import load_ranker
@@ -409,7 +425,7 @@ def run(cfg: DistilConfig) -> Path:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     teacher = load_ranker("pbr", Path(cfg.teacher_dir), max_turns=cfg.max_turns, threads=cfg.threads)
-    bert = load_bert(cfg.student_dir).eval()
+    bert = keep_layers(load_bert(cfg.student_dir), cfg.student_layers).eval()
     cache_file = Path(cfg.cache_dir) / f"distil-{_cache_key(cfg, teacher.version)}.pt"
     cache, batches = _prepare(cfg, teacher, bert, cache_file)
     train_loop(cfg, bert, cache, batches, out)

@@ -177,3 +177,41 @@ def test_labels_can_score_against_the_stickers_with_their_text(setup) -> None:  
     share = sum(with_text(i, 0.5) for i in labelled) / len(labelled)
     assert 0.2 < share < 0.8 and not any(with_text(i, 0.0) for i in labelled)
     assert run(mixed).is_dir()
+
+
+def test_a_shallower_student_keeps_the_chosen_layers_and_serves_at_its_depth(setup) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from training.distil import keep_layers
+    from training.model._towers import load_bert
+
+    tmp, cfg = setup
+    full = load_bert(cfg.student_dir)
+    assert len(full.encoder.layer) == 2
+    top = full.encoder.layer[1].state_dict()
+    shallow = keep_layers(load_bert(cfg.student_dir), [1])
+    assert shallow.config.num_hidden_layers == len(shallow.encoder.layer) == 1
+    kept = shallow.encoder.layer[0].state_dict()
+    assert all(torch.equal(kept[k], top[k]) for k in top)  # layer 1 itself, not a fresh one
+    for bad in ([2], [0, 0], [-1]):
+        with pytest.raises(ValueError, match="student_layers"):
+            keep_layers(load_bert(cfg.student_dir), bad)
+
+    one = dataclasses.replace(
+        cfg, student_layers=[1], frozen_layers=0, steps=4, out_dir=str(tmp / "one-layer")
+    )
+    student = run(one)
+    assert load_bert(student).config.num_hidden_layers == 1
+    export_distilled(Path(cfg.teacher_dir), student, tmp / "one-layer-served", quantize=False)
+    texts = ["i finally passed the exam", "my cat is sick"]
+    bert = load_bert(student).eval()
+    enc = TextTokenizer(student / "tokenizer.json", cfg.max_tokens).encode(texts)
+    with torch.no_grad():
+        hidden = bert(
+            input_ids=torch.from_numpy(enc.input_ids), attention_mask=torch.from_numpy(enc.attention_mask)
+        ).last_hidden_state.numpy()
+    m = enc.attention_mask[..., None]
+    served = PBRRanker(tmp / "one-layer-served")
+    np.testing.assert_allclose(
+        served.text.encode(texts, normalise=False), (hidden * m).sum(1) / m.sum(1), atol=1e-4
+    )
