@@ -30,6 +30,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,9 @@ def dequantize_dynamic_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     """The fp32 graph a dynamic-int8 graph (onnxruntime's ``quantize_dynamic``) was made from.
 
     ``DynamicQuantizeLinear(x) → MatMulInteger(·, Wq) → Cast → Mul(·, x_scale * w_scale)`` becomes
-    ``MatMul(x, W)``; ``Gather(Eq) → DequantizeLinear`` becomes ``Gather(E)``; dead nodes are pruned."""
+    ``MatMul(x, W)``; ``Gather(Eq) → DequantizeLinear`` becomes ``Gather(E)``; a fused graph's
+    ``QAttention`` and ``QEmbedLayerNormalization`` become the fp32 ``Attention`` and
+    ``EmbedLayerNormalization`` they were quantised from; dead nodes are pruned."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
     const = _constants(g)
@@ -77,6 +80,8 @@ def dequantize_dynamic_int8(model: onnx.ModelProto) -> onnx.ModelProto:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
     weights: dict[str, np.ndarray] = {}
+    # a new weight's name must not be any tensor's name already: an initializer, a node's output
+    taken = (const, weights, {o for n in g.node for o in n.output})
     replaced: dict[int, onnx.NodeProto] = {}
     dropped: set[int] = set()
     for n in g.node:
@@ -94,22 +99,26 @@ def dequantize_dynamic_int8(model: onnx.ModelProto) -> onnx.ModelProto:
             ):
                 raise NotConvertible(f"{n.name}: not a dynamic-int8 MatMul chain")
             w_scale = next(i for i in scales.input if i in const)
-            name = _fresh(w_q.removesuffix("_quantized") + "_fp32", const, weights)
+            name = _fresh(w_q.removesuffix("_quantized") + "_fp32", *taken)
             weights[name] = _dequant(const[w_q], const[w_zp], const[w_scale])
             replaced[id(n)] = helper.make_node("MatMul", [dq.input[0], name], [mul.output[0]], name=n.name)
             dropped.update({id(cast), id(mul)})
+        elif n.op_type == "QAttention":
+            replaced[id(n)] = _attention_fp32(n, producer, const, weights, taken)
+        elif n.op_type == "QEmbedLayerNormalization":
+            replaced[id(n)] = _embed_layer_norm_fp32(n, const, weights, taken)
         elif n.op_type == "DequantizeLinear" and n.input[0] in producer:
             gather = producer[n.input[0]]
             if gather.op_type != "Gather" or gather.input[0] not in const:
                 continue
-            name = _fresh(gather.input[0].removesuffix("_quantized"), const, weights)
+            name = _fresh(gather.input[0].removesuffix("_quantized"), *taken)
             weights[name] = _dequant(const[gather.input[0]], const[n.input[2]], const[n.input[1]])
             replaced[id(gather)] = helper.make_node(
                 "Gather", [name, gather.input[1]], [n.output[0]], name=gather.name
             )
             dropped.add(id(n))
     if not replaced:
-        raise NotConvertible("no dynamic-int8 MatMulInteger or quantised Gather in the graph")
+        raise NotConvertible("no dynamic-int8 MatMulInteger, QAttention or quantised Gather in the graph")
     nodes = [replaced.get(id(n), n) for n in g.node if id(n) not in dropped]
     del g.node[:]
     g.node.extend(nodes)
@@ -118,13 +127,61 @@ def dequantize_dynamic_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def _attention_fp32(
+    n: onnx.NodeProto,
+    producer: dict[str, onnx.NodeProto],
+    const: dict[str, np.ndarray],
+    weights: dict[str, np.ndarray],
+    taken: tuple[Container[str], ...],
+) -> onnx.NodeProto:
+    """``QAttention(DynamicQuantizeLinear(x), Wq, bias, x_scale, w_scale, mask, x_zp, w_zp)`` → the fp32
+    ``Attention(x, W, bias, mask)`` (com.microsoft), W dequantised per column."""
+    x_q, w_q, bias, _x_scale, w_scale, mask, _x_zp, w_zp = (list(n.input) + [""] * 9)[:8]
+    dq = producer.get(x_q)
+    if dq is None or dq.op_type != "DynamicQuantizeLinear" or w_q not in const:
+        raise NotConvertible(f"{n.name}: not a dynamic-int8 QAttention")
+    name = _fresh(w_q.removesuffix("_quantized"), *taken)
+    weights[name] = _dequant(const[w_q], const[w_zp], const[w_scale])
+    node = helper.make_node(
+        "Attention", [dq.input[0], name, bias, mask], list(n.output), name=n.name, domain="com.microsoft"
+    )
+    node.attribute.extend(n.attribute)
+    return node
+
+
+def _embed_layer_norm_fp32(
+    n: onnx.NodeProto,
+    const: dict[str, np.ndarray],
+    weights: dict[str, np.ndarray],
+    taken: tuple[Container[str], ...],
+) -> onnx.NodeProto:
+    """``QEmbedLayerNormalization`` → ``EmbedLayerNormalization`` (com.microsoft): its five tables (word,
+    position, segment embeddings, gamma, beta) dequantised, each with its own scale and zero point."""
+    ids, segments, *rest = n.input
+    tables, mask, scales, zero_points = rest[:5], rest[5], rest[6:11], rest[11:16]
+    fp32 = []
+    for q, scale, zp in zip(tables, scales, zero_points, strict=True):
+        name = _fresh(q.removesuffix("_quantized"), *taken)
+        weights[name] = _dequant(const[q], const[zp], const[scale])
+        fp32.append(name)
+    node = helper.make_node(
+        "EmbedLayerNormalization",
+        [ids, segments, *fp32, mask],
+        list(n.output),
+        name=n.name,
+        domain="com.microsoft",
+    )
+    node.attribute.extend(n.attribute)
+    return node
+
+
 def _only(nodes: list[onnx.NodeProto], op: str) -> onnx.NodeProto:
     if len(nodes) != 1 or nodes[0].op_type != op:
         raise NotConvertible(f"expected one {op} after a MatMulInteger, found {[n.op_type for n in nodes]}")
     return nodes[0]
 
 
-def _fresh(name: str, *taken: dict[str, Any]) -> str:
+def _fresh(name: str, *taken: Container[str]) -> str:
     out, k = name, 0
     while any(out in t for t in taken):
         k += 1

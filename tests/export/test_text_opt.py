@@ -67,6 +67,20 @@ def test_dequantised_graph_requantises_bit_identically(tiny, tmp_path):
     assert _cos(_hidden(fp32, tiny["plain"]), _hidden(tiny["fp32"] / "text.onnx", tiny["fp32"])).min() > 0.99
 
 
+def test_a_fused_graph_dequantises_to_the_fused_fp32_graph_it_came_from(tiny, tmp_path):
+    fused = tiny["int8"] / "text.onnx"
+    model = text_opt.dequantize_dynamic_int8(onnx.load(str(fused)))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"Attention", "EmbedLayerNormalization"} <= ops
+    assert not {"QAttention", "QEmbedLayerNormalization", "MatMulInteger", "DynamicQuantizeLinear"} & ops
+    fp32 = tmp_path / "fused-fp32.onnx"
+    onnx.save(model, str(fp32))
+    again = tmp_path / "again.onnx"
+    text_opt.quantize_fused(fp32, again)
+    np.testing.assert_array_equal(_hidden(again, tiny["int8"]), _hidden(fused, tiny["int8"]))
+    assert _cos(_hidden(fp32, tiny["int8"]), _hidden(tiny["fp32"] / "text.onnx", tiny["fp32"])).min() > 0.99
+
+
 def test_refuses_a_graph_that_is_not_dynamic_int8(tiny):
     with pytest.raises(text_opt.NotConvertible):
         text_opt.dequantize_dynamic_int8(onnx.load(str(tiny["fp32"] / "text.onnx")))
