@@ -141,6 +141,9 @@ def export_distilled(
             extra["text_tower"] = info
             manifest.pop("dialogue_routing", None)
             manifest.setdefault("quantized", {})["text"] = fused_label(label, fused)
+        for name in files.values():  # the rest of the base (a bank of known pictures): the image tower's own
+            if not (stage / name).exists():
+                shutil.copy2(base / name, stage / name)
         manifest["files"] = files
         _finish(stage, manifest, quantize, started, **extra)
         _swap_in(stage, out_dir, tmp)

@@ -275,3 +275,16 @@ def sha256_file_list(paths: list[Path]) -> str:
     for p in paths:
         h.update(sha256_file(p).encode())
     return h.hexdigest()
+
+
+def new_version(old: str, hashes: dict[str, str], tag: str | None = None) -> str:
+    """A rewritten directory's version: ``<kind>-<quant>[-<tags>]-<digest>`` → the same prefix (with ``tag``
+    added once) and a digest of the new files' hashes, so that what was embedded by the old version is
+    embedded again."""
+    import hashlib
+
+    digest = hashlib.sha256("".join(hashes[k] for k in sorted(hashes)).encode()).hexdigest()[:12]
+    prefix = old.rsplit("-", 1)[0] if "-" in old else old
+    if tag and not prefix.endswith(tag):
+        prefix = f"{prefix}-{tag}"
+    return f"{prefix}-{digest}"

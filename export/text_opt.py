@@ -39,6 +39,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from engine.ranking import sha256_file
+from export.pbr import new_version
 
 # What the rewrite is recorded as in the manifest's "quantized" entry and its version.
 OPTIMIZED_TAG = "fused"
@@ -299,7 +300,7 @@ def convert_model_dir(model_dir: Path, out_dir: Path | None = None, quantize_att
             q["text"] = quantization_label(q.get("text"), quantize_attention)
         else:
             manifest["quantized"] = quantization_label(q, quantize_attention)
-        manifest["version"] = _new_version(manifest["version"], manifest["sha256"])
+        manifest["version"] = new_version(manifest["version"], manifest["sha256"], OPTIMIZED_TAG)
         manifest["text_graph"] = {
             "optimizer": "onnxruntime.transformers (bert fusions)",
             "fused": stats,
@@ -314,17 +315,6 @@ def convert_model_dir(model_dir: Path, out_dir: Path | None = None, quantize_att
             out_dir.rename(Path(tmp) / "old")
         stage.rename(out_dir)
     return manifest
-
-
-def _new_version(old: str, hashes: dict[str, str]) -> str:
-    """``<kind>-<quant>-<digest>`` → the same prefix with ``fused`` and a digest of the new files."""
-    import hashlib
-
-    digest = hashlib.sha256("".join(hashes[k] for k in sorted(hashes)).encode()).hexdigest()[:12]
-    prefix = old.rsplit("-", 1)[0] if "-" in old else old
-    if not prefix.endswith(OPTIMIZED_TAG):
-        prefix = f"{prefix}-{OPTIMIZED_TAG}"
-    return f"{prefix}-{digest}"
 
 
 def r1_change(

@@ -264,6 +264,7 @@ def train_candidate(
     the training summary and the standard validation sets."""
     from export.distilled import carry_multilingual
     from export.pbr import export_pbr
+    from export.pictures import carry_pictures
     from training.finetune import finetune
     from training.model import load_checkpoint
 
@@ -278,4 +279,6 @@ def train_candidate(
     # The serving model's tower for other languages is not retrained (chat logs teach the English tower): the
     # candidate keeps it, with the projection head it was distilled against.
     carry_multilingual(serving.model_dir, candidate_dir)
+    # Its bank of known pictures is the serving model's art, embedded again by the candidate's image tower.
+    carry_pictures(serving.model_dir, candidate_dir)
     return ckpt, candidate_dir, summary, standard

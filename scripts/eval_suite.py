@@ -4,7 +4,9 @@
     .venv/bin/python scripts/eval_suite.py --model old=var/old-models/default --model new=models/default \
         [--checkpoint new=var/runs/pbr-default/best.pt] [--out docs/results/suite] [--max-samples N]
 
-Each ``--model`` is an exported model directory, scored through onnxruntime exactly as the bots serve it; each
+Each ``--model`` is an exported model directory, scored through onnxruntime exactly as the bots serve it (a
+sticker without text is named by its nearest known picture where the model has that bank; ``--unnamed-too``
+adds the image-alone row beside it); each
 ``--checkpoint`` adds a "+ re-ranking" row (the matching head over all candidates, PyTorch). The sets are the
 validation splits written by ``scripts/prepare_data.sh``; a missing one is skipped with a note. Writes
 ``OUT.json`` (every metric) and ``OUT.md`` (the table, with this command), and prints the table.
@@ -58,6 +60,11 @@ def main() -> int:
         help="only sets of this kind (seen, unseen, big pack, xed trained, xed held out); repeat",
     )
     ap.add_argument("--text-off-only", action="store_true", help="image-only reading only (no sticker text)")
+    ap.add_argument(
+        "--unnamed-too",
+        action="store_true",
+        help="for a model with a bank of known pictures, also a row without it (image only: the image alone)",
+    )
     args = ap.parse_args()
 
     from engine.ranking import load_ranker
@@ -71,6 +78,9 @@ def main() -> int:
         with_text = getattr(ranker, "use_sticker_text", False) and not args.text_off_only
         readings = (False, True) if with_text else (False,)
         scorers.append((name, EngineScorer(ranker), readings))
+        if args.unnamed_too and getattr(ranker, "names_pictures", False):
+            unnamed = load_ranker("auto", Path(path), max_turns=8, name_pictures=False)
+            scorers.append((f"{name}, pictures unnamed", EngineScorer(unnamed), (False,)))
     if args.checkpoint:
         from training.pbr_scorer import CheckpointScorer
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from bot.cli._common import console, fail, load
+from bot.cli._common import console, fail, load, progress_bar
 from bot.cli.data import export_logs
 from engine.settings import Settings
 
@@ -32,6 +32,14 @@ def export_cmd(
     out_dir: Annotated[Path | None, typer.Argument(help="The model directory to write")] = None,
     int8: Annotated[
         bool, typer.Option("--int8/--fp32", help="Dynamic int8 quantisation of the text tower")
+    ] = True,
+    pictures: Annotated[
+        bool,
+        typer.Option(
+            "--pictures/--no-pictures",
+            help="Add the bank of known pictures (every emoji of the training art styles), which names "
+            "stickers that carry no text",
+        ),
     ] = True,
 ) -> None:
     """Turn a checkpoint into the ONNX model directory the engine serves (manifest, towers, tokenizer)."""
@@ -51,7 +59,24 @@ def export_cmd(
 
         target = out_dir
         manifest = export_pbr(Path(checkpoint), target, quantize=int8)
+        if pictures and manifest.get("use_sticker_text"):
+            manifest = _add_pictures(target) or manifest
     console.print(f"{manifest['version']} → {target}")
+
+
+def _add_pictures(target: Path) -> dict | None:
+    """The bank of known pictures for a fresh export; without the emoji art, one line and no bank."""
+    from export.pictures import add_pictures, known_pictures
+    from training.data.emoji_art import EmojiArtMissing
+
+    try:
+        pictures = known_pictures()
+    except EmojiArtMissing as exc:
+        console.print(f"no bank of known pictures: {exc}")
+        return None
+    progress, update = progress_bar("embedding known pictures")
+    with progress:
+        return add_pictures(target, pictures=pictures, progress=update)
 
 
 def verify_cmd(

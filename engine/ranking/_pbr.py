@@ -21,6 +21,12 @@ from engine.preprocess import ImageSpec, dialogue_to_text, images_to_batch, stic
 from engine.ranking._base import StickerInput, l2_normalise
 from engine.ranking._onnx import OnnxTextEncoder, make_session, read_manifest
 
+# The manifest's role for the bank of known pictures (export/pictures.py): image-only vectors of every emoji of
+# the training art styles, with their emoji.
+PICTURES_ROLE = "pictures"
+# Without a threshold in the manifest, the least cosine at which a known picture names a sticker.
+DEFAULT_PICTURE_THRESHOLD = 0.7
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
@@ -37,6 +43,7 @@ class PBRRanker:
         threads: int = 0,
         sticker_text_on: bool | None = None,
         multilingual: bool = True,
+        name_pictures: bool = True,
     ):
         self.model_dir = Path(model_dir)
         manifest = read_manifest(self.model_dir, ModelKind.PBR)
@@ -88,6 +95,18 @@ class PBRRanker:
             else (sticker_text_on and bool(manifest.get("use_sticker_text")))
         )
         self.sticker_text_max_tokens = int(manifest.get("sticker_text_max_tokens", 32))
+        # A sticker with no text of its own is named by its nearest known picture (export/pictures.py), when
+        # near enough: loaded on the first stickers embedded. Off, the vectors differ, and so does the version
+        # (it keys the stored embeddings).
+        bank = files.get(PICTURES_ROLE)
+        self._pictures_path = self.model_dir / bank if bank and self.use_sticker_text else None
+        if self._pictures_path is not None and not name_pictures:
+            self._pictures_path = None
+            self.version += "+unnamed"
+        self.picture_threshold = float(
+            (manifest.get("pictures") or {}).get("threshold", DEFAULT_PICTURE_THRESHOLD)
+        )
+        self._pictures: tuple[np.ndarray, list[str]] | None = None
 
     @property
     def multilingual(self) -> OnnxTextEncoder | None:
@@ -161,6 +180,10 @@ class PBRRanker:
         if not self.use_sticker_text:
             return image
         texts = [sticker_text(s.emoji, s.tags, s.caption) for s in stickers]
+        unnamed = [i for i, t in enumerate(texts) if not t]
+        if unnamed and self._pictures_path is not None:
+            for i, char in zip(unnamed, self.nearest_known(image[unnamed]), strict=True):
+                texts[i] = sticker_text(char) if char else ""
         has_text = np.array([bool(t) for t in texts])
         if not has_text.any():
             return image
@@ -169,6 +192,26 @@ class PBRRanker:
         gate = _sigmoid(self._project(np.concatenate([image, text], axis=1), "text_gate"))
         gate = np.where(has_text[:, None], gate, 1.0)
         return l2_normalise(gate * image + (1 - gate) * text)
+
+    @property
+    def names_pictures(self) -> bool:
+        """Whether stickers without text are named by their nearest known picture."""
+        return self._pictures_path is not None
+
+    def nearest_known(self, image_vectors: np.ndarray) -> list[str | None]:
+        """For each image-only sticker vector, the emoji of its nearest known picture, or None when none is
+        within the threshold (or the model has no bank)."""
+        if self._pictures_path is None or len(image_vectors) == 0:
+            return [None] * len(image_vectors)
+        with self._lazy_lock:
+            if self._pictures is None:
+                with np.load(self._pictures_path) as bank:
+                    self._pictures = (bank["vectors"].astype(np.float32), bank["emoji"].tolist())
+        vectors, emoji = self._pictures
+        sims = image_vectors @ vectors.T
+        best = sims.argmax(axis=1)
+        near = sims[np.arange(len(best)), best] >= self.picture_threshold
+        return [str(emoji[b]) if ok else None for b, ok in zip(best, near, strict=True)]
 
     # -- re-ranking ------------------------------------------------------------------------------------
     def rerank_scores(self, dialogue: np.ndarray, stickers: np.ndarray) -> np.ndarray:
