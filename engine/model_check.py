@@ -137,6 +137,17 @@ def check_model_dir(model_dir: Path) -> ModelCheck:
         return _vectors(embedded["out"], len(stickers), dim)
 
     report.towers.append(_run("image tower" if ranker.needs_images else "sticker-text tower", sticker_tower))
+    if isinstance(ranker, PBRRanker) and ranker.names_pictures:
+        named = ranker
+
+        def known_pictures() -> str | None:
+            images = [s.image for s in stickers]
+            names = named.nearest_known(named.embed_images(images)[0])
+            if len(names) != len(images) or not all(n is None or isinstance(n, str) for n in names):
+                return f"the bank named {len(images)} pictures as {names!r}"
+            return _vectors(named.embed_stickers([StickerInput(i) for i in images]), len(images), dim)
+
+        report.towers.append(_run("known pictures", known_pictures))
     rerank = getattr(ranker, "rerank_scores", None)
     if rerank is not None:
 

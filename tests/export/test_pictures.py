@@ -149,6 +149,10 @@ def test_a_retraining_candidate_gets_the_serving_banks_art_embedded_by_its_own_t
     assert manifest["pictures"]["styles"] == read_manifest(serving)["pictures"]["styles"]
     read_manifest(candidate, verify_hashes=True)
     assert PBRRanker(candidate).names_pictures
+    from engine.model_check import check_model_dir
+
+    report = check_model_dir(candidate)
+    assert report.ok and "known pictures" in [t.name for t in report.towers]
 
 
 def test_stickerpick_export_adds_the_bank_and_says_so_when_the_art_is_missing(
