@@ -33,6 +33,7 @@ def test_the_shipped_model_verifies_without_its_checkpoint(tmp_path, monkeypatch
         "text tower",
         "multilingual text tower",
         "image tower",
+        "known pictures",
         "matching head",
     ]
     assert {f.name for f in check.files} == {
@@ -43,6 +44,7 @@ def test_the_shipped_model_verifies_without_its_checkpoint(tmp_path, monkeypatch
         "image.onnx",
         "match.onnx",
         "heads.npz",
+        "pictures.npz",
     }
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["verify", str(DEFAULT_MODEL), "--json", "report.json"])
