@@ -13,6 +13,8 @@ Layout of the directory (``manifest.json`` lists files, hashes, versions, the tr
 A routed directory (``export/distilled.py --routed``) adds a second dialogue tower for other languages:
 ``text_multilingual.onnx``, ``tokenizer_multilingual.json``, its head ``text_multilingual_proj`` in
 ``heads.npz``, and the manifest's ``dialogue_routing`` (``engine/language.py`` reads its ``min_english``).
+``pictures.npz`` (``export/pictures.py``, added by ``stickerpick export``): the bank of known pictures that names
+stickers without text, image-only vectors of every emoji of the training art styles made by this ``image.onnx``.
 """
 
 from __future__ import annotations
