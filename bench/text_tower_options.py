@@ -5,10 +5,15 @@ Run:  .venv/bin/python bench/text_tower_options.py [--model-dir models/default] 
 Graphs (all built here from the model directory's int8 ``text.onnx``, no checkpoint needed; export/text_opt.py):
 - ``today``: the shipped graph, as the engine runs it;
 - ``fused``: dequantised, onnxruntime's BERT fusions (EmbedLayerNorm, Attention, BiasGelu; not SkipLayerNorm),
-  re-quantised dynamic int8 per channel (QAttention: its QKV weights in 7 bits), what export/text_opt.py ships;
+  re-quantised dynamic int8 per channel (QAttention: its QKV weights in 7 bits), what export/text_opt.py ships
+  (when today's graph is fused already, this row is today's and is left out);
 - ``fused, fp32 attention``: the same with the fused Attention kept fp32;
-- ``static-int8``: the unfused graph quantised statically (QDQ, per channel), calibrated on training dialogues;
+- ``static-int8``: the dequantised graph's weight MatMuls quantised statically (QDQ, per channel), activations
+  calibrated on training dialogues; a fused Attention stays fp32 (onnxruntime's QDQ quantiser has no Attention);
 - ``fp32``: the dequantised fp32 graph (the reference the int8 graphs approximate).
+Batching: per int8 graph, batches of ``--batch`` dialogues against the same dialogues alone, for the identity
+of each dialogue's vector (dynamic per-tensor scales are shared by a batch; static ones are fixed) and for
+dialogues/s both ways, with mixed lengths (as requests arrive) and with similar lengths (the best case).
 Session options: the engine's (2 threads, no spinning, all graph optimisations but SkipLayerNorm fusion) for
 every graph; for ``today`` and ``fused`` also the engine's before this change (SkipLayerNorm fused: the baseline
 row every ratio is against), 1 thread, and 2 threads spinning.
@@ -25,6 +30,7 @@ computes it) against the baseline's and the fp32 graph's.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 import time
@@ -98,13 +104,18 @@ def static_int8(fp32: Path, dst: Path, feeds: list[dict[str, np.ndarray]]) -> No
 def build_graphs(text_onnx: Path, tmp: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, Path]:
     import onnx
 
-    from export.text_opt import dequantize_dynamic_int8, optimize_fp32_to_int8
+    from export.text_opt import dequantize_dynamic_int8, is_fused, optimize_fp32_to_int8, quantize_fused
 
     fp32 = tmp / "fp32.onnx"
     onnx.save(dequantize_dynamic_int8(onnx.load(str(text_onnx))), str(fp32))
-    graphs = {"today": text_onnx, "fused": tmp / "fused.onnx", "fused, fp32 attention": tmp / "fused-fa.onnx"}
-    optimize_fp32_to_int8(fp32, graphs["fused"])
-    optimize_fp32_to_int8(fp32, graphs["fused, fp32 attention"], quantize_attention=False)
+    graphs = {"today": text_onnx}
+    if is_fused(text_onnx):  # shipped fused: its fp32 graph is fused already, and "fused" is today's
+        graphs["fused, fp32 attention"] = tmp / "fused-fa.onnx"
+        quantize_fused(fp32, graphs["fused, fp32 attention"], quantize_attention=False)
+    else:
+        graphs["fused"], graphs["fused, fp32 attention"] = tmp / "fused.onnx", tmp / "fused-fa.onnx"
+        optimize_fp32_to_int8(fp32, graphs["fused"])
+        optimize_fp32_to_int8(fp32, graphs["fused, fp32 attention"], quantize_attention=False)
     if calibration:
         graphs["static-int8"] = tmp / "static.onnx"
         static_int8(fp32, graphs["static-int8"], calibration)
@@ -236,6 +247,65 @@ def padding_check(text_onnx: Path, tok: Any, texts: list[str], heads: dict) -> d
     }
 
 
+def batching_check(
+    graphs: dict[str, Path], tok: Any, texts: list[str], heads: dict, batch: int, rounds: int
+) -> list[dict]:
+    """Each int8 graph: ``batch`` dialogues of different lengths run as one batch (padded to the longest, as
+    the engine pads) against each run alone. Per-tensor dynamic int8 quantises a batch with one scale for all
+    its rows, so a dialogue's vector then depends on the others beside it; fixed (static) scales should not.
+    Returns the worst per-dialogue cosine and largest absolute difference, and dialogues/s both ways
+    (interleaved)."""
+    out = []
+    texts = sorted(texts, key=lambda t: len(tok.encode([t]).input_ids[0]))
+    n = max(1, len(texts) // batch)
+    groupings = {
+        # as requests arrive: any lengths together
+        "mixed lengths": [texts[i::n][:batch] for i in range(n)],
+        # the best case for batching: neighbours in length, little padding
+        "similar lengths": [texts[i * batch : (i + 1) * batch] for i in range(n)],
+    }
+    for (name, path), (grouping, groups) in itertools.product(graphs.items(), groupings.items()):
+        if name == "fp32":
+            continue
+        sess = session(path, **ENGINE)
+        names = [i.name for i in sess.get_inputs()]
+
+        def pooled(texts_: list[str], sess: Any = sess, names: list[str] = names) -> np.ndarray:
+            enc = tok.encode(texts_)
+            (h,) = sess.run(["last_hidden_state"], enc.as_feed(names))
+            mask = enc.attention_mask[..., None].astype(np.float32)
+            v = (h * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+            return (
+                v @ heads["text_proj.weight"].T + heads["text_proj.bias"]
+                if "text_proj.weight" in heads
+                else v
+            )
+
+        worst_cos, worst_abs = 1.0, 0.0
+        for g in groups:
+            together = pooled(g)
+            alone = np.stack([pooled([t])[0] for t in g])
+            worst_cos = min(worst_cos, min(_cos(a, b) for a, b in zip(together, alone, strict=True)))
+            worst_abs = max(worst_abs, float(np.abs(together - alone).max()))
+        lat = _interleaved(
+            {"batched": lambda g: pooled(g), "one by one": lambda g: [pooled([t]) for t in g]},
+            groups,
+            max(2, rounds // batch),
+        )
+        out.append(
+            {
+                "graph": name,
+                "grouping": grouping,
+                "batch": batch,
+                "min_cosine_batched_vs_alone": worst_cos,
+                "max_abs_diff": worst_abs,
+                "batched_dialogues_per_s": batch / float(np.median(lat["batched"])),
+                "one_by_one_dialogues_per_s": batch / float(np.median(lat["one by one"])),
+            }
+        )
+    return out
+
+
 def main() -> None:
     from engine.preprocess import TextTokenizer
 
@@ -244,7 +314,10 @@ def main() -> None:
     ap.add_argument("--data", type=Path, nargs="*", default=[REPO / d for d in DEFAULT_DATA])
     ap.add_argument("--inputs", type=int, default=64, help="dialogues per dataset")
     ap.add_argument("--calibration", type=int, default=256, help="training dialogues for static int8")
-    ap.add_argument("--rounds", type=int, default=300)
+    ap.add_argument(
+        "--rounds", type=int, default=300, help="per row; 0: only the padding and batching checks"
+    )
+    ap.add_argument("--batch", type=int, default=8, help="dialogues per batch in the batching check")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "bench")
     args = ap.parse_args()
     import json
@@ -266,11 +339,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         graphs = build_graphs(args.model_dir / manifest["files"]["text"], Path(tmp), calibration)
         padding = padding_check(graphs["today"], tok, [t for v in texts.values() for t in v][:32], heads)
-        rows = measure(graphs, inputs, heads, args.rounds)
-    report(rows, padding, manifest, args)
+        batching = batching_check(
+            graphs, tok, [t for v in texts.values() for t in v], heads, args.batch, args.rounds
+        )
+        rows = measure(graphs, inputs, heads, args.rounds) if args.rounds else []
+    report(rows, padding, batching, manifest, args)
 
 
-def report(rows: list[dict], padding: dict, manifest: dict, args: argparse.Namespace) -> None:
+def report(
+    rows: list[dict], padding: dict, batching: list[dict], manifest: dict, args: argparse.Namespace
+) -> None:
     machine, cmd = _common.machine(), _common.command(__file__)
     lines = [
         f"### Text tower options ({manifest['version']}), batch 1, interleaved",
@@ -295,13 +373,31 @@ def report(rows: list[dict], padding: dict, manifest: dict, args: argparse.Names
         f"Padding: the pooled output at the real length vs padded to {manifest.get('max_tokens', 64)} tokens, "
         f"minimum cosine {padding['min_cosine_real_vs_padded']:.6f}; p50 {padding['real_length_p50_ms']:.2f} ms "
         f"real length vs {padding['padded_p50_ms']:.2f} ms padded.",
+        "",
+        f"Batching: {args.batch} dialogues of different lengths as one batch (padded to the longest) against "
+        "each alone; the same session, interleaved.",
+        "",
+        "| graph | batch of | min cosine, batched vs alone | max abs difference | dialogues/s batched | one by one |",
+        "|---|---|---:|---:|---:|---:|",
     ]
+    for b in batching:
+        lines.append(
+            f"| {b['graph']} | {b['grouping']} | {b['min_cosine_batched_vs_alone']:.6f} | {b['max_abs_diff']:.2e} | "
+            f"{b['batched_dialogues_per_s']:.0f} | {b['one_by_one_dialogues_per_s']:.0f} |"
+        )
     md = "\n".join(lines) + "\n"
     _common.write(
         args.out,
         "text_tower_options",
         md,
-        {"machine": machine, "command": cmd, "model": manifest["version"], "padding": padding, "rows": rows},
+        {
+            "machine": machine,
+            "command": cmd,
+            "model": manifest["version"],
+            "padding": padding,
+            "batching": batching,
+            "rows": rows,
+        },
     )
 
 
