@@ -26,6 +26,7 @@ _REMEDIES = {
     ModelProblem.MISSING_FILE: "Rebuild it with: {build}",
     ModelProblem.CHANGED_FILE: "Restore the model directory, or rebuild it with: {build}",
     ModelProblem.UNLOADABLE_FILE: "Restore it, or rebuild the model directory with: {build}",
+    ModelProblem.MISMATCHED_FILE: "Rebuild it with: python -m export.pictures MODEL_DIR",
 }
 
 

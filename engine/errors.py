@@ -283,6 +283,9 @@ class ModelProblem(StrEnum):
     WRONG_OUTPUTS = "wrong_outputs"  # ``file`` lacks the output ``expected`` (it has ``found``)
     WRONG_KIND = "wrong_kind"  # the directory holds a ``found`` model, ``expected`` was asked for
     UNKNOWN_KIND = "unknown_kind"  # the manifest names a kind (``found``) this engine does not serve
+    # ``file`` was made from another ``role`` file than the directory's (a bank of known pictures embedded by
+    # another image tower): it would serve wrong answers without failing
+    MISMATCHED_FILE = "mismatched_file"
 
 
 class ModelMissing(RuntimeError):
@@ -303,6 +306,7 @@ class ModelMissing(RuntimeError):
         ModelProblem.WRONG_OUTPUTS: "{file} has outputs {found}, expected {expected}",
         ModelProblem.WRONG_KIND: "{dir} holds a {found} model but the ranker {expected} was asked for",
         ModelProblem.UNKNOWN_KIND: "{dir}: unknown model kind {found}",
+        ModelProblem.MISMATCHED_FILE: "{file} in {dir} was made by another {role} than the one beside it.",
     }
 
     def __init__(

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ModelKind
+from engine.errors import ModelKind, ModelMissing, ModelProblem
 from engine.language import DEFAULT_MIN_ENGLISH, is_english
 from engine.preprocess import ImageSpec, dialogue_to_text, images_to_batch, sticker_text
 from engine.ranking._base import StickerInput, l2_normalise
@@ -99,6 +99,16 @@ class PBRRanker:
         # near enough: loaded on the first stickers embedded. Off, the vectors differ, and so does the version
         # (it keys the stored embeddings).
         bank = files.get(PICTURES_ROLE)
+        made_by = (manifest.get("pictures") or {}).get("image_tower")
+        if bank and made_by and made_by != (manifest.get("sha256") or {}).get(files["image"], made_by):
+            # embedded by another image tower: its nearest pictures would name stickers wrongly, silently
+            raise ModelMissing(
+                self.model_dir,
+                ModelProblem.MISMATCHED_FILE,
+                kind=ModelKind.PBR,
+                file=bank,
+                role="image tower",
+            )
         self._pictures_path = self.model_dir / bank if bank and self.use_sticker_text else None
         if self._pictures_path is not None and not name_pictures:
             self._pictures_path = None

@@ -66,6 +66,26 @@ def test_the_bank_is_a_hashed_model_file_and_a_new_version(models: dict[str, Pat
         load_ranker("auto", tampered)
 
 
+def test_a_bank_made_by_another_image_tower_is_refused_with_what_rebuilds_it(
+    models: dict[str, Path],
+) -> None:
+    import shutil
+
+    from bot.operator_texts import model_missing
+    from engine.errors import ModelProblem
+
+    stale = models["tmp"] / "stale"
+    shutil.copytree(models["named"], stale)
+    manifest = json.loads((stale / "manifest.json").read_text())
+    manifest["pictures"]["image_tower"] = "0" * 64  # the image tower was swapped, the bank was not rebuilt
+    (stale / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelMissing) as caught:
+        PBRRanker(stale)
+    assert caught.value.problem is ModelProblem.MISMATCHED_FILE
+    line = model_missing(caught.value)
+    assert "pictures.npz" in line and "python -m export.pictures" in line and "\n" not in line
+
+
 def test_a_sticker_without_text_is_named_by_its_nearest_known_picture(models: dict[str, Path]) -> None:
     named, plain = PBRRanker(models["named"]), PBRRanker(models["plain"])
     assert named.names_pictures and not plain.names_pictures
