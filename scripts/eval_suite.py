@@ -61,6 +61,13 @@ def main() -> int:
     )
     ap.add_argument("--text-off-only", action="store_true", help="image-only reading only (no sticker text)")
     ap.add_argument(
+        "--served-rerank",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also a row per model re-ranked as /sticker does: the matching head over the top N (served: 30)",
+    )
+    ap.add_argument(
         "--unnamed-too",
         action="store_true",
         help="for a model with a bank of known pictures, also a row without it (image only: the image alone)",
@@ -78,6 +85,10 @@ def main() -> int:
         with_text = getattr(ranker, "use_sticker_text", False) and not args.text_off_only
         readings = (False, True) if with_text else (False,)
         scorers.append((name, EngineScorer(ranker), readings))
+        if args.served_rerank and getattr(ranker, "rerank_scores", None) is not None:
+            scorers.append(
+                (f"{name} + matching head", EngineScorer(ranker, rerank_top=args.served_rerank), readings)
+            )
         if args.unnamed_too and getattr(ranker, "names_pictures", False):
             unnamed = load_ranker("auto", Path(path), max_turns=8, name_pictures=False)
             scorers.append((f"{name}, pictures unnamed", EngineScorer(unnamed), (False,)))

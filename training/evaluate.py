@@ -73,11 +73,15 @@ class RandomScorer:
 
 
 class EngineScorer:
-    """Scores with an engine ranker exactly as the service does: dialogue vector · sticker vector."""
+    """Scores with an engine ranker: dialogue vector · sticker vector. With ``rerank_top`` (a model with a
+    matching head), as ``/sticker`` ranks: the dual encoder's best ``rerank_top`` are re-ranked by the matching
+    head's logits and placed above the rest, which keep their dual-encoder order."""
 
-    def __init__(self, ranker: Any, batch_size: int = 64) -> None:
+    def __init__(self, ranker: Any, batch_size: int = 64, rerank_top: int = 0) -> None:
         self.ranker = ranker
-        self.name = f"{ranker.name} ({ranker.version})"
+        self.rerank_top = rerank_top if getattr(ranker, "rerank_scores", None) is not None else 0
+        rerank = f", matching head over the top {self.rerank_top}" if self.rerank_top else ""
+        self.name = f"{ranker.name} ({ranker.version}{rerank})"
         self.batch_size = batch_size
 
     def sticker_vectors(
@@ -114,8 +118,19 @@ class EngineScorer:
         for start in range(0, len(texts), self.batch_size):
             q = self.ranker.embed_dialogues(texts[start : start + self.batch_size])
             for row, cands in zip(q, candidates[start : start + self.batch_size], strict=True):
-                out.append(np.array([float(vecs[c] @ row) for c in cands]))
+                scores = np.array([float(vecs[c] @ row) for c in cands])
+                if self.rerank_top and len(cands) > 1:
+                    scores = self._reranked(row, np.stack([vecs[c] for c in cands]), scores)
+                out.append(scores)
         return out
+
+    def _reranked(self, dialogue: np.ndarray, stickers: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """The dual encoder's shortlist ordered by the matching head, above every other candidate."""
+        shortlist = np.argsort(-scores, kind="stable")[: self.rerank_top]
+        logits = np.asarray(self.ranker.rerank_scores(dialogue, stickers[shortlist]), dtype=np.float64)
+        final = scores - scores.max() - 1.0  # the rest: below the shortlist, in their own order
+        final[shortlist] = logits - logits.min()
+        return final
 
 
 class TextLogRegScorer:
