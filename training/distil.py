@@ -424,7 +424,15 @@ def run(cfg: DistilConfig) -> Path:
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    teacher = load_ranker("pbr", Path(cfg.teacher_dir), max_turns=cfg.max_turns, threads=cfg.threads)
+    # the teacher's image-only sticker vectors are its pictures alone: a bank of known pictures would name them
+    teacher = load_ranker(
+        "pbr",
+        Path(cfg.teacher_dir),
+        max_turns=cfg.max_turns,
+        threads=cfg.threads,
+        multilingual=False,
+        name_pictures=False,
+    )
     bert = keep_layers(load_bert(cfg.student_dir), cfg.student_layers).eval()
     cache_file = Path(cfg.cache_dir) / f"distil-{_cache_key(cfg, teacher.version)}.pt"
     cache, batches = _prepare(cfg, teacher, bert, cache_file)
