@@ -30,7 +30,7 @@ import onnx
 from onnx import numpy_helper
 
 from engine.ranking import sha256_file
-from export.pbr import new_version
+from export.pbr import new_version, swap_in_staged
 from export.text_opt import NotConvertible, dequantize_dynamic_int8, is_fused, quantize_fused
 
 
@@ -107,12 +107,7 @@ def average_model_dir(
             "seconds": round(time.time() - started, 1),
         }
         manifest["version"] = new_version(manifest["version"], manifest["sha256"])
-        (stage / "manifest.json").write_text(
-            json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-        )
-        if out_dir.exists():
-            out_dir.rename(Path(tmp) / "old")
-        stage.rename(out_dir)
+        swap_in_staged(stage, manifest, out_dir, tmp)
     return manifest
 
 

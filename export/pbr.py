@@ -290,3 +290,14 @@ def new_version(old: str, hashes: dict[str, str], tag: str | None = None) -> str
     if tag and not prefix.endswith(tag):
         prefix = f"{prefix}-{tag}"
     return f"{prefix}-{digest}"
+
+
+def swap_in_staged(stage: Path, manifest: dict[str, Any], out_dir: Path, tmp: Path | str) -> None:
+    """Write ``manifest`` into the directory staged at ``stage`` and put it in ``out_dir``'s place, atomically;
+    the directory it replaces moves into ``tmp`` (a temporary directory beside it, deleted with it)."""
+    (stage / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+    if out_dir.exists():
+        out_dir.rename(Path(tmp) / "old")
+    stage.rename(out_dir)

@@ -36,7 +36,7 @@ from PIL import Image
 
 from engine.ranking import sha256_file
 from engine.ranking._pbr import PICTURES_ROLE, PBRRanker
-from export.pbr import new_version
+from export.pbr import new_version, swap_in_staged
 
 PICTURES_FILE = "pictures.npz"
 # Chosen on validation (docs/RESULTS.md, "Naming a picture by the pictures the model knows"): below it the
@@ -118,12 +118,7 @@ def add_pictures(
             "seconds": round(time.time() - started, 1),
         }
         manifest["version"] = new_version(manifest["version"], manifest["sha256"])
-        (stage / "manifest.json").write_text(
-            json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-        )
-        if out_dir.exists():
-            out_dir.rename(Path(tmp) / "old")
-        stage.rename(out_dir)
+        swap_in_staged(stage, manifest, out_dir, tmp)
     return manifest
 
 

@@ -39,7 +39,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from engine.ranking import sha256_file
-from export.pbr import new_version
+from export.pbr import new_version, swap_in_staged
 
 # What the rewrite is recorded as in the manifest's "quantized" entry and its version.
 OPTIMIZED_TAG = "fused"
@@ -308,12 +308,7 @@ def convert_model_dir(model_dir: Path, out_dir: Path | None = None, quantize_att
             "converted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "seconds": round(time.time() - started, 1),
         }
-        (stage / "manifest.json").write_text(
-            json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-        )
-        if out_dir.exists():
-            out_dir.rename(Path(tmp) / "old")
-        stage.rename(out_dir)
+        swap_in_staged(stage, manifest, out_dir, tmp)
     return manifest
 
 

@@ -34,6 +34,20 @@ def _emojibase(root: Path) -> Path:
     return root
 
 
+def _torch_pooled(student: Path, texts: list[str], max_tokens: int) -> np.ndarray:
+    """The student's mean-pooled vectors, computed by PyTorch: what its served ONNX tower must match."""
+    from training.model._towers import load_bert
+
+    bert = load_bert(student).eval()
+    enc = TextTokenizer(student / "tokenizer.json", max_tokens).encode(texts)
+    with torch.no_grad():
+        hidden = bert(
+            input_ids=torch.from_numpy(enc.input_ids), attention_mask=torch.from_numpy(enc.attention_mask)
+        ).last_hidden_state.numpy()
+    m = enc.attention_mask[..., None]
+    return (hidden * m).sum(1) / m.sum(1)
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("distil")
@@ -100,17 +114,9 @@ def test_the_student_learns_the_teachers_vectors_and_serves_them(setup) -> None:
     assert manifest["base_version"] == teacher.version != served.version
     for name in ("image.onnx", "match.onnx", "heads.npz"):  # everything but the text tower is the base's
         assert (tmp / "served" / name).read_bytes() == (Path(cfg.teacher_dir) / name).read_bytes()
-    from training.model._towers import load_bert
-
-    bert = load_bert(student).eval()
-    enc = TextTokenizer(student / "tokenizer.json", cfg.max_tokens).encode(texts)
-    with torch.no_grad():
-        hidden = bert(
-            input_ids=torch.from_numpy(enc.input_ids), attention_mask=torch.from_numpy(enc.attention_mask)
-        ).last_hidden_state.numpy()
-    m = enc.attention_mask[..., None]
-    pooled = (hidden * m).sum(1) / m.sum(1)
-    np.testing.assert_allclose(served.text.encode(texts, normalise=False), pooled, atol=1e-4)
+    np.testing.assert_allclose(
+        served.text.encode(texts, normalise=False), _torch_pooled(student, texts, cfg.max_tokens), atol=1e-4
+    )
 
 
 def test_a_stopped_run_resumes_where_it_stopped(setup) -> None:  # type: ignore[no-untyped-def]
@@ -204,14 +210,7 @@ def test_a_shallower_student_keeps_the_chosen_layers_and_serves_at_its_depth(set
     assert load_bert(student).config.num_hidden_layers == 1
     export_distilled(Path(cfg.teacher_dir), student, tmp / "one-layer-served", quantize=False)
     texts = ["i finally passed the exam", "my cat is sick"]
-    bert = load_bert(student).eval()
-    enc = TextTokenizer(student / "tokenizer.json", cfg.max_tokens).encode(texts)
-    with torch.no_grad():
-        hidden = bert(
-            input_ids=torch.from_numpy(enc.input_ids), attention_mask=torch.from_numpy(enc.attention_mask)
-        ).last_hidden_state.numpy()
-    m = enc.attention_mask[..., None]
     served = PBRRanker(tmp / "one-layer-served")
     np.testing.assert_allclose(
-        served.text.encode(texts, normalise=False), (hidden * m).sum(1) / m.sum(1), atol=1e-4
+        served.text.encode(texts, normalise=False), _torch_pooled(student, texts, cfg.max_tokens), atol=1e-4
     )
