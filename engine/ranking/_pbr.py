@@ -99,9 +99,15 @@ class PBRRanker:
         # near enough: loaded on the first stickers embedded. Off, the vectors differ, and so does the version
         # (it keys the stored embeddings).
         bank = files.get(PICTURES_ROLE)
+        self._pictures_path = self.model_dir / bank if bank and self.use_sticker_text else None
+        if self._pictures_path is not None and not name_pictures:
+            self._pictures_path = None
+            self.version += "+unnamed"
         made_by = (manifest.get("pictures") or {}).get("image_tower")
-        if bank and made_by and made_by != (manifest.get("sha256") or {}).get(files["image"], made_by):
-            # embedded by another image tower: its nearest pictures would name stickers wrongly, silently
+        image_sha = (manifest.get("sha256") or {}).get(files["image"], made_by)
+        if self._pictures_path is not None and made_by and made_by != image_sha:
+            # embedded by another image tower: its nearest pictures would name stickers wrongly, silently (a
+            # ranker with the bank off may still open the directory: that is how the bank is rebuilt)
             raise ModelMissing(
                 self.model_dir,
                 ModelProblem.MISMATCHED_FILE,
@@ -109,10 +115,6 @@ class PBRRanker:
                 file=bank,
                 role="image tower",
             )
-        self._pictures_path = self.model_dir / bank if bank and self.use_sticker_text else None
-        if self._pictures_path is not None and not name_pictures:
-            self._pictures_path = None
-            self.version += "+unnamed"
         self.picture_threshold = float(
             (manifest.get("pictures") or {}).get("threshold", DEFAULT_PICTURE_THRESHOLD)
         )

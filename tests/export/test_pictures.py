@@ -84,6 +84,10 @@ def test_a_bank_made_by_another_image_tower_is_refused_with_what_rebuilds_it(
     assert caught.value.problem is ModelProblem.MISMATCHED_FILE
     line = model_missing(caught.value)
     assert "pictures.npz" in line and "python -m export.pictures" in line and "\n" not in line
+    # the remedy works: with the bank off the directory opens, so the bank can be built again
+    assert not PBRRanker(stale, name_pictures=False).names_pictures
+    add_pictures(stale, pictures=BANK)
+    assert PBRRanker(stale).names_pictures
 
 
 def test_a_sticker_without_text_is_named_by_its_nearest_known_picture(models: dict[str, Path]) -> None:
