@@ -31,7 +31,13 @@ from onnx import numpy_helper
 
 from engine.ranking import sha256_file
 from export.pbr import new_version, swap_in_staged
-from export.text_opt import NotConvertible, dequantize_dynamic_int8, is_fused, quantize_fused
+from export.text_opt import (
+    NotConvertible,
+    dequantize_dynamic_int8,
+    is_fused,
+    quantize_dynamic_int8,
+    quantize_fused,
+)
 
 
 def average_graphs(a: Path, b: Path, out: Path, alpha: float = 0.5) -> int:
@@ -63,21 +69,11 @@ def average_graphs(a: Path, b: Path, out: Path, alpha: float = 0.5) -> int:
 
 def _quantize_like(original: Path, fp32: Path, out: Path) -> None:
     """Quantise ``fp32`` as ``original`` was: the fused graph's way, or int8 MatMuls (beside 4-bit word
-    embeddings, which ``quantize_dynamic`` leaves alone)."""
+    embeddings, which are not touched)."""
     if is_fused(original):
         quantize_fused(fp32, out)
-        return
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(
-        str(fp32),
-        str(out),
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        reduce_range=False,
-        op_types_to_quantize=["MatMul"],
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    else:
+        quantize_dynamic_int8(fp32, out, ["MatMul"])
 
 
 def average_model_dir(

@@ -229,9 +229,8 @@ def fuse_fp32(src: Path, dst: Path, num_heads: int = 0, hidden_size: int = 0) ->
     return stats
 
 
-def quantize_fused(src: Path, dst: Path, quantize_attention: bool = True) -> None:
-    """Dynamic int8, per channel, full range, like ``export.baseline.quantize_int8``; Attention too unless
-    ``quantize_attention`` is off (its int8 kernel uses 7-bit weights)."""
+def quantize_dynamic_int8(src: Path, dst: Path, op_types: list[str]) -> None:
+    """Dynamic int8 of ``op_types``, per channel, full range, like ``export.baseline.quantize_int8``."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
@@ -240,10 +239,16 @@ def quantize_fused(src: Path, dst: Path, quantize_attention: bool = True) -> Non
         per_channel=True,
         weight_type=QuantType.QInt8,
         reduce_range=False,
-        op_types_to_quantize=[*INT8_OPS, "Attention"] if quantize_attention else INT8_OPS,
-        # shape inference does not type the outputs of onnxruntime's own (com.microsoft) fused ops
+        op_types_to_quantize=op_types,
+        # shape inference does not type the outputs of onnxruntime's own (com.microsoft) ops
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
+
+
+def quantize_fused(src: Path, dst: Path, quantize_attention: bool = True) -> None:
+    """Dynamic int8 of the fused graph; Attention too unless ``quantize_attention`` is off (its int8 kernel
+    uses 7-bit weights)."""
+    quantize_dynamic_int8(src, dst, [*INT8_OPS, "Attention"] if quantize_attention else INT8_OPS)
 
 
 def optimize_fp32_to_int8(src: Path, dst: Path, quantize_attention: bool = True) -> dict[str, int]:
