@@ -8,15 +8,19 @@ style the model never saw that reading was weak: the model has not learnt to nam
 the image space (the nearest of 5,580 known pictures is the same emoji 47 % of the time for the unseen style,
 77 % within the nearest 5). The bank turns the second into the first: the text-less sticker borrows the emoji of
 its nearest known picture as its sticker text, when that picture is near enough (``threshold``, cosine).
+Every sticker within the threshold, with text or without, also has its image vector pulled toward that picture
+(``pull``: image + pull × picture, normalised) before it is fused with its text, so that a style the model never
+saw is read more like the style it resembles; a sticker drawn in a known style is its own nearest picture and
+does not move.
 
 The bank holds only art the model may train on (``training.data.emoji_art.TRAIN_STYLES``); the validation style
 is never in it. It lives in the model directory as ``pictures.npz`` (vectors in float16, their emoji and art
 style), listed and hashed in the manifest like every model file; the manifest's ``pictures`` entry says which
-styles, how many and the threshold. The vectors depend on the image tower, so the bank is built again whenever
+styles, how many, the threshold and the pull. The vectors depend on the image tower, so the bank is built again whenever
 the image tower changes (``stickerpick export`` and retraining do it; ``python -m export.pictures MODEL_DIR``
 adds one to an existing directory).
 
-    python -m export.pictures MODEL_DIR [--out OUT] [--node-modules vendor/node_modules] [--threshold 0.7]
+    python -m export.pictures MODEL_DIR [--out OUT] [--node-modules vendor/node_modules] [--threshold 0.7] [--pull 0.5]
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ PICTURES_FILE = "pictures.npz"
 # Chosen on validation (docs/RESULTS.md, "Naming a picture by the pictures the model knows"): below it the
 # nearest known picture is more often another emoji than the same one drawn differently.
 DEFAULT_THRESHOLD = 0.7
+# Chosen on validation (docs/RESULTS.md, "Pulling a sticker toward the picture it resembles"): 0.5 and 1.0
+# measure alike on the unseen style's whole pack; 0 turns the pull off (naming only).
+DEFAULT_PULL = 0.5
 
 
 def known_pictures(
@@ -87,6 +94,7 @@ def add_pictures(
     pictures: Sequence[tuple[Path | Image.Image, str, str]] | None = None,
     node_modules: Path | str | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    pull: float = DEFAULT_PULL,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Write ``model_dir`` with a bank of known pictures (``pictures``, default: every emoji of the training
@@ -98,6 +106,8 @@ def add_pictures(
         pictures = known_pictures(node_modules)
     if not pictures:
         raise ValueError("no pictures to add: the training art styles drew no emoji")
+    if not 0.0 <= pull <= 10.0:
+        raise ValueError(f"pull must lie between 0 and 10, not {pull}")
     started = time.time()
     ranker = PBRRanker(model_dir, name_pictures=False)
     arrays = embed_pictures(ranker, pictures, progress=progress)
@@ -114,10 +124,13 @@ def add_pictures(
             "count": len(arrays["emoji"]),
             "styles": {s: int((arrays["style"] == s).sum()) for s in styles},
             "threshold": float(threshold),
+            "pull": float(pull),
             "image_tower": manifest["sha256"][manifest["files"]["image"]],
             "seconds": round(time.time() - started, 1),
         }
-        manifest["version"] = new_version(manifest["version"], manifest["sha256"])
+        # the settings change what the stickers are embedded as, so they are part of the version too
+        settings = {"pictures:settings": f"threshold={float(threshold)!r};pull={float(pull)!r}"}
+        manifest["version"] = new_version(manifest["version"], {**manifest["sha256"], **settings})
         swap_in_staged(stage, manifest, out_dir, tmp)
     return manifest
 
@@ -126,14 +139,18 @@ def carry_pictures(
     serving_dir: Path, model_dir: Path, node_modules: Path | str | None = None
 ) -> dict[str, Any] | None:
     """Give ``model_dir`` (a freshly exported candidate, e.g. from retraining) a bank like ``serving_dir``'s:
-    the same art and threshold, embedded again by the candidate's own image tower, in place. None, and nothing
+    the same art, threshold and pull, embedded again by the candidate's own image tower, in place. None, and nothing
     changed, when ``serving_dir`` has no bank."""
     source = json.loads((Path(serving_dir) / "manifest.json").read_text(encoding="utf-8"))
     if PICTURES_ROLE not in source.get("files", {}):
         return None
-    threshold = float((source.get("pictures") or {}).get("threshold", DEFAULT_THRESHOLD))
-    styles = list((source.get("pictures") or {}).get("styles") or []) or None
-    return add_pictures(model_dir, pictures=known_pictures(node_modules, styles), threshold=threshold)
+    settings = source.get("pictures") or {}
+    threshold = float(settings.get("threshold", DEFAULT_THRESHOLD))
+    pull = float(settings.get("pull", 0.0))  # a bank made before the pull had none
+    styles = list(settings.get("styles") or []) or None
+    return add_pictures(
+        model_dir, pictures=known_pictures(node_modules, styles), threshold=threshold, pull=pull
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,6 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="write here (default: rewrite MODEL_DIR in place)")
     ap.add_argument("--node-modules", type=Path, default=None, help="the emoji art (bash dev.sh setup)")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="least cosine to be named")
+    ap.add_argument(
+        "--pull",
+        type=float,
+        default=DEFAULT_PULL,
+        help="how far a sticker's image vector moves toward its nearest known picture (0: not at all)",
+    )
     args = ap.parse_args(argv)
     from training.data.emoji_art import EmojiArtMissing
 
@@ -159,7 +182,12 @@ def main(argv: list[str] | None = None) -> None:
         if done == total or done % 640 == 0:
             print(f"embedded {done}/{total} pictures", file=sys.stderr, flush=True)
 
-    manifest = add_pictures(args.model_dir, args.out, pictures, threshold=args.threshold, progress=progress)
+    try:
+        manifest = add_pictures(
+            args.model_dir, args.out, pictures, threshold=args.threshold, pull=args.pull, progress=progress
+        )
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     print(
         f"{manifest['version']}: {manifest['pictures']['count']} known pictures -> {args.out or args.model_dir}"
     )

@@ -26,6 +26,9 @@ from engine.ranking._onnx import OnnxTextEncoder, make_session, read_manifest
 PICTURES_ROLE = "pictures"
 # Without a threshold in the manifest, the least cosine at which a known picture names a sticker.
 DEFAULT_PICTURE_THRESHOLD = 0.7
+# Without a pull in the manifest (banks made before it), a sticker's image vector is not moved toward its
+# nearest known picture.
+DEFAULT_PICTURE_PULL = 0.0
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -115,9 +118,11 @@ class PBRRanker:
                 file=bank,
                 role="image tower",
             )
-        self.picture_threshold = float(
-            (manifest.get("pictures") or {}).get("threshold", DEFAULT_PICTURE_THRESHOLD)
-        )
+        settings = manifest.get("pictures") or {}
+        self.picture_threshold = float(settings.get("threshold", DEFAULT_PICTURE_THRESHOLD))
+        # how far a sticker's image vector moves toward its nearest known picture (within the threshold)
+        # before it is fused with its text: an art style never trained on is read more like the one it resembles
+        self.picture_pull = float(settings.get("pull", DEFAULT_PICTURE_PULL))
         self._pictures: tuple[np.ndarray, list[str]] | None = None
 
     @property
@@ -192,10 +197,13 @@ class PBRRanker:
         if not self.use_sticker_text:
             return image
         texts = [sticker_text(s.emoji, s.tags, s.caption) for s in stickers]
-        unnamed = [i for i, t in enumerate(texts) if not t]
-        if unnamed and self._pictures_path is not None:
-            for i, char in zip(unnamed, self.nearest_known(image[unnamed]), strict=True):
-                texts[i] = sticker_text(char) if char else ""
+        if self._pictures_path is not None:
+            vectors, emoji, best, near = self._nearest(image)
+            for i in np.flatnonzero(near):
+                if not texts[i]:  # no text of its own: named by its nearest known picture
+                    texts[i] = sticker_text(emoji[best[i]])
+            if self.picture_pull > 0 and near.any():
+                image[near] = l2_normalise(image[near] + self.picture_pull * vectors[best[near]])
         has_text = np.array([bool(t) for t in texts])
         if not has_text.any():
             return image
@@ -215,15 +223,22 @@ class PBRRanker:
         within the threshold (or the model has no bank)."""
         if self._pictures_path is None or len(image_vectors) == 0:
             return [None] * len(image_vectors)
+        _, emoji, best, near = self._nearest(image_vectors)
+        return [str(emoji[b]) if ok else None for b, ok in zip(best, near, strict=True)]
+
+    def _nearest(self, image_vectors: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """(the bank's vectors, their emoji, each sticker's nearest picture, whether it is within the
+        threshold); the bank is loaded on first use."""
         with self._lazy_lock:
             if self._pictures is None:
+                assert self._pictures_path is not None
                 with np.load(self._pictures_path) as bank:
                     self._pictures = (bank["vectors"].astype(np.float32), bank["emoji"].tolist())
         vectors, emoji = self._pictures
         sims = image_vectors @ vectors.T
         best = sims.argmax(axis=1)
         near = sims[np.arange(len(best)), best] >= self.picture_threshold
-        return [str(emoji[b]) if ok else None for b, ok in zip(best, near, strict=True)]
+        return vectors, emoji, best, near
 
     # -- re-ranking ------------------------------------------------------------------------------------
     def rerank_scores(self, dialogue: np.ndarray, stickers: np.ndarray) -> np.ndarray:

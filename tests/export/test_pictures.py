@@ -41,7 +41,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("pictures")
     ckpt = save_checkpoint(tmp / "tiny.pt", build_tiny_pbr(seed=3, use_sticker_text=True).eval())
     export_pbr(ckpt, tmp / "plain", quantize=False)
-    add_pictures(tmp / "plain", tmp / "named", pictures=BANK, threshold=0.0)
+    add_pictures(tmp / "plain", tmp / "named", pictures=BANK, threshold=0.0, pull=0.0)  # naming only
     return {"plain": tmp / "plain", "named": tmp / "named", "tmp": tmp}
 
 
@@ -108,6 +108,39 @@ def test_a_sticker_without_text_is_named_by_its_nearest_known_picture(models: di
     np.testing.assert_allclose(named.embed_stickers(own), plain.embed_stickers(own), atol=1e-6)
 
 
+def test_pull_moves_a_sticker_toward_its_nearest_known_picture(models: dict[str, Path]) -> None:
+    pulled_dir = models["tmp"] / "pulled"
+    manifest = add_pictures(models["plain"], pulled_dir, pictures=BANK, threshold=0.0, pull=1.0)
+    assert manifest["pictures"]["pull"] == 1.0
+    assert manifest["version"] != read_manifest(models["named"])["version"]  # same bank, other settings
+    pulled, named, plain = PBRRanker(pulled_dir), PBRRanker(models["named"]), PBRRanker(models["plain"])
+    assert pulled.picture_pull == 1.0 and named.picture_pull == 0.0
+    # a sad face drawn in another style: a darker blue, and smaller
+    other = Image.new("RGBA", (48, 48), (0, 0, 0, 0))
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(other).ellipse((10, 10, 38, 38), fill=(20, 60, 160, 255))
+    sticker = [StickerInput(other, "🔥")]  # with text of its own: the pull still moves its picture
+    image = plain.embed_images([other])[0][0]
+    with np.load(pulled_dir / PICTURES_FILE) as bank:
+        vectors = bank["vectors"].astype(np.float32)
+    nearest = int((image @ vectors.T).argmax())
+    moved = image + vectors[nearest]
+    moved /= np.linalg.norm(moved)
+    assert float(moved @ vectors[nearest]) > float(image @ vectors[nearest])
+    got, unpulled = pulled.embed_stickers(sticker), named.embed_stickers(sticker)
+    assert not np.allclose(got, unpulled, atol=1e-4)
+    # and the fused vector moves toward that known picture fused with the sticker's own text
+    target = plain.embed_stickers([StickerInput(BANK[nearest][0], "🔥")])[0]
+    assert float(got[0] @ target) > float(unpulled[0] @ target)
+
+
+def test_a_pull_outside_its_range_is_refused(models: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match="pull"):
+        add_pictures(models["plain"], models["tmp"] / "bad-pull", pictures=BANK, pull=-1.0)
+    assert not (models["tmp"] / "bad-pull").exists()
+
+
 def test_a_picture_far_from_every_known_one_stays_unnamed(models: dict[str, Path]) -> None:
     strict = models["tmp"] / "strict"
     add_pictures(models["plain"], strict, pictures=BANK, threshold=1.01)  # no cosine reaches it
@@ -147,9 +180,9 @@ def test_the_command_adds_a_bank_in_place(models: dict[str, Path], _fake_node_mo
 
     target = models["tmp"] / "in-place"
     add_pictures(models["plain"], target, pictures=BANK)  # a copy to rewrite
-    main([str(target), "--node-modules", str(_fake_node_modules), "--threshold", "0.8"])
+    main([str(target), "--node-modules", str(_fake_node_modules), "--threshold", "0.8", "--pull", "0.3"])
     manifest = json.loads((target / "manifest.json").read_text())
-    assert manifest["pictures"]["threshold"] == 0.8
+    assert manifest["pictures"]["threshold"] == 0.8 and manifest["pictures"]["pull"] == 0.3
     assert manifest["pictures"]["count"] == len(known_pictures(_fake_node_modules)) > 3
     assert PBRRanker(target).picture_threshold == 0.8
 
@@ -167,9 +200,10 @@ def test_a_retraining_candidate_gets_the_serving_banks_art_embedded_by_its_own_t
     assert carry_pictures(models["plain"], candidate, _fake_node_modules) is None  # nothing to carry
     assert "pictures" not in read_manifest(candidate)["files"]
     serving = models["tmp"] / "serving"
-    add_pictures(models["plain"], serving, node_modules=_fake_node_modules, threshold=0.6)
+    add_pictures(models["plain"], serving, node_modules=_fake_node_modules, threshold=0.6, pull=0.25)
     manifest = carry_pictures(serving, candidate, _fake_node_modules)
     assert manifest is not None and manifest["pictures"]["threshold"] == 0.6
+    assert manifest["pictures"]["pull"] == 0.25 and PBRRanker(candidate).picture_pull == 0.25
     assert manifest["pictures"]["styles"] == read_manifest(serving)["pictures"]["styles"]
     read_manifest(candidate, verify_hashes=True)
     assert PBRRanker(candidate).names_pictures
