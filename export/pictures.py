@@ -11,16 +11,17 @@ its nearest known picture as its sticker text, when that picture is near enough 
 Every sticker within the threshold, with text or without, also has its image vector pulled toward that picture
 (``pull``: image + pull × picture, normalised) before it is fused with its text, so that a style the model never
 saw is read more like the style it resembles; a sticker drawn in a known style is its own nearest picture and
-does not move.
+barely moves (the bank is float16).
 
 The bank holds only art the model may train on (``training.data.emoji_art.TRAIN_STYLES``); the validation style
 is never in it. It lives in the model directory as ``pictures.npz`` (vectors in float16, their emoji and art
 style), listed and hashed in the manifest like every model file; the manifest's ``pictures`` entry says which
-styles, how many, the threshold and the pull. The vectors depend on the image tower, so the bank is built again whenever
-the image tower changes (``stickerpick export`` and retraining do it; ``python -m export.pictures MODEL_DIR``
-adds one to an existing directory).
+styles, how many, the threshold and the pull. The vectors depend on the image tower, so the bank is built again
+whenever the image tower changes (``stickerpick export`` and retraining do it; ``python -m export.pictures
+MODEL_DIR`` adds one to an existing directory).
 
-    python -m export.pictures MODEL_DIR [--out OUT] [--node-modules vendor/node_modules] [--threshold 0.7] [--pull 0.5]
+    python -m export.pictures MODEL_DIR [--out OUT] [--node-modules vendor/node_modules] [--threshold 0.7]
+                              [--pull 0.5]
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ PICTURES_FILE = "pictures.npz"
 # Chosen on validation (docs/RESULTS.md, "Naming a picture by the pictures the model knows"): below it the
 # nearest known picture is more often another emoji than the same one drawn differently.
 DEFAULT_THRESHOLD = 0.7
-# Chosen on validation (docs/RESULTS.md, "Pulling a sticker toward the picture it resembles"): 0.5 and 1.0
-# measure alike on the unseen style's whole pack; 0 turns the pull off (naming only).
+# Chosen on validation (docs/RESULTS.md, "Pulling a sticker toward the picture it resembles"): the least pull at
+# which an unseen style's whole pack, with sticker text, reaches TweetEval R@1 28 as served; more costs MELD's
+# reply reading. 0 turns the pull off (naming only).
 DEFAULT_PULL = 0.5
 
 
@@ -139,8 +141,8 @@ def carry_pictures(
     serving_dir: Path, model_dir: Path, node_modules: Path | str | None = None
 ) -> dict[str, Any] | None:
     """Give ``model_dir`` (a freshly exported candidate, e.g. from retraining) a bank like ``serving_dir``'s:
-    the same art, threshold and pull, embedded again by the candidate's own image tower, in place. None, and nothing
-    changed, when ``serving_dir`` has no bank."""
+    the same art, threshold and pull, embedded again by the candidate's own image tower, in place. None, and
+    nothing changed, when ``serving_dir`` has no bank."""
     source = json.loads((Path(serving_dir) / "manifest.json").read_text(encoding="utf-8"))
     if PICTURES_ROLE not in source.get("files", {}):
         return None
