@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 
 from engine.ranking import sha256_file
-from engine.ranking._pbr import PICTURES_ROLE, PBRRanker
+from engine.ranking._pbr import DEFAULT_PICTURE_PULL, DEFAULT_PICTURE_THRESHOLD, PICTURES_ROLE, PBRRanker
 from export.pbr import new_version, swap_in_staged
 
 PICTURES_FILE = "pictures.npz"
@@ -147,8 +147,9 @@ def carry_pictures(
     if PICTURES_ROLE not in source.get("files", {}):
         return None
     settings = source.get("pictures") or {}
-    threshold = float(settings.get("threshold", DEFAULT_THRESHOLD))
-    pull = float(settings.get("pull", 0.0))  # a bank made before the pull had none
+    # what the engine reads where the manifest is silent (a bank made before a setting existed)
+    threshold = float(settings.get("threshold", DEFAULT_PICTURE_THRESHOLD))
+    pull = float(settings.get("pull", DEFAULT_PICTURE_PULL))
     styles = list(settings.get("styles") or []) or None
     return add_pictures(
         model_dir, pictures=known_pictures(node_modules, styles), threshold=threshold, pull=pull

@@ -197,7 +197,7 @@ class PBRRanker:
         if not self.use_sticker_text:
             return image
         texts = [sticker_text(s.emoji, s.tags, s.caption) for s in stickers]
-        if self._pictures_path is not None:
+        if self._pictures_path is not None and (self.picture_pull > 0 or not all(texts)):
             vectors, emoji, best, near = self._nearest(image)
             for i in np.flatnonzero(near):
                 if not texts[i]:  # no text of its own: named by its nearest known picture
