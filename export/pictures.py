@@ -13,6 +13,13 @@ Every sticker within the threshold, with text or without, also has its image vec
 saw is read more like the style it resembles; a sticker drawn in a known style is its own nearest picture and
 barely moves (the bank is float16).
 
+Which known picture is a sticker's (``naming``): its nearest one, or, by default, the pack vote: a sticker's 10
+nearest pictures vote across the art styles, and its pack's stickers are named together (a sticker takes its
+vote's emoji only where no pack-mate holds it by the nearest rule and none votes higher for it). The nearest
+picture misnames look-alike faces of an unseen style (a crying face read as a sad sweating one); a vote alone
+gives look-alikes one name. Named by the pack, a sticker's vector depends on its pack: the engine embeds packs
+whole (engine/service/_embeddings.py).
+
 The bank holds only art the model may train on (``training.data.emoji_art.TRAIN_STYLES``); the validation style
 is never in it. It lives in the model directory as ``pictures.npz`` (vectors in float16, their emoji and art
 style), listed and hashed in the manifest like every model file; the manifest's ``pictures`` entry says which
@@ -21,7 +28,7 @@ whenever the image tower changes (``stickerpick export`` and retraining do it; `
 MODEL_DIR`` adds one to an existing directory).
 
     python -m export.pictures MODEL_DIR [--out OUT] [--node-modules vendor/node_modules] [--threshold 0.7]
-                              [--pull 0.5]
+                              [--pull 0.5] [--naming pack-vote|nearest]
 """
 
 from __future__ import annotations
@@ -40,7 +47,16 @@ import numpy as np
 from PIL import Image
 
 from engine.ranking import sha256_file
-from engine.ranking._pbr import DEFAULT_PICTURE_PULL, DEFAULT_PICTURE_THRESHOLD, PICTURES_ROLE, PBRRanker
+from engine.ranking._pbr import (
+    DEFAULT_KEEP_EXACT,
+    DEFAULT_PICTURE_NAMING,
+    DEFAULT_PICTURE_PULL,
+    DEFAULT_PICTURE_THRESHOLD,
+    DEFAULT_VOTE_TOP,
+    NAMINGS,
+    PICTURES_ROLE,
+    PBRRanker,
+)
 from export.pbr import new_version, swap_in_staged
 
 PICTURES_FILE = "pictures.npz"
@@ -51,6 +67,9 @@ DEFAULT_THRESHOLD = 0.7
 # which an unseen style's whole pack, with sticker text, reaches TweetEval R@1 28 as served; more costs MELD's
 # reply reading. 0 turns the pull off (naming only).
 DEFAULT_PULL = 0.5
+# Chosen on validation (docs/RESULTS.md, "Naming a pack's pictures together"): the nearest picture misnames
+# look-alike faces of an unseen style; the pack vote names them right and keeps whole packs as they were.
+DEFAULT_NAMING = "pack-vote"
 
 
 def known_pictures(
@@ -98,6 +117,7 @@ def add_pictures(
     threshold: float = DEFAULT_THRESHOLD,
     pull: float = DEFAULT_PULL,
     progress: Callable[[int, int], None] | None = None,
+    naming: str = DEFAULT_NAMING,
 ) -> dict[str, Any]:
     """Write ``model_dir`` with a bank of known pictures (``pictures``, default: every emoji of the training
     styles) into ``out_dir`` (default: in place), replacing any bank it had, with a new version and hashes.
@@ -110,6 +130,8 @@ def add_pictures(
         raise ValueError("no pictures to add: the training art styles drew no emoji")
     if not 0.0 <= pull <= 10.0:
         raise ValueError(f"pull must lie between 0 and 10, not {pull}")
+    if naming not in NAMINGS:
+        raise ValueError(f"naming must be one of {', '.join(NAMINGS)}, not {naming!r}")
     started = time.time()
     ranker = PBRRanker(model_dir, name_pictures=False)
     arrays = embed_pictures(ranker, pictures, progress=progress)
@@ -127,11 +149,17 @@ def add_pictures(
             "styles": {s: int((arrays["style"] == s).sum()) for s in styles},
             "threshold": float(threshold),
             "pull": float(pull),
+            "naming": naming,
+            "vote_top": DEFAULT_VOTE_TOP,
+            "keep_exact": DEFAULT_KEEP_EXACT,
             "image_tower": manifest["sha256"][manifest["files"]["image"]],
             "seconds": round(time.time() - started, 1),
         }
         # the settings change what the stickers are embedded as, so they are part of the version too
-        settings = {"pictures:settings": f"threshold={float(threshold)!r};pull={float(pull)!r}"}
+        said = f"threshold={float(threshold)!r};pull={float(pull)!r}"
+        if naming != DEFAULT_PICTURE_NAMING:  # a bank named by the nearest picture keeps its old version
+            said += f";naming={naming};vote_top={DEFAULT_VOTE_TOP};keep_exact={DEFAULT_KEEP_EXACT!r}"
+        settings = {"pictures:settings": said}
         manifest["version"] = new_version(manifest["version"], {**manifest["sha256"], **settings})
         swap_in_staged(stage, manifest, out_dir, tmp)
     return manifest
@@ -150,9 +178,14 @@ def carry_pictures(
     # what the engine reads where the manifest is silent (a bank made before a setting existed)
     threshold = float(settings.get("threshold", DEFAULT_PICTURE_THRESHOLD))
     pull = float(settings.get("pull", DEFAULT_PICTURE_PULL))
+    naming = str(settings.get("naming", DEFAULT_PICTURE_NAMING))
     styles = list(settings.get("styles") or []) or None
     return add_pictures(
-        model_dir, pictures=known_pictures(node_modules, styles), threshold=threshold, pull=pull
+        model_dir,
+        pictures=known_pictures(node_modules, styles),
+        threshold=threshold,
+        pull=pull,
+        naming=naming,
     )
 
 
@@ -173,6 +206,12 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_PULL,
         help="how far a sticker's image vector moves toward its nearest known picture (0: not at all)",
     )
+    ap.add_argument(
+        "--naming",
+        choices=NAMINGS,
+        default=DEFAULT_NAMING,
+        help="how a sticker's known picture is chosen: its nearest one, or by a vote over its whole pack",
+    )
     args = ap.parse_args(argv)
     from training.data.emoji_art import EmojiArtMissing
 
@@ -187,7 +226,13 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         manifest = add_pictures(
-            args.model_dir, args.out, pictures, threshold=args.threshold, pull=args.pull, progress=progress
+            args.model_dir,
+            args.out,
+            pictures,
+            threshold=args.threshold,
+            pull=args.pull,
+            progress=progress,
+            naming=args.naming,
         )
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None

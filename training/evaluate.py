@@ -87,9 +87,20 @@ class EngineScorer:
     def sticker_vectors(
         self, ids: Sequence[str], dataset: StickerDataset, sticker_text: bool, alt: dict[str, str]
     ) -> dict[str, np.ndarray]:
-        from engine.ranking import StickerInput
+        from engine.ranking import StickerInput, per_pack
 
         out: dict[str, np.ndarray] = {}
+        packed = per_pack(self.ranker)
+        if packed is not None:  # the candidates of the whole set are the pack its stickers are named in
+            images = [
+                packed.image_vectors(
+                    [load_sticker_image(dataset.index.find(i)) for i in ids[s : s + self.batch_size]]
+                )
+                for s in range(0, len(ids), self.batch_size)
+            ]
+            texts = [StickerInput(None, alt.get(i) if sticker_text else None) for i in ids]
+            vectors = packed.fuse_stickers(np.concatenate(images), texts) if ids else []
+            return dict(zip(ids, vectors, strict=True))
         for start in range(0, len(ids), self.batch_size):
             chunk = ids[start : start + self.batch_size]
             inputs = [

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.errors import ModelKind, ModelProblem
-from engine.ranking._base import ModelMissing, Ranker, StickerInput, l2_normalise, top_k
+from engine.ranking._base import (
+    ModelMissing,
+    PackRanker,
+    Ranker,
+    StickerInput,
+    l2_normalise,
+    per_pack,
+    top_k,
+)
 from engine.ranking._onnx import OnnxTextEncoder, read_manifest, sha256_file
 from engine.ranking._pbr import PBRRanker
 from engine.ranking._text_baseline import TextBaselineRanker
@@ -49,11 +57,13 @@ __all__ = [
     "ModelProblem",
     "OnnxTextEncoder",
     "PBRRanker",
+    "PackRanker",
     "Ranker",
     "StickerInput",
     "TextBaselineRanker",
     "l2_normalise",
     "load_ranker",
+    "per_pack",
     "read_manifest",
     "sha256_file",
     "top_k",

@@ -47,6 +47,31 @@ class Ranker(Protocol):
         ...
 
 
+@runtime_checkable
+class PackRanker(Protocol):
+    """A ranker whose sticker vectors may depend on the rest of the sticker's pack (``names_per_pack``): the
+    engine then embeds each pack whole, in two steps, so that a pack of thousands never holds its pictures in
+    memory at once: image vectors a batch at a time, then every sticker of the pack fused together."""
+
+    @property
+    def names_per_pack(self) -> bool: ...
+
+    def image_vectors(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, d) image-only vectors."""
+        ...
+
+    def fuse_stickers(self, image: np.ndarray, stickers: Sequence[StickerInput]) -> np.ndarray:
+        """(n, d) float32, L2-normalised: one whole pack's vectors from its image vectors and texts."""
+        ...
+
+
+def per_pack(ranker: object) -> PackRanker | None:
+    """``ranker`` when its sticker vectors must be computed a whole pack at a time, else None."""
+    if isinstance(ranker, PackRanker) and ranker.names_per_pack:
+        return ranker
+    return None
+
+
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)

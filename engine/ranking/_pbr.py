@@ -29,6 +29,17 @@ DEFAULT_PICTURE_THRESHOLD = 0.7
 # Without a pull in the manifest (banks made before it), a sticker's image vector is not moved toward its
 # nearest known picture.
 DEFAULT_PICTURE_PULL = 0.0
+# How a sticker's known picture is chosen (the manifest's ``pictures.naming``; absent: "nearest"):
+# - "nearest": the one nearest picture, sticker by sticker;
+# - "pack-vote": over the sticker's whole pack at once (``fuse_stickers`` sees the pack): each sticker's
+#   nearest pictures vote across art styles, and a sticker takes its vote's emoji where no sticker of the pack
+#   holds that emoji already and none votes higher for it (see ``_pack_vote``).
+NAMINGS = ("nearest", "pack-vote")
+DEFAULT_PICTURE_NAMING = "nearest"
+DEFAULT_VOTE_TOP = 10  # the nearest pictures that vote
+DEFAULT_KEEP_EXACT = 0.98  # a sticker this near a known picture is that picture, whatever the vote says
+IMAGE_BATCH = 64  # stickers per run of the image tower
+_COMPARE_ROWS = 512  # stickers compared with the bank at once (512 x 5,733 cosines: 12 MB)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -123,7 +134,14 @@ class PBRRanker:
         # how far a sticker's image vector moves toward its nearest known picture (within the threshold)
         # before it is fused with its text: an art style never trained on is read more like the one it resembles
         self.picture_pull = float(settings.get("pull", DEFAULT_PICTURE_PULL))
-        self._pictures: tuple[np.ndarray, list[str]] | None = None
+        self.picture_naming = str(settings.get("naming", DEFAULT_PICTURE_NAMING))
+        if self.picture_naming not in NAMINGS:
+            raise ValueError(
+                f"{model_dir}: unknown picture naming {self.picture_naming!r} (known: {NAMINGS})"
+            )
+        self.vote_top = int(settings.get("vote_top", DEFAULT_VOTE_TOP))
+        self.keep_exact = float(settings.get("keep_exact", DEFAULT_KEEP_EXACT))
+        self._pictures: _Bank | None = None
 
     @property
     def multilingual(self) -> OnnxTextEncoder | None:
@@ -191,19 +209,42 @@ class PBRRanker:
         return emb.astype(np.float32), emotion.astype(np.float32)
 
     def embed_stickers(self, stickers: Sequence[StickerInput]) -> np.ndarray:
+        """The stickers' vectors. With ``names_per_pack``, ``stickers`` is read as one whole pack (the names
+        of its known pictures are chosen together)."""
         if any(s.image is None for s in stickers):
             raise ValueError("the PBR model needs every sticker's image")
-        image, _ = self.embed_images([s.image for s in stickers])
+        images = [s.image for s in stickers]
+        return self.fuse_stickers(self.image_vectors(images), stickers)
+
+    @property
+    def names_per_pack(self) -> bool:
+        """Whether a sticker's vector depends on the rest of its pack (``fuse_stickers`` must see the whole
+        pack at once): known pictures named by the pack vote."""
+        return self._pictures_path is not None and self.picture_naming == "pack-vote"
+
+    def image_vectors(self, images: Sequence) -> np.ndarray:
+        """Image-only sticker vectors, the tower run ``IMAGE_BATCH`` images at a time."""
+        dim = int(self.heads["text_proj.weight"].shape[0])
+        parts = [
+            self.embed_images(images[i : i + IMAGE_BATCH])[0] for i in range(0, len(images), IMAGE_BATCH)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+
+    def fuse_stickers(self, image: np.ndarray, stickers: Sequence[StickerInput]) -> np.ndarray:
+        """The stickers' vectors from their image vectors (``image_vectors``) and their text (their
+        ``image`` is not read): named by the known pictures, pulled toward them, fused with the text."""
+        image = np.array(image, dtype=np.float32)
         if not self.use_sticker_text:
             return image
         texts = [sticker_text(s.emoji, s.tags, s.caption) for s in stickers]
-        if self._pictures_path is not None and (self.picture_pull > 0 or not all(texts)):
-            vectors, emoji, best, near = self._nearest(image)
+        if self._pictures_path is not None and len(texts) and (self.picture_pull > 0 or not all(texts)):
+            bank = self._bank()
+            best, near = self._known(image)
             for i in np.flatnonzero(near):
-                if not texts[i]:  # no text of its own: named by its nearest known picture
-                    texts[i] = sticker_text(emoji[best[i]])
+                if not texts[i]:  # no text of its own: named by its known picture
+                    texts[i] = sticker_text(bank.emoji[best[i]])
             if self.picture_pull > 0 and near.any():
-                image[near] = l2_normalise(image[near] + self.picture_pull * vectors[best[near]])
+                image[near] = l2_normalise(image[near] + self.picture_pull * bank.vectors[best[near]])
         has_text = np.array([bool(t) for t in texts])
         if not has_text.any():
             return image
@@ -215,30 +256,52 @@ class PBRRanker:
 
     @property
     def names_pictures(self) -> bool:
-        """Whether stickers without text are named by their nearest known picture."""
+        """Whether stickers without text are named by a known picture."""
         return self._pictures_path is not None
 
     def nearest_known(self, image_vectors: np.ndarray) -> list[str | None]:
-        """For each image-only sticker vector, the emoji of its nearest known picture, or None when none is
-        within the threshold (or the model has no bank)."""
+        """For each image-only sticker vector (one pack, with ``names_per_pack``), the emoji of its known
+        picture, or None when none is within the threshold (or the model has no bank)."""
         if self._pictures_path is None or len(image_vectors) == 0:
             return [None] * len(image_vectors)
-        _, emoji, best, near = self._nearest(image_vectors)
-        return [str(emoji[b]) if ok else None for b, ok in zip(best, near, strict=True)]
+        bank = self._bank()
+        best, near = self._known(image_vectors)
+        return [str(bank.emoji[b]) if ok else None for b, ok in zip(best, near, strict=True)]
 
-    def _nearest(self, image_vectors: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-        """(the bank's vectors, their emoji, each sticker's nearest picture, whether it is within the
-        threshold); the bank is loaded on first use."""
+    def _bank(self) -> _Bank:
+        """The known pictures, loaded on first use."""
         with self._lazy_lock:
             if self._pictures is None:
                 assert self._pictures_path is not None
                 with np.load(self._pictures_path) as bank:
-                    self._pictures = (bank["vectors"].astype(np.float32), bank["emoji"].tolist())
-        vectors, emoji = self._pictures
-        sims = image_vectors @ vectors.T
-        best = sims.argmax(axis=1)
-        near = sims[np.arange(len(best)), best] >= self.picture_threshold
-        return vectors, emoji, best, near
+                    styles = bank["style"].tolist() if "style" in bank.files else [""] * len(bank["emoji"])
+                    self._pictures = _Bank(bank["vectors"].astype(np.float32), bank["emoji"].tolist(), styles)
+            return self._pictures
+
+    def _known(self, image_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(each sticker's known picture, whether it is within the threshold): its nearest picture, or with
+        the pack vote the picture the vote gives it. The stickers are compared with the bank
+        ``_COMPARE_ROWS`` at a time, so a pack of thousands never holds its whole similarity matrix."""
+        bank = self._bank()
+        n = len(image_vectors)
+        vote = self.picture_naming == "pack-vote"
+        k = min(self.vote_top, len(bank.emoji))
+        best = np.zeros(n, dtype=np.int64)
+        top = np.zeros(n, dtype=np.float32)
+        near_idx = np.zeros((n, k if vote else 0), dtype=np.int64)
+        near_cos = np.zeros((n, k if vote else 0), dtype=np.float32)
+        for start in range(0, n, _COMPARE_ROWS):
+            rows = slice(start, start + _COMPARE_ROWS)
+            sims = image_vectors[rows] @ bank.vectors.T
+            best[rows] = sims.argmax(axis=1)
+            top[rows] = sims[np.arange(len(sims)), best[rows]]
+            if vote and k:
+                idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+                near_idx[rows], near_cos[rows] = idx, np.take_along_axis(sims, idx, axis=1)
+        near = top >= self.picture_threshold
+        if vote and k:
+            best = _pack_vote(near_idx, near_cos, best, top, near, bank, self.keep_exact)
+        return best, near
 
     # -- re-ranking ------------------------------------------------------------------------------------
     def rerank_scores(self, dialogue: np.ndarray, stickers: np.ndarray) -> np.ndarray:
@@ -246,3 +309,70 @@ class PBRRanker:
         d = np.repeat(dialogue[None, :].astype(np.float32), stickers.shape[0], axis=0)
         (logits,) = self.match.run(["match_logit"], {"dialogue": d, "sticker": stickers.astype(np.float32)})
         return logits.reshape(-1)
+
+
+class _Bank:
+    """The known pictures: vectors (n, d), and each one's emoji and art style, also as integer codes."""
+
+    def __init__(self, vectors: np.ndarray, emoji: list[str], styles: list[str]) -> None:
+        self.vectors, self.emoji, self.styles = vectors, emoji, styles
+        codes: dict[str, int] = {}
+        self.emoji_code = np.array([codes.setdefault(e, len(codes)) for e in emoji], dtype=np.int64)
+        style_codes: dict[str, int] = {}
+        self.style_code = np.array(
+            [style_codes.setdefault(s, len(style_codes)) for s in styles], dtype=np.int64
+        )
+
+
+def _pack_vote(
+    near_idx: np.ndarray,
+    near_cos: np.ndarray,
+    nearest: np.ndarray,
+    nearest_cos: np.ndarray,
+    near: np.ndarray,
+    bank: _Bank,
+    keep_exact: float,
+) -> np.ndarray:
+    """Each sticker's known picture, chosen over its whole pack (one row per sticker of the pack: its nearest
+    pictures ``near_idx`` and their cosines, its one nearest picture, whether that is within the threshold).
+
+    The nearest picture alone misnames look-alike faces of an unseen art style (a crying face read as a sad
+    sweating one). The nearest pictures vote instead: each emoji scores the sum, over the art styles, of the
+    best cosine among its pictures there, so an emoji that every style draws close by beats one lone near
+    match. A vote alone would give look-alikes the same emoji and tie them with each other, so it is taken
+    jointly: a sticker takes its vote's emoji only where no sticker of the pack holds that emoji by the
+    nearest rule and no other sticker votes higher for it (on a tie, the first of the pack); a sticker within
+    ``keep_exact`` of a known picture (its own art, a known style) keeps it. Returns the chosen picture per
+    sticker (its best picture of the chosen emoji)."""
+    best = nearest.copy()
+    rows = np.flatnonzero(near)
+    if len(rows) == 0:
+        return best
+    vote = np.full(len(best), -1, dtype=np.int64)  # the vote's emoji code
+    vote_score = np.zeros(len(best))
+    vote_pick = best.copy()  # the best picture of the vote's emoji
+    for i in rows.tolist():
+        per: dict[tuple[int, int], float] = {}  # (emoji, style) -> best cosine
+        pick: dict[int, tuple[float, int]] = {}  # emoji -> (cosine, picture) of its best picture here
+        for c, v in zip(near_idx[i].tolist(), near_cos[i].tolist(), strict=True):
+            e, st = int(bank.emoji_code[c]), int(bank.style_code[c])
+            if v > per.get((e, st), -np.inf):
+                per[(e, st)] = v
+            if e not in pick or v > pick[e][0]:
+                pick[e] = (v, c)
+        totals: dict[int, float] = {}
+        for (e, _), v in per.items():
+            totals[e] = totals.get(e, 0.0) + v
+        winner = max(totals, key=lambda e: (totals[e], -e))
+        vote[i], vote_score[i], vote_pick[i] = winner, totals[winner], pick[winner][1]
+    # the highest vote for each emoji (the first of the pack on a tie): sorted by emoji, score down, position
+    order = rows[np.lexsort((rows, -vote_score[rows], vote[rows]))]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = vote[order[1:]] != vote[order[:-1]]
+    highest = np.zeros(len(best), dtype=bool)
+    highest[order[first]] = True
+    own = bank.emoji_code[best]
+    held = np.isin(vote, own[rows])  # an emoji some sticker of the pack holds by the nearest rule
+    take = near & highest & (nearest_cos < keep_exact) & (vote != own) & ~held
+    best[take] = vote_pick[take]
+    return best

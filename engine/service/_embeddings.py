@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.db import ChatPack, Pack, Sticker, StickerEmbedding
-from engine.ranking import Ranker, StickerInput
+from engine.ranking import PackRanker, Ranker, StickerInput, per_pack
 from engine.settings import Settings
 from engine.store import MediaStore
 
@@ -85,13 +85,19 @@ class EmbeddingCache:
     ) -> dict[int, np.ndarray]:
         """Embed each sticker once per model version: memory cache → database → compute (then store).
         Returns the vectors of ``sticker_ids`` (all of them, even those the memory budget let go).
-        ``stored``: vectors the caller already read from the database (sticker id → its bytes)."""
+        ``stored``: vectors the caller already read from the database (sticker id → its bytes); they win over
+        the memory cache (another worker may have embedded a grown pack again).
+
+        A ranker that names per pack (:func:`~engine.ranking.per_pack`) embeds every pack with a missing
+        sticker whole, again: a pack only grows, so a missing sticker means it is new to the pack (or the
+        model is), and its arrival can change its pack-mates' names."""
         cache = self.vectors(ranker.version)
         found: dict[int, np.ndarray] = {}
         missing = []
         for i in sticker_ids:
-            v = cache.get(i)
-            if v is None and stored is not None and (blob := stored.get(i)) is not None:
+            blob = stored.get(i) if stored is not None else None
+            v = cache.get(i) if blob is None else None
+            if blob is not None:
                 v = cache[i] = np.frombuffer(blob, dtype="<f4")
             if v is None:
                 missing.append(i)
@@ -110,12 +116,44 @@ class EmbeddingCache:
                 for sid, blob in rows:
                     found[sid] = np.frombuffer(blob, dtype="<f4")
         todo = [i for i in missing if i not in found]
+        packed = per_pack(ranker)
+        if packed is not None and todo:
+            for sid, vec in (await self._compute_packs(packed, ranker.version, todo)).items():
+                found[sid] = cache[sid] = vec  # the whole pack: its older stickers' vectors may have changed
+            return found
         for start in range(0, len(todo), EMBED_BATCH):
             await self._compute(ranker, todo[start : start + EMBED_BATCH], found)
         for i in missing:
             if i in found:
                 cache[i] = found[i]
         return found
+
+    async def _compute_packs(
+        self, ranker: PackRanker, version: str, todo: list[int]
+    ) -> dict[int, np.ndarray]:
+        """Embed, whole, every pack that holds one of ``todo``, and store the vectors of all their stickers
+        (one transaction per pack: no reader sees half a pack named one way and half the other). The
+        pictures are read ``EMBED_BATCH`` at a time; only their vectors are held for the pack."""
+        async with self.sessions() as session:
+            pack_ids: set[int] = set()
+            for start in range(0, len(todo), _READ_CHUNK):
+                chunk = todo[start : start + _READ_CHUNK]
+                pack_ids.update(
+                    (await session.execute(select(Sticker.pack_id).where(Sticker.id.in_(chunk)))).scalars()
+                )
+        out: dict[int, np.ndarray] = {}
+        for pack_id in sorted(pack_ids):
+            async with self.sessions() as session:
+                query = select(Sticker).where(Sticker.pack_id == pack_id).order_by(Sticker.id)
+                stickers = list((await session.execute(query)).scalars())
+            images = []
+            for start in range(0, len(stickers), EMBED_BATCH):
+                shas = [s.media_sha256 for s in stickers[start : start + EMBED_BATCH]]
+                images.append(await asyncio.to_thread(self._image_vectors, ranker, shas))
+            inputs = [StickerInput(None, s.emoji, tuple(s.tags or ()), s.caption) for s in stickers]
+            vectors = await asyncio.to_thread(ranker.fuse_stickers, np.concatenate(images), inputs)
+            await self._store(version, stickers, vectors, out)
+        return out
 
     async def _compute(self, ranker: Ranker, batch: list[int], out: dict[int, np.ndarray]) -> None:
         async with self.sessions() as session:
@@ -130,13 +168,22 @@ class EmbeddingCache:
             for s in stickers
         ]
         vectors = await asyncio.to_thread(ranker.embed_stickers, inputs)
+        await self._store(ranker.version, stickers, vectors, out)
+
+    def _image_vectors(self, ranker: PackRanker, shas: list[str]) -> np.ndarray:
+        return ranker.image_vectors([self.store.open(h) for h in shas])
+
+    async def _store(
+        self, version: str, stickers: Sequence[Sticker], vectors: np.ndarray, out: dict[int, np.ndarray]
+    ) -> None:
+        """Store the stickers' vectors for ``version`` (replacing any), in one transaction, and into ``out``."""
         async with self.sessions.begin() as session:
             for s, v in zip(stickers, vectors, strict=True):
                 vec = np.ascontiguousarray(v, dtype="<f4")
                 out[s.id] = vec
                 await session.merge(
                     StickerEmbedding(
-                        sticker_id=s.id, model_version=ranker.version, dim=vec.shape[0], vector=vec.tobytes()
+                        sticker_id=s.id, model_version=version, dim=vec.shape[0], vector=vec.tobytes()
                     )
                 )
 

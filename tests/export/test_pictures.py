@@ -183,8 +183,14 @@ def test_the_command_adds_a_bank_in_place(models: dict[str, Path], _fake_node_mo
     main([str(target), "--node-modules", str(_fake_node_modules), "--threshold", "0.8", "--pull", "0.3"])
     manifest = json.loads((target / "manifest.json").read_text())
     assert manifest["pictures"]["threshold"] == 0.8 and manifest["pictures"]["pull"] == 0.3
-    assert manifest["pictures"]["count"] == len(known_pictures(_fake_node_modules)) > 3
     assert PBRRanker(target).picture_threshold == 0.8
+    assert manifest["pictures"]["naming"] == "pack-vote" and PBRRanker(target).names_per_pack  # the default
+    main([str(target), "--node-modules", str(_fake_node_modules), "--naming", "nearest"])
+    assert json.loads((target / "manifest.json").read_text())["pictures"]["naming"] == "nearest"
+    assert not PBRRanker(target).names_per_pack
+    with pytest.raises(SystemExit):
+        main([str(target), "--node-modules", str(_fake_node_modules), "--naming", "by-colour"])
+    assert manifest["pictures"]["count"] == len(known_pictures(_fake_node_modules)) > 3
 
 
 def test_a_retraining_candidate_gets_the_serving_banks_art_embedded_by_its_own_tower(
@@ -200,9 +206,12 @@ def test_a_retraining_candidate_gets_the_serving_banks_art_embedded_by_its_own_t
     assert carry_pictures(models["plain"], candidate, _fake_node_modules) is None  # nothing to carry
     assert "pictures" not in read_manifest(candidate)["files"]
     serving = models["tmp"] / "serving"
-    add_pictures(models["plain"], serving, node_modules=_fake_node_modules, threshold=0.6, pull=0.25)
+    add_pictures(
+        models["plain"], serving, node_modules=_fake_node_modules, threshold=0.6, pull=0.25, naming="nearest"
+    )
     manifest = carry_pictures(serving, candidate, _fake_node_modules)
     assert manifest is not None and manifest["pictures"]["threshold"] == 0.6
+    assert manifest["pictures"]["naming"] == "nearest"  # the serving bank's naming, not the default
     assert manifest["pictures"]["pull"] == 0.25 and PBRRanker(candidate).picture_pull == 0.25
     assert manifest["pictures"]["styles"] == read_manifest(serving)["pictures"]["styles"]
     read_manifest(candidate, verify_hashes=True)
