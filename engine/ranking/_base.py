@@ -51,10 +51,17 @@ class Ranker(Protocol):
 class PackRanker(Protocol):
     """A ranker whose sticker vectors may depend on the rest of the sticker's pack (``names_per_pack``): the
     engine then embeds each pack whole, in two steps, so that a pack of thousands never holds its pictures in
-    memory at once: image vectors a batch at a time, then every sticker of the pack fused together."""
+    memory at once: image vectors a batch at a time (kept under ``image_key``), then every sticker of the pack
+    fused together."""
 
     @property
     def names_per_pack(self) -> bool: ...
+
+    @property
+    def image_key(self) -> str:
+        """What the image vectors depend on (the image tower and its preprocessing): they are stored under
+        it, so a pack that grows runs the image tower on its new stickers only."""
+        ...
 
     def image_vectors(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, d) image-only vectors."""

@@ -8,6 +8,8 @@ one of the two by engine/language.py, and both land in the same space as the sti
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -221,6 +223,14 @@ class PBRRanker:
         """Whether a sticker's vector depends on the rest of its pack (``fuse_stickers`` must see the whole
         pack at once): known pictures named by the pack vote."""
         return self._pictures_path is not None and self.picture_naming == "pack-vote"
+
+    @property
+    def image_key(self) -> str:
+        """A key for this model's image-only vectors: the image tower's hash and its preprocessing (a new bank,
+        threshold, pull or dialogue tower keeps it)."""
+        sha = (self.manifest.get("sha256") or {}).get(self.manifest["files"]["image"]) or self.version
+        spec = json.dumps(self.manifest.get("image") or {}, sort_keys=True)
+        return "image-" + hashlib.blake2b(f"{sha}|{spec}".encode(), digest_size=12).hexdigest()
 
     def image_vectors(self, images: Sequence) -> np.ndarray:
         """Image-only sticker vectors, the tower run ``IMAGE_BATCH`` images at a time."""

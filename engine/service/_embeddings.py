@@ -133,7 +133,9 @@ class EmbeddingCache:
     ) -> dict[int, np.ndarray]:
         """Embed, whole, every pack that holds one of ``todo``, and store the vectors of all their stickers
         (one transaction per pack: no reader sees half a pack named one way and half the other). The
-        pictures are read ``EMBED_BATCH`` at a time; only their vectors are held for the pack."""
+        pictures are read ``EMBED_BATCH`` at a time; only their vectors are held for the pack. The image
+        vectors are stored too, under ``ranker.image_key``: a pack that grows by one sticker runs the image
+        tower on that one (and a new bank on the same image tower on none)."""
         async with self.sessions() as session:
             pack_ids: set[int] = set()
             for start in range(0, len(todo), _READ_CHUNK):
@@ -146,13 +148,19 @@ class EmbeddingCache:
             async with self.sessions() as session:
                 query = select(Sticker).where(Sticker.pack_id == pack_id).order_by(Sticker.id)
                 stickers = list((await session.execute(query)).scalars())
-            images = []
-            for start in range(0, len(stickers), EMBED_BATCH):
-                shas = [s.media_sha256 for s in stickers[start : start + EMBED_BATCH]]
-                images.append(await asyncio.to_thread(self._image_vectors, ranker, shas))
+                known = await _stored_vectors(session, ranker.image_key, [s.id for s in stickers])
+            # the image tower runs only on the stickers new to the pack (or to this image tower)
+            new = [s for s in stickers if s.id not in known]
+            for start in range(0, len(new), EMBED_BATCH):
+                batch = new[start : start + EMBED_BATCH]
+                shas = [s.media_sha256 for s in batch]
+                vectors = await asyncio.to_thread(self._image_vectors, ranker, shas)
+                known.update({s.id: v for s, v in zip(batch, vectors, strict=True)})
             inputs = [StickerInput(None, s.emoji, tuple(s.tags or ()), s.caption) for s in stickers]
-            vectors = await asyncio.to_thread(ranker.fuse_stickers, np.concatenate(images), inputs)
-            await self._store(version, stickers, vectors, out)
+            image = np.stack([known[s.id] for s in stickers]).astype(np.float32)
+            fused = await asyncio.to_thread(ranker.fuse_stickers, image, inputs)
+            images = (ranker.image_key, new, [known[s.id] for s in new])
+            await self._store(version, stickers, fused, out, also=images)
         return out
 
     async def _compute(self, ranker: Ranker, batch: list[int], out: dict[int, np.ndarray]) -> None:
@@ -174,18 +182,22 @@ class EmbeddingCache:
         return ranker.image_vectors([self.store.open(h) for h in shas])
 
     async def _store(
-        self, version: str, stickers: Sequence[Sticker], vectors: np.ndarray, out: dict[int, np.ndarray]
+        self,
+        version: str,
+        stickers: Sequence[Sticker],
+        vectors: np.ndarray | Sequence[np.ndarray],
+        out: dict[int, np.ndarray],
+        also: tuple[str, Sequence[Sticker], Sequence[np.ndarray]] | None = None,
     ) -> None:
-        """Store the stickers' vectors for ``version`` (replacing any), in one transaction, and into ``out``."""
+        """Store the stickers' vectors for ``version`` (replacing any), in one transaction, and into ``out``;
+        ``also``: more vectors stored in the same transaction under another key (a pack's new image vectors)."""
         async with self.sessions.begin() as session:
             for s, v in zip(stickers, vectors, strict=True):
-                vec = np.ascontiguousarray(v, dtype="<f4")
-                out[s.id] = vec
-                await session.merge(
-                    StickerEmbedding(
-                        sticker_id=s.id, model_version=version, dim=vec.shape[0], vector=vec.tobytes()
-                    )
-                )
+                out[s.id] = await _merge(session, s.id, version, v)
+            if also is not None:
+                key, more, more_vectors = also
+                for s, v in zip(more, more_vectors, strict=True):
+                    await _merge(session, s.id, key, v)
 
 
 @dataclass
@@ -274,6 +286,28 @@ class MatrixCache:
         budget = self.settings.matrix_cache_mb * 2**20
         while self._matrices.currsize > budget and len(self._matrices) > 1:
             self._matrices.popitem()
+
+
+async def _merge(session: AsyncSession, sticker_id: int, key: str, vector: np.ndarray) -> np.ndarray:
+    """Insert or replace one stored vector; returns it as stored (little-endian float32)."""
+    vec = np.ascontiguousarray(vector, dtype="<f4")
+    row = StickerEmbedding(sticker_id=sticker_id, model_version=key, dim=vec.shape[0], vector=vec.tobytes())
+    await session.merge(row)
+    return vec
+
+
+async def _stored_vectors(session: AsyncSession, key: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """The vectors stored under ``key`` for those of ``ids`` that have one."""
+    found: dict[int, np.ndarray] = {}
+    for start in range(0, len(ids), _READ_CHUNK):
+        rows = await session.execute(
+            select(StickerEmbedding.sticker_id, StickerEmbedding.vector).where(
+                StickerEmbedding.model_version == key,
+                StickerEmbedding.sticker_id.in_(ids[start : start + _READ_CHUNK]),
+            )
+        )
+        found.update({sid: np.frombuffer(blob, dtype="<f4") for sid, blob in rows})
+    return found
 
 
 def _held_size(vector: np.ndarray) -> int:

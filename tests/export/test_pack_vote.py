@@ -111,6 +111,12 @@ def test_the_vote_is_part_of_the_version_and_the_manifest(models: dict[str, Path
     assert vote["pictures"]["naming"] == "pack-vote" and nearest["pictures"]["naming"] == "nearest"
     assert vote["pictures"]["vote_top"] == 10 and vote["pictures"]["keep_exact"] == 0.98
     assert vote["version"] != nearest["version"]
+    # the image vectors belong to the image tower: another bank setting keeps their key, another tower does not
+    assert PBRRanker(models["vote"]).image_key == PBRRanker(models["nearest"]).image_key
+    other = models["tmp"] / "other-tower"
+    ckpt = save_checkpoint(models["tmp"] / "other.pt", build_tiny_pbr(seed=4, use_sticker_text=True).eval())
+    export_pbr(ckpt, other, quantize=False)
+    assert PBRRanker(other).image_key != PBRRanker(models["vote"]).image_key
     with pytest.raises(ValueError, match="naming"):
         add_pictures(
             models["plain"], models["tmp"] / "bad", pictures=[(_picture((0, 0, 0)), A, "google")], naming="x"
@@ -170,8 +176,18 @@ async def test_a_grown_pack_is_embedded_again_whole(
         await service.import_pack(_write_pack(tmp_path / "p1", [X_COLOUR]), name="faces")
         alone = await _stored(service, "s0")
         np.testing.assert_allclose(alone, ranker.embed_stickers([x])[0], atol=1e-5)
+        served = service.ranker
+        tower, pictures_seen = served.image_vectors, []
+
+        def counted(images):  # the real image tower, counting the pictures it reads
+            pictures_seen.append(len(images))
+            return tower(images)
+
+        served.image_vectors = counted
         report = await service.import_pack(_write_pack(tmp_path / "p2", [X_COLOUR, Y_COLOUR]), name="faces")
         assert report.added == 1 and report.unchanged == 1
+        if naming == "pack-vote":  # the whole pack fused again, but only the new picture read by the tower
+            assert pictures_seen == [1]
         with_y = await _stored(service, "s0")
         np.testing.assert_allclose(with_y, ranker.embed_stickers([x, y])[0], atol=1e-5)
         np.testing.assert_allclose(await _stored(service, "s1"), ranker.embed_stickers([x, y])[1], atol=1e-5)
