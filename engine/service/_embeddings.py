@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 from cachetools import LRUCache
@@ -22,6 +23,7 @@ from engine.store import MediaStore
 
 EMBED_BATCH = 64  # stickers per call to the image/text tower
 _READ_CHUNK = 900  # ids per IN (...) query: under SQLite's bound-parameter limit
+_WRITE_CHUNK = 500  # stored vectors per INSERT statement
 
 
 # What one held vector costs beyond its floats: the numpy array object and the bytes it was read from.
@@ -191,13 +193,18 @@ class EmbeddingCache:
     ) -> None:
         """Store the stickers' vectors for ``version`` (replacing any), in one transaction, and into ``out``;
         ``also``: more vectors stored in the same transaction under another key (a pack's new image vectors)."""
+        rows = []
+        for s, v in zip(stickers, vectors, strict=True):
+            out[s.id] = vec = np.ascontiguousarray(v, dtype="<f4")
+            rows.append(_row(s.id, version, vec))
+        if also is not None:
+            key, more, more_vectors = also
+            rows += [
+                _row(s.id, key, np.ascontiguousarray(v, dtype="<f4"))
+                for s, v in zip(more, more_vectors, strict=True)
+            ]
         async with self.sessions.begin() as session:
-            for s, v in zip(stickers, vectors, strict=True):
-                out[s.id] = await _merge(session, s.id, version, v)
-            if also is not None:
-                key, more, more_vectors = also
-                for s, v in zip(more, more_vectors, strict=True):
-                    await _merge(session, s.id, key, v)
+            await _upsert(session, rows)
 
 
 @dataclass
@@ -288,12 +295,43 @@ class MatrixCache:
             self._matrices.popitem()
 
 
-async def _merge(session: AsyncSession, sticker_id: int, key: str, vector: np.ndarray) -> np.ndarray:
-    """Insert or replace one stored vector; returns it as stored (little-endian float32)."""
-    vec = np.ascontiguousarray(vector, dtype="<f4")
-    row = StickerEmbedding(sticker_id=sticker_id, model_version=key, dim=vec.shape[0], vector=vec.tobytes())
-    await session.merge(row)
-    return vec
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (sticker, key) DO UPDATE, in the database's own dialect."""
+    keys = [StickerEmbedding.sticker_id, StickerEmbedding.model_version]
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        lite = sqlite_insert(StickerEmbedding)
+        new = lite.excluded
+        return lite.on_conflict_do_update(
+            index_elements=keys, set_={"dim": new.dim, "vector": new.vector, "created_at": new.created_at}
+        )
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    pg = pg_insert(StickerEmbedding)
+    new = pg.excluded
+    return pg.on_conflict_do_update(
+        index_elements=keys, set_={"dim": new.dim, "vector": new.vector, "created_at": new.created_at}
+    )
+
+
+def _row(sticker_id: int, key: str, vec: np.ndarray) -> dict[str, object]:
+    return {"sticker_id": sticker_id, "model_version": key, "dim": vec.shape[0], "vector": vec.tobytes()}
+
+
+async def _upsert(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    """Insert or replace stored vectors in one statement (SQLite and PostgreSQL: ``ON CONFLICT DO UPDATE``,
+    atomic, so two workers embedding the same pack at once both succeed); another database: one merge per row."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        for row in rows:
+            await session.merge(StickerEmbedding(**row))
+        return
+    stmt = _upsert_statement(dialect)
+    for start in range(0, len(rows), _WRITE_CHUNK):
+        await session.execute(stmt, rows[start : start + _WRITE_CHUNK])
 
 
 async def _stored_vectors(session: AsyncSession, key: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
