@@ -90,19 +90,10 @@ class EngineScorer:
         from engine.ranking import StickerInput, per_pack
 
         out: dict[str, np.ndarray] = {}
-        packed = per_pack(self.ranker)
-        if packed is not None:  # the candidates of the whole set are the pack its stickers are named in
-            images = [
-                packed.image_vectors(
-                    [load_sticker_image(dataset.index.find(i)) for i in ids[s : s + self.batch_size]]
-                )
-                for s in range(0, len(ids), self.batch_size)
-            ]
-            texts = [StickerInput(None, alt.get(i) if sticker_text else None) for i in ids]
-            vectors = packed.fuse_stickers(np.concatenate(images), texts) if ids else []
-            return dict(zip(ids, vectors, strict=True))
-        for start in range(0, len(ids), self.batch_size):
-            chunk = ids[start : start + self.batch_size]
+        # a ranker that names per pack reads the set's candidates as the one pack they are named in
+        batch = max(1, len(ids)) if per_pack(self.ranker) is not None else self.batch_size
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
             inputs = [
                 StickerInput(
                     load_sticker_image(dataset.index.find(i)) if self.ranker.needs_images else None,

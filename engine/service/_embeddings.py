@@ -4,6 +4,7 @@ suggestions are ranked against."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -120,11 +121,13 @@ class EmbeddingCache:
         todo = [i for i in missing if i not in found]
         packed = per_pack(ranker)
         if packed is not None and todo:
-            for sid, vec in (await self._compute_packs(packed, ranker.version, todo)).items():
-                found[sid] = cache[sid] = vec  # the whole pack: its older stickers' vectors may have changed
-            return found
-        for start in range(0, len(todo), EMBED_BATCH):
-            await self._compute(ranker, todo[start : start + EMBED_BATCH], found)
+            computed = await self._compute_packs(packed, ranker.version, todo)
+            found.update(computed)
+            for sid, vec in computed.items():  # the whole pack: its older stickers' vectors may have changed
+                cache[sid] = vec
+        else:
+            for start in range(0, len(todo), EMBED_BATCH):
+                await self._compute(ranker, todo[start : start + EMBED_BATCH], found)
         for i in missing:
             if i in found:
                 cache[i] = found[i]
@@ -295,23 +298,19 @@ class MatrixCache:
             self._matrices.popitem()
 
 
+@functools.cache
 def _upsert_statement(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (sticker, key) DO UPDATE, in the database's own dialect."""
-    keys = [StickerEmbedding.sticker_id, StickerEmbedding.model_version]
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        lite = sqlite_insert(StickerEmbedding)
-        new = lite.excluded
-        return lite.on_conflict_do_update(
-            index_elements=keys, set_={"dim": new.dim, "vector": new.vector, "created_at": new.created_at}
-        )
+    """INSERT ... ON CONFLICT (sticker, key) DO UPDATE in the database's own dialect (built once: building a
+    statement costs more than running it)."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    pg = pg_insert(StickerEmbedding)
-    new = pg.excluded
-    return pg.on_conflict_do_update(
-        index_elements=keys, set_={"dim": new.dim, "vector": new.vector, "created_at": new.created_at}
+    make: Any = sqlite_insert if dialect == "sqlite" else pg_insert
+    stmt = make(StickerEmbedding)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[StickerEmbedding.sticker_id, StickerEmbedding.model_version],
+        set_={"dim": new.dim, "vector": new.vector, "created_at": new.created_at},
     )
 
 
