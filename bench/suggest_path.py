@@ -166,6 +166,77 @@ async def _throughput(service: Any, chats: list, dbs: dict, rounds: int, seconds
     return {v: float(np.median(r)) for v, r in rates.items()}
 
 
+# Where a served request's time goes: each stage timed where it runs, p50 over the requests. The worker-thread
+# parts (the statement, the transaction) are timed inside the thread, so the hop around them is the difference.
+STAGES = (
+    ("read", "the chat read (one worker-thread call)"),
+    ("read_statement", "its statement, in the thread"),
+    ("model", "tower + scoring + matching head (one worker-thread call, in the thread)"),
+    ("tower", "the text tower"),
+    ("matching_head", "the matching head"),
+    ("write", "the suggestion write (group-committed)"),
+    ("write_transaction", "its transaction, in the thread"),
+    ("write_statements", "its statements (details, claim, inserts)"),
+)
+
+
+def _timer(store: list[float], fn: Any) -> Any:
+    if asyncio.iscoroutinefunction(fn):
+
+        async def timed_async(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return await fn(*a, **k)
+            finally:
+                store.append(time.perf_counter() - t)
+
+        return timed_async
+
+    def timed(*a: Any, **k: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            store.append(time.perf_counter() - t)
+
+    return timed
+
+
+async def _stages(service: Any, chat: Any, timed: _TimedRanker, dbs: dict, requests: int) -> dict[str, float]:
+    """p50 ms of each of ``STAGES`` over ``requests`` served requests, and what is left of the request (the
+    event loop, the hop around the model call, the cooldown check, the history window and Python)."""
+    _use(service, "one-hop", dbs)
+    sg, sv = service._suggester, service._suggestions
+    targets = {
+        "read": (sg, "_read"),
+        "read_statement": (sg.db, "_read_sync"),
+        "model": (sg, "_score"),
+        "write": (sv, "save"),
+        "write_transaction": (sv.db, "_write_sync"),
+        "write_statements": (sv, "_write_all"),
+    }
+    times: dict[str, list[float]] = {k: [] for k, _ in STAGES}
+    totals: list[float] = []
+    saved = {k: getattr(obj, name) for k, (obj, name) in targets.items()}
+    for k, (obj, name) in targets.items():
+        setattr(obj, name, _timer(times[k], saved[k]))
+    try:
+        for _ in range(requests):
+            t = time.perf_counter()
+            await service.suggest(chat, 5)
+            totals.append(time.perf_counter() - t)
+            times["tower"].append(timed.tower_s)
+            times["matching_head"].append(timed.head_s)
+    finally:
+        for obj, name in targets.values():
+            if name in vars(obj):
+                delattr(obj, name)  # the bound method again, not a wrapper around it
+    out = {k: _ms(v, 50) if v else float("nan") for k, v in times.items()}
+    out["total"] = _ms(totals, 50)
+    out["rest"] = out["total"] - out["read"] - out["model"] - out["write"]
+    return out
+
+
 def _ms(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000, q))
 
@@ -209,6 +280,7 @@ async def run_size(
             _use(service, variant, dbs)
             await service.suggest(chat, 5)
         lat = await _latencies(service, chat, timed, dbs, requests)
+        stages = await _stages(service, chat, timed, dbs, requests)
         group = [ChatRef("bench", f"cc{j}") for j in range(chats)]
         for c in group:
             if not await service.recent(c):  # new here (not from an earlier run's --work folder)
@@ -245,6 +317,7 @@ async def run_size(
             "chats_at_once": chats,
             "indexing_stickers_per_s": n / index_s if index_s else None,
             "peak_rss_mb": _peak_rss_mb(),
+            "stages_p50_ms": stages,
         }
         for v in VARIANTS:
             key = v.replace("-", "_")
@@ -312,6 +385,23 @@ def _tables(manifest: dict, rows: list[dict], rates: dict[str, float], requests:
                 f"{x['beyond_tower_p50_ms']:.2f} | {x['beyond_tower_p99_ms']:.2f} | "
                 f"{x['matching_head_p50_ms']:.2f} | {x['requests_per_s']:.0f} |"
             )
+    lines += [
+        "",
+        "#### Where a served request's time goes",
+        "",
+        f"Each stage timed where it runs, p50 over {requests} more served requests (so the rows do not add up "
+        "exactly); a worker-thread part is timed inside its thread, so the hop around it is the difference. "
+        "*The rest*: the request's p50 minus the read, the model call and the write (the event loop, the hop "
+        "around the model call, the cooldown check, the history window, Python).",
+        "",
+        "| stage | " + " | ".join(f"{r['stickers']:,} stickers, p50 ms" for r in rows) + " |",
+        "|---|" + "---:|" * len(rows),
+    ]
+    for key, label in (*STAGES, ("rest", "the rest"), ("total", "the whole request")):
+        indent = "" if key in {"read", "model", "write", "rest", "total"} else "· "
+        lines.append(
+            f"| {indent}{label} | " + " | ".join(f"{r['stages_p50_ms'][key]:.2f}" for r in rows) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
