@@ -6,8 +6,8 @@
 
 Each ``--model`` is an exported model directory, scored through onnxruntime exactly as the bots serve it (a
 sticker without text is named by its nearest known picture where the model has that bank; ``--unnamed-too``
-adds the image-alone row beside it); each
-``--checkpoint`` adds a "+ re-ranking" row (the matching head over all candidates, PyTorch). The sets are the
+adds the image-alone row beside it, ``--multilingual-too`` a row with every dialogue read by a
+routed model's second tower); each ``--checkpoint`` adds a "+ re-ranking" row (the matching head over all candidates, PyTorch). The sets are the
 validation splits written by ``scripts/prepare_data.sh``; a missing one is skipped with a note. Writes
 ``OUT.json`` (every metric) and ``OUT.md`` (the table, with this command), and prints the table.
 """
@@ -72,6 +72,12 @@ def main() -> int:
         action="store_true",
         help="for a model with a bank of known pictures, also a row without it (image only: the image alone)",
     )
+    ap.add_argument(
+        "--multilingual-too",
+        action="store_true",
+        help="for a model with a second dialogue tower, also a row with every dialogue read by that tower "
+        "(what it gives a chat in another language, measured on the English sets too)",
+    )
     args = ap.parse_args()
 
     from engine.ranking import load_ranker
@@ -92,6 +98,10 @@ def main() -> int:
         if args.unnamed_too and getattr(ranker, "names_pictures", False):
             unnamed = load_ranker("auto", Path(path), max_turns=8, name_pictures=False)
             scorers.append((f"{name}, pictures unnamed", EngineScorer(unnamed), (False,)))
+        if args.multilingual_too and getattr(ranker, "has_multilingual", False):
+            every = load_ranker("auto", Path(path), max_turns=8)
+            every.dialogue_tower = lambda text: "multilingual"  # the routing's choice, made for every text
+            scorers.append((f"{name}, multilingual tower for all", EngineScorer(every), readings))
     if args.checkpoint:
         from training.pbr_scorer import CheckpointScorer
 

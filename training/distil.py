@@ -7,7 +7,9 @@ layers stay frozen (their outputs are computed once and cached, fp16), its top l
 - **English texts** (the dialogues of the training corpora, and sticker texts: emoji names and tags): the mean
   squared error between the student's and the teacher's mean-pooled vectors (Reimers & Gurevych, 2020). The
   student lands in the teacher's space, so the projection heads, the image tower and the matching head of the
-  model directory are reused as they are;
+  model directory are reused as they are. Optionally (``proj_weight``, ``rank_kd_weight``) also in the space
+  they are served in: the cosine between the projected vectors, and the teacher's ranking of the sample's
+  candidate stickers (a KL divergence between the two softmaxes);
 - **emoji names and tags in other languages** (``emojibase-data`` locales): the student's vector of a locale's
   name of an emoji is pulled to the teacher's vector of the English one;
 - **labelled lines in every training language** (XED subtitles, and the English corpora): the cross-entropy of
@@ -76,6 +78,12 @@ class DistilConfig:
     # the share of labelled texts whose candidates are the teacher's stickers *with their text* (image and emoji
     # names fused, as served with sticker text on) instead of image only; the rest keep the image-only vectors
     label_sticker_text: float = 0.0
+    # on texts with a teacher target, in the served space (the projected, normalised dialogue vector): the weight
+    # of 1 - cosine to the teacher's vector, and of the KL divergence from the teacher's softmax over the
+    # sample's candidates to the student's. The mean-pooled MSE alone weighs every hidden direction alike, the
+    # projection does not: without these the student read English tweets at chance though it was fitted on them
+    proj_weight: float = 0.0
+    rank_kd_weight: float = 0.0
     temperature: float = 0.05
     seed: int = 0
     threads: int = 1
@@ -255,20 +263,35 @@ class Batches:
         has = self.has_target[sel]
         zero = pooled.sum() * 0
         mse = ((pooled[has] - self.targets[sel][has]) ** 2).mean() if has.any() else zero
-        ce_terms = []
+        z_all = nn.functional.normalize(pooled @ self.proj_w.T + self.proj_b, dim=-1)
+        zt_all = nn.functional.normalize(self.targets[sel] @ self.proj_w.T + self.proj_b, dim=-1)
+        proj = (1 - (z_all[has] * zt_all[has]).sum(-1)).mean() if has.any() else zero
+        ce_terms, kd_terms = [], []
         for row, i in enumerate(idx):
             cands = self.corpus.candidates[i]
             if cands is None:
                 continue
-            z = nn.functional.normalize(pooled[row] @ self.proj_w.T + self.proj_b, dim=-1)
             prefix = "text:" if with_text(i, cfg.label_sticker_text) else ""
-            logits = torch.stack([self.sticker_vecs[prefix + c] for c in cands]) @ z / cfg.temperature
+            vecs = torch.stack([self.sticker_vecs[prefix + c] for c in cands])
+            logits = vecs @ z_all[row] / cfg.temperature
             w = cfg.distilled_label_weight if bool(has[row]) else cfg.label_weight
             if w > 0:
                 target = torch.tensor([self.corpus.gold[i]])
                 ce_terms.append(w * nn.functional.cross_entropy(logits[None], target))
+            if bool(has[row]) and cfg.rank_kd_weight > 0:
+                teacher = nn.functional.softmax(vecs @ zt_all[row] / cfg.temperature, dim=-1)
+                kd_terms.append(
+                    nn.functional.kl_div(nn.functional.log_softmax(logits, dim=-1), teacher, reduction="sum")
+                )
         ce = torch.stack(ce_terms).mean() if ce_terms else zero
-        return mse + ce, {"mse": float(mse.detach()), "ce": float(ce.detach())}
+        kd = torch.stack(kd_terms).mean() if kd_terms else zero
+        loss = mse + ce + cfg.proj_weight * proj + cfg.rank_kd_weight * kd
+        return loss, {
+            "mse": float(mse.detach()),
+            "ce": float(ce.detach()),
+            "proj": float(proj.detach()),
+            "kd": float(kd.detach()),
+        }
 
 
 def _lr(cfg: DistilConfig, step: int) -> float:
@@ -342,11 +365,11 @@ def _is_trained(key: str, frozen: int) -> bool:
 
 def _report(cfg: DistilConfig, step: int, start: int, started: float, log: list[dict[str, float]]) -> None:
     recent = log[-50:]
-    mean = {k: sum(r[k] for r in recent) / len(recent) for k in ("loss", "mse", "ce")}
+    mean = {k: sum(r.get(k, 0.0) for r in recent) / len(recent) for k in ("loss", "mse", "ce", "proj", "kd")}
     eta = (time.time() - started) / (step + 1 - start) * (cfg.steps - step - 1)
     print(
         f"step {step + 1}/{cfg.steps} loss {mean['loss']:.4f} mse {mean['mse']:.4f} "
-        f"ce {mean['ce']:.3f} (eta {eta / 60:.1f} min)",
+        f"ce {mean['ce']:.3f} proj {mean['proj']:.3f} kd {mean['kd']:.3f} (eta {eta / 60:.1f} min)",
         flush=True,
     )
 
@@ -396,6 +419,8 @@ TRAINING_ONLY = {
     "weight_decay",
     "warmup_steps",
     "label_weight",
+    "proj_weight",
+    "rank_kd_weight",
     "temperature",
     "threads",
     "checkpoint_every",

@@ -214,3 +214,41 @@ def test_a_shallower_student_keeps_the_chosen_layers_and_serves_at_its_depth(set
     np.testing.assert_allclose(
         served.text.encode(texts, normalise=False), _torch_pooled(student, texts, cfg.max_tokens), atol=1e-4
     )
+
+
+def test_the_served_space_terms_vanish_on_the_teachers_vectors_and_pull_toward_them(setup) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from training.distil import Batches
+
+    tmp, cfg = setup
+    teacher = PBRRanker(Path(cfg.teacher_dir))
+    corpus, stickers = build_corpus(cfg, teacher)
+    from training.distil import teacher_targets
+
+    targets, has = teacher_targets(teacher, corpus)
+    batches = Batches(
+        corpus,
+        torch.from_numpy(targets),
+        torch.from_numpy(has),
+        {k: torch.from_numpy(v) for k, v in stickers.items()},
+        torch.from_numpy(teacher.heads["text_proj.weight"]),
+        torch.from_numpy(teacher.heads["text_proj.bias"]),
+    )
+    both = dataclasses.replace(cfg, proj_weight=1.0, rank_kd_weight=1.0)
+    idx = [i for i in range(len(corpus.texts)) if has[i] and corpus.candidates[i] is not None][:6]
+    assert idx  # English labelled dialogues: a teacher target and candidates
+    exact = batches.targets[torch.tensor(idx)].clone().requires_grad_(True)
+    _, parts = batches.loss(both, idx, exact)
+    assert parts["mse"] == pytest.approx(0, abs=1e-9)
+    assert parts["proj"] == pytest.approx(0, abs=1e-5) and parts["kd"] == pytest.approx(0, abs=1e-5)
+    torch.manual_seed(0)
+    off = (exact.detach() + 0.5 * torch.randn_like(exact)).requires_grad_(True)
+    loss, parts = batches.loss(both, idx, off)
+    assert parts["proj"] > 0.01 and parts["kd"] > 1e-4
+    loss.backward()  # a step against the gradient brings the student's served vectors nearer the teacher's
+    _, after = batches.loss(both, idx, (off - 0.5 * off.grad).detach())
+    assert after["proj"] < parts["proj"] and after["kd"] < parts["kd"]
+    _, plain = batches.loss(cfg, idx, off)  # off by default: the loss is the MSE and labels alone
+    assert plain["proj"] == pytest.approx(parts["proj"]) and float(loss.detach()) > plain["mse"] + plain["ce"]
+    assert run(dataclasses.replace(both, steps=4, out_dir=str(tmp / "served-space"))).is_dir()
