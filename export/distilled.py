@@ -141,6 +141,9 @@ def export_distilled(
             extra["text_tower"] = info
             manifest.pop("dialogue_routing", None)
             manifest.setdefault("quantized", {})["text"] = fused_label(label, fused)
+        replaced = "text_multilingual" if routed else "text"
+        if (manifest.get("averaged") or {}).get("role") == replaced:  # it described the tower replaced here
+            manifest.pop("averaged")
         for name in files.values():  # the rest of the base (a bank of known pictures): the image tower's own
             if not (stage / name).exists():
                 shutil.copy2(base / name, stage / name)

@@ -42,6 +42,11 @@ XED = [("en", "trained"), ("fi", "trained"), ("fr", "trained")] + [
     (lang, "held out") for lang in ("de", "es", "el", "he")
 ]
 SETS += [(f"XED {lang}, seen art (7)", f"var/datasets/xed-{lang}", f"xed {kind}") for lang, kind in XED]
+# The default pack's ~300 emoji named in an emojibase-data locale (what a message is about, not its emotion).
+SETS += [
+    (f"emoji names in {lang} ({kind}), pack of ~300", f"var/datasets/emoji-names-{lang}", f"names {kind}")
+    for lang, kind in (("de", "held out"), ("es", "held out"), ("fr", "trained"))
+]
 METRICS = ("R@1", "R@5", "R@10", "MRR", "macro_F1", "weighted_F1", "top1_distinct", "gold_classes")
 
 
@@ -57,7 +62,8 @@ def main() -> int:
         "--kind",
         action="append",
         default=[],
-        help="only sets of this kind (seen, unseen, big pack, xed trained, xed held out); repeat",
+        help="only sets of this kind (seen, unseen, big pack, xed trained, xed held out, names trained, names held "
+        "out); repeat",
     )
     ap.add_argument("--text-off-only", action="store_true", help="image-only reading only (no sticker text)")
     ap.add_argument(

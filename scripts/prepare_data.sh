@@ -42,6 +42,9 @@ convert emoji-names-pack-facebook emoji-names --style google --unseen-style face
 # The same big pack in the seen default style (google): the bundled default pack's own art.
 convert tweeteval-pack-google tweeteval-emoji --style google --pack-candidates
 convert meld-pack-google meld --style google --variant accompany --pack-candidates
+# The same ~300 emoji named in other languages (emojibase-data locales; validation only): de and es are never
+# trained on, fr is.
+for L in de es fr; do convert emoji-names-$L emoji-names --style google --language $L; done
 
 # Public-domain clip art: drawn pictures that are not emoji.
 if [ ! -f "$OUT/openclipart/conversion.json" ]; then

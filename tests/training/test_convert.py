@@ -396,3 +396,33 @@ def test_emoji_names_holds_out_one_keyword_per_emoji(tmp_path):
     seen = {(s.current.alt, s.context[0].text) for s in train}
     assert not any((s.current.alt, s.context[0].text) in seen for s in val)  # held-out keywords
     assert len({s.current.alt for s in train}) >= 290  # every emoji of the default pack is taught
+
+
+def test_emoji_names_in_another_locale_is_a_validation_set_of_that_locales_names(tmp_path):
+    from training.data import emoji_art
+    from training.data.convert import ConvertOptions, convert
+    from training.data.format import load_split
+
+    try:
+        emoji_art.find_node_modules()
+    except FileNotFoundError:
+        pytest.skip("emoji artwork not installed (bash dev.sh setup)")
+    out = tmp_path / "names-de"
+    convert(
+        "emoji-names",
+        tmp_path / "no-data",
+        out,
+        ConvertOptions(styles=("google",), language="de", progress=False),
+    )
+    train, val = load_split(out, "train"), load_split(out, "val")
+    assert train == [] and len(val) > 250  # nothing to train on: a held-out language stays unread
+    texts = {s.current.alt: s.context[0].text for s in val}
+    assert texts["😀"] == "grinsendes Gesicht" and texts["🐱"] == "Katzengesicht"
+    assert all(s.candidates is not None and len(s.candidates) == len(val) for s in val)
+    with pytest.raises(FileNotFoundError, match="no emojibase-data locale 'xx'"):
+        convert(
+            "emoji-names",
+            tmp_path / "no-data",
+            tmp_path / "xx",
+            ConvertOptions(styles=("google",), language="xx"),
+        )

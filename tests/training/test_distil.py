@@ -156,6 +156,14 @@ def test_a_routed_directory_reads_english_with_the_base_and_other_languages_with
     manifest = read_manifest(tmp / "routed", verify_hashes=True)
     assert manifest["dialogue_routing"]["other"] == "text_multilingual"
     assert check_model_dir(tmp / "routed").ok
+    # a routed base whose second tower was an average: a new student replaces it, and the note about it goes
+    noted = json.loads((tmp / "routed" / "manifest.json").read_text())
+    (tmp / "routed" / "manifest.json").write_text(
+        json.dumps({**noted, "averaged": {"role": "text_multilingual"}})
+    )
+    again = export_distilled(tmp / "routed", student, tmp / "rerouted", quantize=False, routed=True)
+    assert "averaged" not in again and again["dialogue_routing"]["other"] == "text_multilingual"
+    (tmp / "routed" / "manifest.json").write_text(json.dumps(noted))
 
     # A retraining candidate is exported English-only; it keeps the serving model's tower for other languages.
     export_pbr(tmp / "t.pt", tmp / "candidate", quantize=False)

@@ -75,7 +75,8 @@ def convert(
     language: str = typer.Option(
         "en",
         "--language",
-        help="XED: language code(s), comma-separated; 'train' = all but the held-out ones, 'held-out'.",
+        help="XED: language code(s), comma-separated; 'train' = all but the held-out ones, 'held-out'. "
+        "emoji-names: an emojibase-data locale (e.g. de): that locale's names, as a validation set only.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:

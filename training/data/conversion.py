@@ -95,7 +95,9 @@ class ConvertOptions:
     # Rank among a whole pack: every sample's candidates are all the big pack's emoji of its style (the
     # default pack, the TweetEval classes and the emotion classes, ~330), not only the corpus's classes.
     pack_candidates: bool = False
-    language: str = "en"  # XED only: "en", "de,es", "train" (all but the held-out languages), "held-out"
+    # XED: "en", "de,es", "train" (all but the held-out languages), "held-out"; emoji names: an emojibase-data
+    # locale (other than "en": an evaluation set of that locale's names)
+    language: str = "en"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "styles", tuple(self.styles))

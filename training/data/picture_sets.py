@@ -36,7 +36,44 @@ def convert_emoji_names(data_root: Path | str, out: Path | str, opts: ConvertOpt
 
     cat = emoji_art.load_catalogue(opts.node_modules)
     chars = [c for c in big_pack_emoji(cat, data_root) if drawn_in(cat, cat.lookup(c), opts)]
+    if opts.language != "en":
+        return _locale_names("emoji-names", out, chars, cat, opts)
     return _keyword_dataset("emoji-names", out, chars, cat, opts)
+
+
+def _locale_names(
+    name: str, out: Path | str, chars: Sequence[str], cat: emoji_art.EmojiCatalogue, opts: ConvertOptions
+) -> ConversionReport:
+    """``--language L``: the same emoji named in one emojibase-data locale, an evaluation set (``val`` only,
+    one sample per emoji the locale names: its label; ``train`` is empty, so a held-out language's names can
+    be measured and never trained on). Whether a dialogue tower reads what a message is *about* in that
+    language ("Katze" → 🐱), which emotion corpora do not measure."""
+    import json
+
+    path = cat.node_modules / "emojibase-data" / opts.language / "data.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no emojibase-data locale {opts.language!r} ({path} is missing)")
+
+    def bare(char: str) -> str:  # emojibase and emoji-datasource disagree on some variation selectors
+        return char.replace("\ufe0f", "")
+
+    labels: dict[str, str] = {}
+    for e in json.loads(path.read_text(encoding="utf-8")):
+        if e.get("emoji") and e.get("label"):
+            labels.setdefault(bare(e["emoji"]), e["label"])
+    val = [RawExample((Turn(text=labels[bare(c)]),), c) for c in chars if bare(c) in labels]
+    return write_converted(
+        name,
+        out,
+        {"train": lambda: iter(()), "val": lambda: iter(val)},
+        chars,
+        opts,
+        Counter(),
+        {
+            "corpus": f"emoji names (emojibase-data locale {opts.language!r} labels)",
+            "language": opts.language,
+        },
+    )
 
 
 def convert_emoji_art(data_root: Path | str, out: Path | str, opts: ConvertOptions) -> ConversionReport:
