@@ -258,6 +258,25 @@ class Batches:
     proj_w: Tensor
     proj_b: Tensor
 
+    @classmethod
+    def of(
+        cls,
+        corpus: Corpus,
+        sticker_vecs: dict[str, np.ndarray],
+        targets: np.ndarray,
+        has: np.ndarray,
+        heads: Any,
+    ) -> Batches:
+        """From the corpus, the teacher's arrays and its heads (the projection the student is scored through)."""
+        return cls(
+            corpus,
+            torch.from_numpy(targets),
+            torch.from_numpy(has),
+            {k: torch.from_numpy(v) for k, v in sticker_vecs.items()},
+            torch.from_numpy(heads["text_proj.weight"]),
+            torch.from_numpy(heads["text_proj.bias"]),
+        )
+
     def loss(self, cfg: DistilConfig, idx: list[int], pooled: Tensor) -> tuple[Tensor, dict[str, float]]:
         sel = torch.tensor(idx)
         has = self.has_target[sel]
@@ -391,15 +410,7 @@ def _prepare(
         atomic_torch_save(
             {"corpus": corpus, "tensors": (sticker_vecs, targets, has, cache.hidden)}, cache_file
         )
-    batches = Batches(
-        corpus,
-        torch.from_numpy(targets),
-        torch.from_numpy(has),
-        {k: torch.from_numpy(v) for k, v in sticker_vecs.items()},
-        torch.from_numpy(teacher.heads["text_proj.weight"]),
-        torch.from_numpy(teacher.heads["text_proj.bias"]),
-    )
-    return cache, batches
+    return cache, Batches.of(corpus, sticker_vecs, targets, has, teacher.heads)
 
 
 def _cache_key(cfg: DistilConfig, teacher_version: str) -> str:

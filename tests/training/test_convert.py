@@ -378,15 +378,19 @@ def test_real_corpora_convert(tmp_path: Path, dataset: str, variant: str, n_clas
     assert len(index) == 3 * n_classes and all(index.alt(c) for s in val for c in s.candidates or ())
 
 
-def test_emoji_names_holds_out_one_keyword_per_emoji(tmp_path):
-    from training.data import emoji_art
-    from training.data.convert import ConvertOptions, convert
-    from training.data.format import load_split
-
+def _needs_emoji_artwork() -> None:
+    """Skip unless the real emoji artwork (npm packages) is installed."""
     try:
         emoji_art.find_node_modules()
     except FileNotFoundError:
         pytest.skip("emoji artwork not installed (bash dev.sh setup)")
+
+
+def test_emoji_names_holds_out_one_keyword_per_emoji(tmp_path):
+    _needs_emoji_artwork()
+    from training.data.convert import ConvertOptions, convert
+    from training.data.format import load_split
+
     out = tmp_path / "names"
     report = convert(
         "emoji-names", tmp_path / "no-data", out, ConvertOptions(styles=("google",), progress=False)
@@ -399,14 +403,10 @@ def test_emoji_names_holds_out_one_keyword_per_emoji(tmp_path):
 
 
 def test_emoji_names_in_another_locale_is_a_validation_set_of_that_locales_names(tmp_path):
-    from training.data import emoji_art
+    _needs_emoji_artwork()
     from training.data.convert import ConvertOptions, convert
     from training.data.format import load_split
 
-    try:
-        emoji_art.find_node_modules()
-    except FileNotFoundError:
-        pytest.skip("emoji artwork not installed (bash dev.sh setup)")
     out = tmp_path / "names-de"
     convert(
         "emoji-names",

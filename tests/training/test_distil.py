@@ -227,22 +227,13 @@ def test_a_shallower_student_keeps_the_chosen_layers_and_serves_at_its_depth(set
 def test_the_served_space_terms_vanish_on_the_teachers_vectors_and_pull_toward_them(setup) -> None:  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from training.distil import Batches
+    from training.distil import Batches, teacher_targets
 
     tmp, cfg = setup
     teacher = PBRRanker(Path(cfg.teacher_dir))
     corpus, stickers = build_corpus(cfg, teacher)
-    from training.distil import teacher_targets
-
     targets, has = teacher_targets(teacher, corpus)
-    batches = Batches(
-        corpus,
-        torch.from_numpy(targets),
-        torch.from_numpy(has),
-        {k: torch.from_numpy(v) for k, v in stickers.items()},
-        torch.from_numpy(teacher.heads["text_proj.weight"]),
-        torch.from_numpy(teacher.heads["text_proj.bias"]),
-    )
+    batches = Batches.of(corpus, stickers, targets, has, teacher.heads)
     both = dataclasses.replace(cfg, proj_weight=1.0, rank_kd_weight=1.0)
     idx = [i for i in range(len(corpus.texts)) if has[i] and corpus.candidates[i] is not None][:6]
     assert idx  # English labelled dialogues: a teacher target and candidates
