@@ -82,7 +82,7 @@ def test_config_file(tmp_path: Path) -> None:
     p.write_text("batch_size: 8\nlosses:\n  emotion_kd: {enabled: false}\n")
     cfg = load_config(p, ["batch_size=4"], out_dir="x")
     assert cfg.batch_size == 4 and not cfg.losses.emotion_kd.enabled and cfg.out_dir == "x"
-    for name in ("pbr-ablation.yaml", "pbr-default.yaml"):
+    for name in ("pbr-ablation.yaml", "pbr-default.yaml", "pbr-respond.yaml"):
         load_config(Path(__file__).parents[2] / "configs" / name)
 
 
