@@ -1,11 +1,11 @@
-"""Issue 8, load: a flood of messages and /sticker from many chats at once, for a bounded time. Nothing
-crashes, every chat's cooldown holds, and what the service keeps per chat stays within its bounds."""
+"""Load: a flood of messages and /sticker from many chats at once. Nothing crashes, every chat's cooldown
+holds, and what the service keeps per chat stays within its bounds. The counts asserted do not depend on how fast
+the machine is: each chat asks a fixed number of times, all within one cooldown."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import time
 import tracemalloc
 from collections import defaultdict
@@ -18,19 +18,20 @@ from engine.service import ChatRef, UserRef, open_service
 from tests.engine.test_service import make_pack
 
 ENGINE_FILES = str(Path(engine.__file__).parent / "*")
-COOLDOWN_S = 4.0
-# A chat may be answered at most 3 times, 4 s apart. The cooldown must be longer than one round of the 200 chats
-# takes: with a 2 s cooldown, a round on 2 busy cores (2.6-2.9 s) outlasted it, so a chat coming back was rarely
-# refused (measured: 72 refusals of 769 requests).
-FLOOD_S = 10.0
+COOLDOWN_S = 120.0
+# Each of the 200 chats asks 4 times as fast as it can, all 200 at once: the first is answered, the other 3 meet
+# the cooldown, as long as the flood takes less than the cooldown (asserted; ~8 s on 2 quiet cores). A flood
+# bounded in time instead (10 s, 4 s cooldown) counted how many rounds the machine managed, and failed on a box
+# busy with two training jobs (398 answered, 178 refused, against >= 200 each).
+FLOOD_ROUNDS = 4
 FLOOD_CHATS = 200
 MORE_CHATS = 1_000
 
 
 @pytest.mark.slow
 async def test_a_flood_from_many_chats(migrated, tmp_path):
-    """200 chats send messages and /sticker (4 s cooldown) as fast as they can for 10 s, concurrently; then
-    200 and 1,000 more chats each say something and ask once, 100 at a time. Public API only: what the service keeps per chat is
+    """200 chats each send a message and /sticker 4 times as fast as they can, concurrently; then 200 and
+    1,000 more chats each say something and ask once, 100 at a time. Public API only: what the service keeps per chat is
     measured as the memory still held by allocations made under the engine's code."""
     migrated.sticker_cooldown_s = COOLDOWN_S
     migrated.identity_cache = 150  # per-process state bounded well below the number of chats
@@ -43,10 +44,9 @@ async def test_a_flood_from_many_chats(migrated, tmp_path):
         cooled: dict[str, int] = defaultdict(int)
         errors: list[BaseException] = []
 
-        async def chat(i: int, until: float | None = None, rounds: int = 3) -> None:
+        async def chat(i: int, rounds: int) -> None:
             ref = ChatRef("flood", f"chat{i}", f"Chat {i}")
-            n = 0
-            while (time.monotonic() < until) if until is not None else (n < rounds):
+            for n in range(rounds):
                 user = UserRef("flood", f"u{n % 4}-{i}")
                 try:
                     await service.record(ref, user, f"pizza party {n} in {i}")
@@ -60,7 +60,6 @@ async def test_a_flood_from_many_chats(migrated, tmp_path):
                 else:
                     assert result.reason == "cooldown", result.reason
                     cooled[ref.chat_id] += 1
-                n += 1
                 await asyncio.sleep(0)
 
         def engine_bytes() -> int:  # memory allocated under the engine's code since tracing began, still held
@@ -73,14 +72,13 @@ async def test_a_flood_from_many_chats(migrated, tmp_path):
         await service.record(ChatRef("flood", "warm-up"), None, "pizza")  # the model's first run, outside
         await service.suggest(ChatRef("flood", "warm-up"))
         start = time.monotonic()
-        until = start + FLOOD_S
-        await asyncio.gather(*(chat(i, until) for i in range(FLOOD_CHATS)))
+        await asyncio.gather(*(chat(i, FLOOD_ROUNDS) for i in range(FLOOD_CHATS)))
         flood_s = time.monotonic() - start
         flood_answers, flood_cooled = sum(len(t) for t in answered.values()), sum(cooled.values())
 
         async def newcomers(first: int, count: int, wave: int = 100) -> None:  # ``wave`` chats at a time
             for at in range(first, first + count, wave):
-                await asyncio.gather(*(chat(i, rounds=1) for i in range(at, min(at + wave, first + count))))
+                await asyncio.gather(*(chat(i, 1) for i in range(at, min(at + wave, first + count))))
 
         tracemalloc.start()
         try:
@@ -92,17 +90,15 @@ async def test_a_flood_from_many_chats(migrated, tmp_path):
             tracemalloc.stop()
 
         assert not errors, errors[:3]
-        assert flood_s < FLOOD_S + 4.0  # requests kept finishing: no chat was stuck behind the flood
-        # the flood really ran: every chat answered, and several requests per chat (most met the cooldown)
+        assert flood_s < COOLDOWN_S, f"the flood took {flood_s:.0f} s, longer than the cooldown: counts void"
+        # no chat was stuck behind the others: the slowest request took at most a few rounds of the flood
+        slowest = max(done - asked for times in answered.values() for asked, done in times)
+        assert slowest < 30.0, slowest
+        # the cooldown held in every chat under the flood: its first request answered, every later one refused
         assert len(answered) == FLOOD_CHATS + FLOOD_CHATS + MORE_CHATS
-        assert flood_answers >= FLOOD_CHATS and flood_cooled >= FLOOD_CHATS, (flood_answers, flood_cooled)
-        assert flood_answers + flood_cooled >= 3 * FLOOD_CHATS
-        for chat_id, times in answered.items():  # the cooldown held in every chat
-            # the service stamps an answer somewhere between its request's start and end: from the start of
-            # one answered request to the end of the next, at least the cooldown passed
-            gaps = [b_end - a_start for (a_start, _), (_, b_end) in itertools.pairwise(times)]
-            assert all(g >= COOLDOWN_S for g in gaps), (chat_id, gaps)
-            assert len(times) <= 1 + int(FLOOD_S // COOLDOWN_S) or int(chat_id[4:]) >= FLOOD_CHATS
+        assert all(len(times) == 1 for times in answered.values())
+        assert (flood_answers, flood_cooled) == (FLOOD_CHATS, (FLOOD_ROUNDS - 1) * FLOOD_CHATS)
+        assert all(cooled[f"chat{i}"] == FLOOD_ROUNDS - 1 for i in range(FLOOD_CHATS))
         # per-chat state is bounded: 1,000 more chats keep (almost) nothing more than the first 200 did (an
         # unbounded per-chat dict entry alone is ~100 bytes a chat)
         per_chat = (after_more - after_200) / MORE_CHATS
