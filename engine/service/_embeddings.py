@@ -373,7 +373,7 @@ async def _chat_stickers(
     )
     # Sorted here, not by the database: an ORDER BY sorts the rows with their vectors, and at 3,000 stickers
     # that sort (3 MB of blobs) was 9 of SQLite's 21 ms (docs/BENCHMARKS.md, the cold chat).
-    rows = sorted(result.tuples(), key=itemgetter(0))
+    rows = sorted(result.all(), key=itemgetter(0))
     ids: list[int] = []
     stored: dict[int, bytes] = {}
     seen_media: set[str] = set()
