@@ -10,6 +10,10 @@ mapping. :func:`ranking_metrics` returns, **all as percentages (0-100)**, MRR in
   scikit-learn's ``f1_score`` over the classes seen in gold (``zero_division=0``). Alts are compared without
   U+FE0F ("❤" and "❤️" are one class). Samples whose positive has no alt are left out of the F1s only.
 
+- ``emotion_macro_F1``, ``emotion_weighted_F1``: the same with each alt replaced by its emotion class
+  (``training/emotion_labels.py``: the 7 classes, an emoji that shows none is neutral). Over a whole pack this
+  is what a user sees: a sad message that gets 😭 first where the gold is 😢 is right here and wrong above.
+
 and the counts ``n`` (samples) and ``n_f1`` (samples in the F1s), which are plain numbers, not percentages.
 """
 
@@ -76,27 +80,19 @@ def gold_and_predicted(
 def ranking_metrics(
     rankings: Sequence[Sequence[str]], positives: Sequence[str], alt: Mapping[str, str | None]
 ) -> dict[str, float]:
-    """R@1, R@2, R@5, MRR, macro_F1, weighted_F1 (percentages) and n, n_f1 (counts); see the module doc."""
-    from sklearn.metrics import f1_score
-
+    """R@1, R@2, R@5, MRR, the F1s (percentages) and n, n_f1 (counts); see the module doc."""
     ranks = np.asarray(positive_ranks(rankings, positives), dtype=np.float64)
     out: dict[str, float] = {}
     if ranks.size == 0:
         out.update({f"R@{k}": 0.0 for k in RECALL_AT})
-        out.update(MRR=0.0, macro_F1=0.0, weighted_F1=0.0, n=0, n_f1=0)
+        out.update(MRR=0.0, n=0, n_f1=0, **_f1s([], []), **_f1s([], [], prefix="emotion_"))
         return out
     for k in RECALL_AT:
         out[f"R@{k}"] = float(np.mean(ranks <= k) * 100.0)
     out["MRR"] = float(np.mean(1.0 / ranks) * 100.0)
     gold, pred = gold_and_predicted(rankings, positives, alt)
-    if gold:
-        labels = sorted(set(gold))
-        for avg in ("macro", "weighted"):
-            out[f"{avg}_F1"] = float(
-                f1_score(gold, pred, labels=labels, average=avg, zero_division=0) * 100.0
-            )
-    else:
-        out["macro_F1"] = out["weighted_F1"] = 0.0
+    out.update(_f1s(gold, pred))
+    out.update(_f1s(emotion_classes(gold), emotion_classes(pred), prefix="emotion_"))
     out["n"] = int(ranks.size)
     out["n_f1"] = len(gold)
     # Coverage: how many distinct stickers ever come first, against how many gold classes there are (a
@@ -104,6 +100,26 @@ def ranking_metrics(
     out["top1_distinct"] = len({str(r[0]) for r in rankings if len(r)})
     out["gold_classes"] = len(set(gold)) if gold else len({str(p) for p in positives})
     return out
+
+
+def _f1s(gold: list[str], pred: list[str], prefix: str = "") -> dict[str, float]:
+    """Macro and weighted F1 (percentages) of ``pred`` against ``gold``, over the classes seen in gold."""
+    from sklearn.metrics import f1_score
+
+    if not gold:
+        return {f"{prefix}macro_F1": 0.0, f"{prefix}weighted_F1": 0.0}
+    labels = sorted(set(gold))
+    return {
+        f"{prefix}{avg}_F1": float(f1_score(gold, pred, labels=labels, average=avg, zero_division=0) * 100.0)
+        for avg in ("macro", "weighted")
+    }
+
+
+def emotion_classes(alts: Sequence[str]) -> list[str]:
+    """Each (normalised) alt's emotion class name; ``NO_ALT`` stays itself (always wrong)."""
+    from training.emotion_labels import emoji_emotion_name
+
+    return [a if a == NO_ALT else emoji_emotion_name(a) for a in alts]
 
 
 def _display_label(label: str) -> str:

@@ -72,6 +72,31 @@ def test_f1_classes_come_from_gold_and_vs16_is_ignored() -> None:
     assert gold == ["❤", "😂", "😂"] and pred == ["❤", "🌵", NO_ALT]
 
 
+def test_emotion_f1_counts_another_sticker_of_the_same_emotion() -> None:
+    alt: dict[str, str | None] = {
+        "cry": "😢",
+        "sob": "😭",
+        "grin": "😄",
+        "pizza": "🍕",
+        "mad": "😠",
+        "n": None,
+    }
+    cases = [
+        (["sob", "cry"], "cry"),  # 😭 for 😢: a miss for the emoji F1, sadness either way
+        (["grin", "sob"], "sob"),  # happiness for sadness: wrong in both
+        (["grin", "cry"], "grin"),  # right in both
+        (["pizza", "mad"], "mad"),  # an object (neutral) for anger: wrong in both
+        (["n", "cry"], "cry"),  # no alt on top: wrong in both
+    ]
+    m = _run(cases, alt)
+    # emoji classes 😢 (gold 2: tp 0), 😭 (gold 1: tp 0, fp 1), 😄 (tp 1, fp 1), 😠 (tp 0) → 1/(1+.5+.5) = 2/3
+    assert m["macro_F1"] == pytest.approx(100 * (0 + 0 + 2 / 3 + 0) / 4)
+    # emotion classes: sadness gold 3, tp 1 (😭 for 😢), fp 0 → F1 .5; happiness tp 1, fp 1 → 2/3; anger 0
+    assert m["emotion_macro_F1"] == pytest.approx(100 * (0.5 + 2 / 3 + 0) / 3)
+    assert m["emotion_weighted_F1"] == pytest.approx(100 * (3 * 0.5 + 1 * 2 / 3 + 0) / 5)
+    assert _run(CASES[:1], {"a": "😢", "b": "😭"})["emotion_macro_F1"] == pytest.approx(100.0)
+
+
 def test_errors_and_empty() -> None:
     with pytest.raises(ValueError, match="not among"):
         ranking_metrics([["a", "b"]], ["c"], ALT)
