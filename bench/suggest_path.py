@@ -125,14 +125,16 @@ class _TimedRanker:
 
 
 def _use(service: Any, variant: str, dbs: dict[str, Any]) -> None:
-    """Switch the request path: "one-hop" (as served: one hop each for the read and the group-committed write)
-    or "per-statement" (the naive alternative: every statement through aiosqlite's thread, one transaction
+    """Switch the request path: "one-hop" (as served: one hop for the chat read, one for the model and the
+    suggestion write), "write-hop" (the path before: the write a hop of its own, group-committed) or
+    "per-statement" (the naive alternative: every statement through aiosqlite's thread, one transaction
     per suggestion)."""
     service._suggestions.db = service._suggester.db = dbs[variant]
-    service._suggestions._batcher.max_batch = 64 if variant == "one-hop" else 1
+    service._suggestions._batcher.max_batch = 1 if variant == "per-statement" else 64
+    service._suggester.write_in_model_thread = variant == "one-hop"
 
 
-VARIANTS = ("one-hop", "per-statement")
+VARIANTS = ("one-hop", "write-hop", "per-statement")
 
 
 async def _latencies(service: Any, chat: Any, timed: _TimedRanker, dbs: dict, requests: int) -> dict:
@@ -171,11 +173,11 @@ async def _throughput(service: Any, chats: list, dbs: dict, rounds: int, seconds
 STAGES = (
     ("read", "the chat read (one worker-thread call)"),
     ("read_statement", "its statement, in the thread"),
-    ("model", "tower + scoring + matching head (one worker-thread call, in the thread)"),
+    ("model", "tower + scoring + matching head (in the model's worker thread)"),
     ("tower", "the text tower"),
     ("matching_head", "the matching head"),
-    ("write", "the suggestion write (group-committed)"),
-    ("write_transaction", "its transaction, in the thread"),
+    ("write", "the suggestion write (in the model's thread on a SQLite file)"),
+    ("write_transaction", "its transaction"),
     ("write_statements", "its statements (details, claim, inserts)"),
 )
 
@@ -204,14 +206,15 @@ def _timer(store: list[float], fn: Any) -> Any:
 
 async def _stages(service: Any, chat: Any, timed: _TimedRanker, dbs: dict, requests: int) -> dict[str, float]:
     """p50 ms of each of ``STAGES`` over ``requests`` served requests, and what is left of the request (the
-    event loop, the hop around the model call, the cooldown check, the history window and Python)."""
+    event loop, the hop around the model call and the write, the cooldown check, the history window and
+    Python)."""
     _use(service, "one-hop", dbs)
     sg, sv = service._suggester, service._suggestions
     targets = {
         "read": (sg, "_read"),
         "read_statement": (sg.db, "_read_sync"),
         "model": (sg, "_score"),
-        "write": (sv, "save"),
+        "write": (sv, "save_here"),
         "write_transaction": (sv.db, "_write_sync"),
         "write_statements": (sv, "_write_all"),
     }
@@ -264,7 +267,11 @@ async def run_size(
     await upgrade_async(settings.db_url)
     service = await open_service(settings)
     chat = ChatRef("bench", "c1")
-    dbs = {"one-hop": service._suggester.db, "per-statement": OneShot(service.db_engine, threaded=False)}
+    dbs = {
+        "one-hop": service._suggester.db,
+        "write-hop": service._suggester.db,
+        "per-statement": OneShot(service.db_engine, threaded=False),
+    }
     try:
         index_s = None
         if not indexed:
@@ -368,8 +375,10 @@ def _tables(manifest: dict, rows: list[dict], rates: dict[str, float], requests:
         "",
         "Per request: its total time minus the text tower's own time in that request (the matching head, the "
         "scoring, the database, the thread hops and Python remain). *one-hop*: as served (one worker-thread "
-        "call each for the chat read and the group-committed write, tower + scoring + head in one); "
-        "*per-statement*: every statement through aiosqlite's thread, one transaction per suggestion. "
+        "call for the chat read, one for tower + scoring + head and the suggestion's transaction); "
+        "*write-hop*: the same, but the write a worker-thread call of its own, group-committed with other "
+        "requests' suggestions (the path before); *per-statement*: every statement through aiosqlite's "
+        "thread, one transaction per suggestion. "
         f"Interleaved, request by request ({requests} each); requests/s: {chats} chats asking at once, "
         "median of 6 alternating 1.5 s blocks.",
         "",
@@ -392,7 +401,7 @@ def _tables(manifest: dict, rows: list[dict], rates: dict[str, float], requests:
         f"Each stage timed where it runs, p50 over {requests} more served requests (so the rows do not add up "
         "exactly); a worker-thread part is timed inside its thread, so the hop around it is the difference. "
         "*The rest*: the request's p50 minus the read, the model call and the write (the event loop, the hop "
-        "around the model call, the cooldown check, the history window, Python).",
+        "around the model call and the write, the cooldown check, the history window, Python).",
         "",
         "| stage | " + " | ".join(f"{r['stickers']:,} stickers, p50 ms" for r in rows) + " |",
         "|---|" + "---:|" * len(rows),

@@ -56,6 +56,9 @@ class Suggester:
             min(TOKEN_CACHE_CHATS, max(1, settings.identity_cache))
         )
         self.db = suggestions.db  # the request's reads, one hop each (engine.db.OneShot)
+        # where the database allows (a SQLite file), the suggestion is written from the model's thread;
+        # False: a hop of its own, group-committed (the benchmark's alternative)
+        self.write_in_model_thread = True
         self._reader = ChatReader(history)
 
     async def suggest(
@@ -103,9 +106,10 @@ class Suggester:
         packs_from: ChatRef | None,
         sendable_only: bool,
     ) -> SuggestResult:
-        """:meth:`suggest` without the metrics. Three steps, each one hop off the event loop: read the chat
-        (its row and its recent history, one statement), run the model (tower, scoring, re-ranking), write
-        the suggestion (group-committed with the cooldown claim)."""
+        """:meth:`suggest` without the metrics. Two hops off the event loop: read the chat (its row and its
+        recent history, one statement), then run the model (tower, scoring, re-ranking) and write the
+        suggestion with the cooldown claim. On a SQLite file the write runs in the model's thread, in its own
+        transaction; elsewhere it is one more hop, group-committed with other requests' suggestions."""
         k = max(1, min(k or self.settings.top_k, cap or self.settings.max_k))
         ranker = self._ranker()
         requested_by = await self.identities.user_id(user)
@@ -129,7 +133,6 @@ class Suggester:
         if cooling:  # this process's guard, until the database claim below settles it for every worker
             self._claims[c.id] = now
         prior = await self._usage_prior(c, mat.ids)
-        chosen = await asyncio.to_thread(self._score, ranker, mat, query_text, k, prior)
         head = {
             "chat_id": c.id,
             "requested_by": requested_by,
@@ -138,9 +141,12 @@ class Suggester:
         }
         # the only write of the request, after the model ran: of two workers answering one chat at once
         # exactly one wins the claim, and only the winner's suggestion is written
-        saved = await self.suggestions.save(
-            head, chosen, partial(self._claim_cooldown, c.id, now) if cooling else None
-        )
+        claim = partial(self._claim_cooldown, c.id, now) if cooling else None
+        score = partial(self._score, ranker, mat, query_text, k, prior)
+        if self.db.threaded and self.write_in_model_thread:  # a SQLite file: no hop of its own
+            saved = await asyncio.to_thread(lambda: self.suggestions.save_here(head, score(), claim))
+        else:  # group-committed with the other requests' suggestions
+            saved = await self.suggestions.save(head, await asyncio.to_thread(score), claim)
         if saved is None:
             return _cooldown_answer(self.settings.sticker_cooldown_s)
         suggestion_id, items = saved

@@ -94,6 +94,13 @@ class Suggestions:
         None. Group-committed: every save that arrives while a commit is in flight shares the next one."""
         return await self._batcher.submit(PendingSuggestion(dict(head), tuple(chosen), claim))
 
+    def save_here(
+        self, head: dict[str, Any], chosen: Sequence[tuple[int, float]], claim: Claim | None = None
+    ) -> Saved | None:
+        """:meth:`save` run in the calling worker thread, in a transaction of its own, where ``db.threaded``
+        (a SQLite file): for a request whose model ran in this thread, so its write needs no second hop."""
+        return self.db.write_here(self._write_all, [PendingSuggestion(dict(head), tuple(chosen), claim)])[0]
+
     async def _commit_batch(self, batch: list[PendingSuggestion]) -> list[Saved | Exception | None]:
         try:
             return list(await self.db.write(self._write_all, batch))

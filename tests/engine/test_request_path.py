@@ -1,9 +1,11 @@
-"""The /sticker request path: one statement reads the chat and its history, one group-committed transaction
-claims the cooldown and writes the suggestion, and what it returns can be read back at once by any worker."""
+"""The /sticker request path: one statement reads the chat and its history, one transaction claims the
+cooldown and writes the suggestion (on a SQLite file from the model's own worker thread, elsewhere
+group-committed), and what it returns can be read back at once by any worker."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from sqlalchemy import event, select
@@ -37,6 +39,33 @@ async def test_the_chat_and_its_history_are_one_statement_and_the_write_one_tran
     # suggestion and its items
     assert seen == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT"]
     assert [t.text for t in result.context] == [f"pizza with cheese {i}" for i in range(5)]
+
+
+async def test_on_a_sqlite_file_the_suggestion_is_written_from_the_models_thread(service, tmp_path):
+    """No hop of its own for the write: the thread that ran the model writes the suggestion."""
+    service.settings.sticker_cooldown_s = 0.001
+    await service.add_pack(CHAT, make_pack(tmp_path / "food"))
+    await service.record(CHAT, ALICE, "pizza with cheese")
+    await service.suggest(CHAT)
+    await asyncio.sleep(0.01)
+    sg = service._suggester
+    if sg.db._sync is None:
+        pytest.skip("elsewhere the write is group-committed: a hop of its own")
+    writes: list[int] = []
+    models: list[int] = []
+    event.listen(
+        sg.db._sync,
+        "before_cursor_execute",
+        lambda *a: a[2].split()[0].upper() in ("UPDATE", "INSERT") and writes.append(threading.get_ident()),
+    )
+    score = sg._score
+    sg._score = lambda *a: models.append(threading.get_ident()) or score(*a)
+    try:
+        assert (await service.suggest(CHAT)).items
+    finally:
+        del sg._score
+    assert len(models) == 1 and len(writes) == 3  # the claim, the suggestion, its items
+    assert set(writes) == set(models) and models[0] != threading.get_ident()
 
 
 async def test_a_suggestion_is_readable_by_another_worker_as_soon_as_it_is_returned(migrated, tmp_path):
@@ -136,3 +165,5 @@ def test_an_in_memory_database_is_never_opened_twice():
     """A second engine on ``:memory:`` would be another, empty database."""
     engine = create_engine("sqlite+aiosqlite://")
     assert not OneShot(engine).threaded
+    with pytest.raises(RuntimeError, match="SQLite file"):  # so nothing can write from a thread there
+        OneShot(engine).write_here(lambda conn: None)
