@@ -5,6 +5,9 @@ Images: any decoded still (see :mod:`engine.media`) → RGBA composited on white
 Dialogue: the last turns, oldest first, joined with a separator; tokenised with a HF ``tokenizers`` file and
 truncated from the *left* so that the most recent words survive the token budget.
 Sticker text: the emoji's names (from the maintained ``emoji`` package), tags and caption, in one string.
+Emoji in a dialogue: a tokenizer whose vocabulary has no token for them (MiniLM's WordPiece reads every emoji as
+``[UNK]``) reads each one's English name instead ("happy birthday 🎂" → "happy birthday birthday cake"), the
+names its sticker text uses; a vocabulary that has them (e5's) reads them as they are.
 """
 
 from __future__ import annotations
@@ -164,6 +167,24 @@ def sticker_text(emoji_char: str | None, tags: Sequence[str] = (), caption: str 
     return "; ".join(parts)
 
 
+# Every code point an emoji can start with lies in these ranges (a cheap test before the ``emoji`` package's
+# scan, which costs ~0.1 ms a dialogue): accented letters and curly quotes skip it.
+_MAYBE_EMOJI = re.compile("[\u00a9\u00ae\u203c-\u3299\U0001f000-\U0001faff]")
+
+
+def emoji_as_words(text: str) -> str:
+    """``text`` with every emoji replaced by its English name, between spaces ("🎂" → " birthday cake ");
+    skin tones and variation selectors are part of the emoji they follow. ASCII text comes back as it is."""
+    if text.isascii() or not _MAYBE_EMOJI.search(text):
+        return text
+    import emoji as emoji_pkg
+
+    def name(chars: str, data: dict[str, Any]) -> str:
+        return " " + str(data.get("en", "")).strip(":").replace("_", " ") + " "
+
+    return " ".join(emoji_pkg.replace_emoji(text, replace=name).split())
+
+
 @dataclass
 class Encoded:
     input_ids: np.ndarray
@@ -195,10 +216,19 @@ class TextTokenizer:
         # left truncation like the final [SEP] does.
         mask = self._tok.encode("").special_tokens_mask
         self._head = max(1, next((i for i, m in enumerate(mask) if not m), len(mask)) - 1)
+        # A vocabulary without emoji reads their names instead (:func:`emoji_as_words`); part of what the
+        # tokenizer computes, so training caches key on it
+        unk = self._tok.token_to_id("[UNK]")
+        self.emoji_words = unk is not None and unk in self._tok.encode("😂 🎂 ❤️").ids
+        self.preparation = "emoji-words" if self.emoji_words else ""
+
+    def prepare(self, text: str) -> str:
+        """The text as this tokenizer reads it (emoji as words where the vocabulary has none)."""
+        return emoji_as_words(text) if self.emoji_words else text
 
     def encode(self, texts: Sequence[str], max_tokens: int | None = None) -> Encoded:
         limit = max_tokens or self.max_tokens
-        encs = self._tok.encode_batch(list(texts))
+        encs = self._tok.encode_batch([self.prepare(t) for t in texts])
         rows: list[list[int]] = []
         types: list[list[int]] = []
         for e in encs:
@@ -222,4 +252,4 @@ class TextTokenizer:
         return Encoded(input_ids, mask, type_ids)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tok.encode(text).ids)
+        return len(self._tok.encode(self.prepare(text)).ids)

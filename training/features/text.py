@@ -173,6 +173,7 @@ class TextFeatureStore:
             # fine-tune from another checkpoint of the same base reuses the cache).
             "bert": module_digest(bert) if stop_layer is None else frozen_prefix_digest(bert, stop_layer),
             "tokenizer": self.tokenizer_digest,
+            **({"preparation": prep} if (prep := getattr(self.tokenizer, "preparation", "")) else {}),
             "max_tokens": self.max_tokens,
             "stop_layer": stop_layer,
         }
