@@ -76,3 +76,20 @@ def test_the_shipped_model_reads_sadness_in_german_spanish_and_russian(tmp_path)
     assert [t.split(",")[0] for t in texts] == ["Ich bin so traurig", "estoy muy triste", "мне так грустно"]
     firsts = [a["items"][0]["emoji"].replace("\ufe0f", "") for a in last]
     assert all(e in SAD for e in firsts), list(zip(texts, firsts, strict=True))
+
+
+@pytest.mark.slow
+def test_the_shipped_model_reads_an_emoji_in_the_message(tmp_path):
+    """The demo's "happy birthday!! 🎂": the English tower reads the emoji's name (its vocabulary has no emoji),
+    so the pack's birthday cake comes first."""
+    import json
+
+    _needs_artwork()
+    env = _env(tmp_path, STICKERPICK_MODEL_DIR=str(REPO / "models" / "default"))
+    _cli(env, "setup", timeout=900)
+    answers = tmp_path / "answers.json"
+    _cli(env, "demo", "--out", str(tmp_path / "out"), "--json", str(answers), timeout=300)
+    [birthday] = [
+        a for a in json.loads(answers.read_text(encoding="utf-8")) if "🎂" in a["context"][-1]["text"]
+    ]
+    assert birthday["items"][0]["emoji"] == "🎂", [i["emoji"] for i in birthday["items"]]
