@@ -49,6 +49,9 @@ class Source:
     max_samples: int = 5000
     distil: bool = True  # pull the student's vector to the teacher's (English text only)
     labels: bool = True  # cross-entropy over the sample's candidate stickers
+    # subsample to as many samples of each gold sticker as the rarest has (XED's labels are half anger and
+    # joy: the student learnt that prior and gave neutral lines in other languages angry faces)
+    balanced: bool = False
 
 
 @dataclass
@@ -124,10 +127,23 @@ class Corpus:
 def _samples(source: Source, rng: np.random.Generator) -> tuple[StickerDataset, list[Sample]]:
     ds = StickerDataset.open(source.path)
     samples = ds.load("train")
+    if source.balanced:
+        samples = _balanced(samples, source.max_samples, rng)
     if len(samples) > source.max_samples:
         keep = rng.choice(len(samples), source.max_samples, replace=False)
         samples = [samples[i] for i in sorted(keep)]
     return ds, samples
+
+
+def _balanced(samples: list[Sample], most: int, rng: np.random.Generator) -> list[Sample]:
+    """At most ``most`` samples, the same number for each gold sticker (as many as the rarest has, if fewer),
+    in their original order."""
+    by_gold: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_gold.setdefault(s.current.sticker_id, []).append(i)
+    each = min(min(len(v) for v in by_gold.values()), max(1, most // max(1, len(by_gold))))
+    keep = [int(i) for v in by_gold.values() for i in rng.choice(v, each, replace=False)]
+    return [samples[i] for i in sorted(keep)]
 
 
 def _emoji_texts(cfg: DistilConfig, rng: np.random.Generator, corpus: Corpus) -> None:

@@ -251,3 +251,23 @@ def test_the_served_space_terms_vanish_on_the_teachers_vectors_and_pull_toward_t
     _, plain = batches.loss(cfg, idx, off)  # off by default: the loss is the MSE and labels alone
     assert plain["proj"] == pytest.approx(parts["proj"]) and float(loss.detach()) > plain["mse"] + plain["ce"]
     assert run(dataclasses.replace(both, steps=4, out_dir=str(tmp / "served-space"))).is_dir()
+
+
+def test_a_balanced_source_keeps_as_many_samples_of_each_sticker() -> None:
+    from collections import Counter
+
+    from training.data.format import CurrentSticker, Sample, Turn
+    from training.distil import _balanced
+
+    golds = ["anger"] * 50 + ["joy"] * 30 + ["fear"] * 8
+    samples = [
+        Sample(context=(Turn(f"line {i}"),), current=CurrentSticker("s", g)) for i, g in enumerate(golds)
+    ]
+    rng = np.random.default_rng(0)
+    kept = _balanced(samples, 100, rng)
+    assert Counter(s.current.sticker_id for s in kept) == {"anger": 8, "joy": 8, "fear": 8}  # the rarest's 8
+    assert [s.context[0].text for s in kept] == sorted(
+        (s.context[0].text for s in kept), key=lambda t: int(t.split()[1])
+    )  # in their original order
+    small = _balanced(samples, 9, rng)  # fewer wanted than the rarest has: 3 of each
+    assert Counter(s.current.sticker_id for s in small) == {"anger": 3, "joy": 3, "fear": 3}
