@@ -49,8 +49,8 @@ class Source:
     max_samples: int = 5000
     distil: bool = True  # pull the student's vector to the teacher's (English text only)
     labels: bool = True  # cross-entropy over the sample's candidate stickers
-    # subsample to as many samples of each gold sticker as the rarest has (XED's labels are half anger and
-    # joy: the student learnt that prior and gave neutral lines in other languages angry faces)
+    # subsample to as many samples of each gold sticker as the rarest has (XED's training lines: 21% anger,
+    # 8% disgust; the student put an angry face first for 40% of German lines, 26% of which are angry)
     balanced: bool = False
 
 
