@@ -138,6 +138,8 @@ def _samples(source: Source, rng: np.random.Generator) -> tuple[StickerDataset, 
 def _balanced(samples: list[Sample], most: int, rng: np.random.Generator) -> list[Sample]:
     """At most ``most`` samples, the same number for each gold sticker (as many as the rarest has, if fewer),
     in their original order."""
+    if not samples:
+        return samples
     by_gold: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
         by_gold.setdefault(s.current.sticker_id, []).append(i)

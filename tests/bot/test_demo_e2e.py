@@ -60,18 +60,25 @@ def test_setup_then_demo_on_the_real_baseline_and_default_pack(tmp_path):
 SAD = set("😢😭😞😔😟😥😿💔☹🙁😓😩😫🥺😪🥹😦😧😰😕")
 
 
-@pytest.mark.slow
-def test_the_shipped_model_reads_sadness_in_german_spanish_and_russian(tmp_path):
-    """The README's demo on models/default: its last three requests are one sad message each in German,
-    Spanish and Russian, and each gets a sad sticker first from the default pack."""
+@pytest.fixture(scope="module")
+def shipped_demo(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """What the README's demo answers on models/default (set up and run once for the tests below)."""
     import json
 
     _needs_artwork()
+    tmp_path = tmp_path_factory.mktemp("shipped-demo")
     env = _env(tmp_path, STICKERPICK_MODEL_DIR=str(REPO / "models" / "default"))
     _cli(env, "setup", timeout=900)
     answers = tmp_path / "answers.json"
     _cli(env, "demo", "--out", str(tmp_path / "out"), "--json", str(answers), timeout=300)
-    last = json.loads(answers.read_text(encoding="utf-8"))[-3:]
+    return json.loads(answers.read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+def test_the_shipped_model_reads_sadness_in_german_spanish_and_russian(shipped_demo):
+    """The README's demo on models/default: its last three requests are one sad message each in German,
+    Spanish and Russian, and each gets a sad sticker first from the default pack."""
+    last = shipped_demo[-3:]
     texts = [a["context"][-1]["text"] for a in last]
     assert [t.split(",")[0] for t in texts] == ["Ich bin so traurig", "estoy muy triste", "мне так грустно"]
     firsts = [a["items"][0]["emoji"].replace("\ufe0f", "") for a in last]
@@ -79,17 +86,8 @@ def test_the_shipped_model_reads_sadness_in_german_spanish_and_russian(tmp_path)
 
 
 @pytest.mark.slow
-def test_the_shipped_model_reads_an_emoji_in_the_message(tmp_path):
+def test_the_shipped_model_reads_an_emoji_in_the_message(shipped_demo):
     """The demo's "happy birthday!! 🎂": the English tower reads the emoji's name (its vocabulary has no emoji),
     so the pack's birthday cake comes first."""
-    import json
-
-    _needs_artwork()
-    env = _env(tmp_path, STICKERPICK_MODEL_DIR=str(REPO / "models" / "default"))
-    _cli(env, "setup", timeout=900)
-    answers = tmp_path / "answers.json"
-    _cli(env, "demo", "--out", str(tmp_path / "out"), "--json", str(answers), timeout=300)
-    [birthday] = [
-        a for a in json.loads(answers.read_text(encoding="utf-8")) if "🎂" in a["context"][-1]["text"]
-    ]
+    [birthday] = [a for a in shipped_demo if "🎂" in a["context"][-1]["text"]]
     assert birthday["items"][0]["emoji"] == "🎂", [i["emoji"] for i in birthday["items"]]

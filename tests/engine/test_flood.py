@@ -1,6 +1,6 @@
 """Load: a flood of messages and /sticker from many chats at once. Nothing crashes, every chat's cooldown
-holds and then ends, and what the service keeps per chat stays within its bounds. The counts asserted do not depend on how fast
-the machine is: each chat asks a fixed number of times, all within one cooldown."""
+holds and then ends, and what the service keeps per chat stays within its bounds. The counts asserted do not
+depend on how fast the machine is: each chat asks a fixed number of times, all within one cooldown."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ MORE_CHATS = 1_000
 async def test_a_flood_from_many_chats(migrated, tmp_path):
     """200 chats each send a message and /sticker 4 times as fast as they can, concurrently; then 200 and
     1,000 more chats each say something and ask once, 100 at a time; then the first 200 ask twice more once
-    their cooldown has passed. Public API only: what the service keeps per chat is
-    measured as the memory still held by allocations made under the engine's code."""
+    their cooldown has passed. Public API only: what the service keeps per chat is measured as the memory
+    still held by allocations made under the engine's code."""
     migrated.sticker_cooldown_s = COOLDOWN_S
     migrated.identity_cache = 150  # per-process state bounded well below the number of chats
     migrated.default_packs = ["food"]
