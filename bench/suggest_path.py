@@ -125,16 +125,17 @@ class _TimedRanker:
 
 
 def _use(service: Any, variant: str, dbs: dict[str, Any]) -> None:
-    """Switch the request path: "one-hop" (as served: one hop for the chat read, one for the model and the
-    suggestion write), "write-hop" (the path before: the write a hop of its own, group-committed) or
-    "per-statement" (the naive alternative: every statement through aiosqlite's thread, one transaction
-    per suggestion)."""
+    """Switch the request path: "one-hop" (as served: the chat read, the model and the suggestion write in
+    one worker-thread call), "two-hop" (the path before: the chat read a hop of its own, then the model with
+    the write) or "per-statement" (the naive alternative: every statement through aiosqlite's thread, one
+    transaction per suggestion, group-committed)."""
     service._suggestions.db = service._suggester.db = dbs[variant]
     service._suggestions._batcher.max_batch = 1 if variant == "per-statement" else 64
-    service._suggester.write_in_model_thread = variant == "one-hop"
+    service._suggester.write_in_model_thread = variant != "per-statement"
+    service._suggester.read_in_model_thread = variant == "one-hop"
 
 
-VARIANTS = ("one-hop", "write-hop", "per-statement")
+VARIANTS = ("one-hop", "two-hop", "per-statement")
 
 
 async def _latencies(service: Any, chat: Any, timed: _TimedRanker, dbs: dict, requests: int) -> dict:
@@ -171,15 +172,17 @@ async def _throughput(service: Any, chats: list, dbs: dict, rounds: int, seconds
 # Where a served request's time goes: each stage timed where it runs, p50 over the requests. The worker-thread
 # parts (the statement, the transaction) are timed inside the thread, so the hop around them is the difference.
 STAGES = (
-    ("read", "the chat read (one worker-thread call)"),
-    ("read_statement", "its statement, in the thread"),
-    ("model", "tower + scoring + matching head (in the model's worker thread)"),
+    ("serve", "the request's one worker-thread call"),
+    ("read_statement", "the chat read: its statement"),
+    ("model", "tower + scoring + matching head"),
     ("tower", "the text tower"),
     ("matching_head", "the matching head"),
-    ("write", "the suggestion write (in the model's thread on a SQLite file)"),
+    ("write", "the suggestion write"),
     ("write_transaction", "its transaction"),
     ("write_statements", "its statements (details, claim, inserts)"),
 )
+TOP_STAGES = {"serve", "rest", "total"}
+SERVE_PARTS = {"read_statement", "model", "write"}
 
 
 def _timer(store: list[float], fn: Any) -> Any:
@@ -206,12 +209,11 @@ def _timer(store: list[float], fn: Any) -> Any:
 
 async def _stages(service: Any, chat: Any, timed: _TimedRanker, dbs: dict, requests: int) -> dict[str, float]:
     """p50 ms of each of ``STAGES`` over ``requests`` served requests, and what is left of the request (the
-    event loop, the hop around the model call and the write, the cooldown check, the history window and
-    Python)."""
+    event loop, the hop around the worker-thread call and Python)."""
     _use(service, "one-hop", dbs)
     sg, sv = service._suggester, service._suggestions
     targets = {
-        "read": (sg, "_read"),
+        "serve": (sg, "_serve_here"),
         "read_statement": (sg.db, "_read_sync"),
         "model": (sg, "_score"),
         "write": (sv, "save_here"),
@@ -236,7 +238,7 @@ async def _stages(service: Any, chat: Any, timed: _TimedRanker, dbs: dict, reque
                 delattr(obj, name)  # the bound method again, not a wrapper around it
     out = {k: _ms(v, 50) if v else float("nan") for k, v in times.items()}
     out["total"] = _ms(totals, 50)
-    out["rest"] = out["total"] - out["read"] - out["model"] - out["write"]
+    out["rest"] = out["total"] - out["serve"]
     return out
 
 
@@ -269,7 +271,7 @@ async def run_size(
     chat = ChatRef("bench", "c1")
     dbs = {
         "one-hop": service._suggester.db,
-        "write-hop": service._suggester.db,
+        "two-hop": service._suggester.db,
         "per-statement": OneShot(service.db_engine, threaded=False),
     }
     try:
@@ -374,11 +376,10 @@ def _tables(manifest: dict, rows: list[dict], rates: dict[str, float], requests:
         "#### The request beyond the text tower, beside its naive alternative",
         "",
         "Per request: its total time minus the text tower's own time in that request (the matching head, the "
-        "scoring, the database, the thread hops and Python remain). *one-hop*: as served (one worker-thread "
-        "call for the chat read, one for tower + scoring + head and the suggestion's transaction); "
-        "*write-hop*: the same, but the write a worker-thread call of its own, group-committed with other "
-        "requests' suggestions (the path before); *per-statement*: every statement through aiosqlite's "
-        "thread, one transaction per suggestion. "
+        "scoring, the database, the thread hops and Python remain). *one-hop*: as served (the chat read, "
+        "tower + scoring + head and the suggestion's transaction in one worker-thread call); *two-hop*: the "
+        "path before (the chat read a worker-thread call of its own, then the model with the write); "
+        "*per-statement*: every statement through aiosqlite's thread, one transaction per suggestion. "
         f"Interleaved, request by request ({requests} each); requests/s: {chats} chats asking at once, "
         "median of 6 alternating 1.5 s blocks.",
         "",
@@ -399,15 +400,15 @@ def _tables(manifest: dict, rows: list[dict], rates: dict[str, float], requests:
         "#### Where a served request's time goes",
         "",
         f"Each stage timed where it runs, p50 over {requests} more served requests (so the rows do not add up "
-        "exactly); a worker-thread part is timed inside its thread, so the hop around it is the difference. "
-        "*The rest*: the request's p50 minus the read, the model call and the write (the event loop, the hop "
-        "around the model call and the write, the cooldown check, the history window, Python).",
+        "exactly); the parts of the worker-thread call are timed inside it (what the call holds beyond them: "
+        "the cooldown check, the matrix lookup, the history window). *The rest*: the request's p50 minus its "
+        "worker-thread call (the event loop, the hop there and back, Python).",
         "",
         "| stage | " + " | ".join(f"{r['stickers']:,} stickers, p50 ms" for r in rows) + " |",
         "|---|" + "---:|" * len(rows),
     ]
     for key, label in (*STAGES, ("rest", "the rest"), ("total", "the whole request")):
-        indent = "" if key in {"read", "model", "write", "rest", "total"} else "· "
+        indent = "" if key in TOP_STAGES else ("· " if key in SERVE_PARTS else "· · ")
         lines.append(
             f"| {indent}{label} | " + " | ".join(f"{r['stages_p50_ms'][key]:.2f}" for r in rows) + " |"
         )

@@ -8,8 +8,8 @@ for all its statements, the same pragmas as every connection); on any other data
 which a second engine would not see), through the async engine's ``run_sync``, statement by statement as
 before. ``threaded=False`` forces the second way (the benchmark's baseline).
 
-A request that already runs in a worker thread (the model call of /sticker) writes from there with
-:meth:`OneShot.write_here`, so its write costs no hop of its own. The process's threaded writes take turns on
+A request that already runs in a worker thread (/sticker, around its model call) reads and writes from there
+with :meth:`OneShot.read_here` and :meth:`OneShot.write_here`, so neither costs a hop of its own. The process's threaded writes take turns on
 one lock: its threads wait on that rather than in SQLite's busy handler, which sleeps 1 ms and more.
 """
 
@@ -57,6 +57,13 @@ class OneShot:
             return await asyncio.to_thread(self._write_sync, fn, *args)
         async with self.engine.begin() as conn:
             return await conn.run_sync(fn, *args)
+
+    def read_here(self, fn: Callable[..., T], *args: Any) -> T:
+        """:meth:`read` run in the calling thread: a worker thread, never the event loop. Only where
+        ``threaded`` (a SQLite file)."""
+        if self._sync is None:
+            raise RuntimeError("read_here needs a SQLite file; elsewhere use read()")
+        return self._read_sync(fn, *args)
 
     def write_here(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(connection, *args)`` in one transaction, committed before this returns, run in the calling

@@ -7,6 +7,7 @@ import asyncio
 import functools
 import hashlib
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -230,12 +231,14 @@ class MatrixCache:
     """Each chat's sticker matrix, kept within ``settings.matrix_cache_mb`` (least recently used first out,
     rebuilt from the embedding cache when their chats speak again). Chats with the same enabled stickers (e.g.
     only the default pack) share one matrix; ``shared=False`` gives every chat its own (the benchmark's naive
-    baseline)."""
+    baseline). Its lookups are safe from worker threads (a `/sticker` served in one hop looks its matrix up
+    there): every change of its two caches takes one lock, never held across an ``await``."""
 
     def __init__(self, settings: Settings, embeddings: EmbeddingCache, *, shared: bool = True) -> None:
         self.settings = settings
         self.embeddings = embeddings
         self.shared = shared
+        self._lock = threading.Lock()
         self._keys: LRUCache[int, _ChatKey] = LRUCache(max(1, settings.identity_cache))
         self._matrices: LRUCache[tuple[str, bytes], ChatMatrix] = LRUCache(
             math.inf, getsizeof=lambda m: m.nbytes
@@ -251,15 +254,17 @@ class MatrixCache:
         return int(self._matrices.currsize)
 
     def clear(self) -> None:
-        self._matrices.clear()
-        self._keys.clear()
+        with self._lock:
+            self._matrices.clear()
+            self._keys.clear()
 
     def cached(self, chat_id: int, packs_version: int, ranker: Ranker) -> ChatMatrix | None:
         """The chat's matrix when it is held for its current packs (no database work), else None."""
-        key = self._keys.get(chat_id)
-        if key is None or key[:2] != (packs_version, ranker.version):
-            return None
-        return self._matrices.get((ranker.version, key[2]))
+        with self._lock:
+            key = self._keys.get(chat_id)
+            if key is None or key[:2] != (packs_version, ranker.version):
+                return None
+            return self._matrices.get((ranker.version, key[2]))
 
     async def get(
         self, session: AsyncSession, chat_id: int, packs_version: int, ranker: Ranker
@@ -276,8 +281,9 @@ class MatrixCache:
         digest = hashlib.blake2b(id_array.tobytes(), digest_size=16).digest()
         if not self.shared:
             digest += chat_id.to_bytes(8, "little")
-        self._keys[chat_id] = (packs_version, ranker.version, digest)
-        found = self._matrices.get((ranker.version, digest))
+        with self._lock:
+            self._keys[chat_id] = (packs_version, ranker.version, digest)
+            found = self._matrices.get((ranker.version, digest))
         if found is not None:  # another chat with the same stickers built it
             return found
         # the usual cold chat: every vector is stored, so the matrix is one copy straight from the rows
@@ -287,12 +293,14 @@ class MatrixCache:
             vectors = await self.embeddings.ensure(ranker, ids, stored)
             matrix = np.stack([vectors[i] for i in ids])
         built = ChatMatrix(id_array, matrix.astype(np.float32))
-        self._matrices[(ranker.version, digest)] = built
-        self._trim()
+        with self._lock:
+            self._matrices[(ranker.version, digest)] = built
+            self._trim()
         return built
 
     def _trim(self) -> None:
-        """Forget the least recently used matrices beyond the budget; the one just built always stays."""
+        """Forget the least recently used matrices beyond the budget; the one just built always stays (under
+        ``_lock``)."""
         budget = self.settings.matrix_cache_mb * 2**20
         while self._matrices.currsize > budget and len(self._matrices) > 1:
             self._matrices.popitem()

@@ -4,6 +4,7 @@ worker sharing the database enforces, and keep the answer for its buttons."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine import metrics
 from engine import samples as logged
 from engine.db import Chat, ChatPack, Sticker
-from engine.history import History
+from engine.history import History, HistoryTurn
 from engine.ranking import Ranker, top_k
 from engine.service._embeddings import ChatMatrix, MatrixCache
 from engine.service._identities import Identities
@@ -59,6 +60,11 @@ class Suggester:
         # where the database allows (a SQLite file), the suggestion is written from the model's thread;
         # False: a hop of its own, group-committed (the benchmark's alternative)
         self.write_in_model_thread = True
+        # where it allows, a chat seen before whose matrix is held is read in the model's thread too: the
+        # whole request is one hop; False: the chat read is a hop of its own (the benchmark's alternative)
+        self.read_in_model_thread = True
+        # the per-chat caches above are shared by the event loop and the worker threads of one-hop requests
+        self._lock = threading.Lock()
         self._reader = ChatReader(history)
 
     async def suggest(
@@ -106,17 +112,24 @@ class Suggester:
         packs_from: ChatRef | None,
         sendable_only: bool,
     ) -> SuggestResult:
-        """:meth:`suggest` without the metrics. Two hops off the event loop: read the chat (its row and its
-        recent history, one statement), then run the model (tower, scoring, re-ranking) and write the
-        suggestion with the cooldown claim. On a SQLite file the write runs in the model's thread, in its own
-        transaction; elsewhere it is one more hop, group-committed with other requests' suggestions."""
+        """:meth:`suggest` without the metrics. On a SQLite file, a chat seen before whose matrix is held is
+        served in one hop off the event loop (:meth:`_serve_here`: the chat read, the model and the write in
+        one worker thread). Otherwise two: read the chat (its row and its recent history, one statement), then
+        run the model (tower, scoring, re-ranking) and write the suggestion with the cooldown claim, in the
+        model's thread on a SQLite file, elsewhere as one more hop, group-committed with other requests'."""
         k = max(1, min(k or self.settings.top_k, cap or self.settings.max_k))
         ranker = self._ranker()
         requested_by = await self.identities.user_id(user)
         given = text is not None and bool(self.history.normalise(text))
+        cooling = cooldown and self.settings.sticker_cooldown_s > 0
+        if not given and not sendable_only and self._one_hop():
+            served = await asyncio.to_thread(
+                self._serve_here, ranker, chat, packs_from, k, requested_by, cooling
+            )
+            if served is not None:
+                return served
         c, pack_chat, rows = await self._read(chat, packs_from, history=not given)
         now = time.time()
-        cooling = cooldown and self.settings.sticker_cooldown_s > 0
         wait = self._cooldown_wait(c, now) if cooling else 0.0
         if wait > 0:
             return _cooldown_answer(wait)
@@ -130,23 +143,79 @@ class Suggester:
             if not turns:
                 return SuggestResult(reason="no_conversation")
             query_text = ranker.dialogue_text([t.text for t in turns])
-        if cooling:  # this process's guard, until the database claim below settles it for every worker
-            self._claims[c.id] = now
+        head, claim = self._head(ranker, c, turns, requested_by, now, cooling)  # the guard before any await
         prior = await self._usage_prior(c, mat.ids)
+        score = partial(self._score, ranker, mat, query_text, k, prior)
+        if self.db.threaded and self.write_in_model_thread:  # a SQLite file: no hop of its own
+            saved = await asyncio.to_thread(lambda: self.suggestions.save_here(head, score(), claim))
+        else:  # group-committed with the other requests' suggestions
+            saved = await self.suggestions.save(head, await asyncio.to_thread(score), claim)
+        return self._answer(ranker, saved, turns)
+
+    def _one_hop(self) -> bool:
+        """Whether a /sticker may be served in one worker-thread call (a SQLite file, both switches on)."""
+        return self.db.threaded and self.write_in_model_thread and self.read_in_model_thread
+
+    def _serve_here(
+        self,
+        ranker: Ranker,
+        chat: ChatRef,
+        packs_from: ChatRef | None,
+        k: int,
+        requested_by: int | None,
+        cooling: bool,
+    ) -> SuggestResult | None:
+        """The whole request in the calling worker thread (a SQLite file): the chat read, the cooldown check,
+        the history window, the model and the suggestion write. None, before anything is written or claimed,
+        for what the event loop's path must serve: a chat new here (or renamed), a matrix to build, or a usage
+        prior to read."""
+        found = self.db.read_here(self._reader, chat, packs_from, True)
+        if found is None:
+            return None
+        c, pack_chat, rows = found
+        now = time.time()
+        wait = self._cooldown_wait(c, now) if cooling else 0.0
+        if wait > 0:
+            return _cooldown_answer(wait)
+        mat = self.matrices.cached(pack_chat.id, pack_chat.packs_version, ranker)
+        if mat is None or (self.settings.usage_prior_weight > 0 and c.logging_enabled):
+            return None
+        turns = self.history.window(rows, count_tokens=self._token_counter(ranker, c.id))
+        if not turns:
+            return SuggestResult(reason="no_conversation")
+        query_text = ranker.dialogue_text([t.text for t in turns])
+        head, claim = self._head(ranker, c, turns, requested_by, now, cooling)
+        chosen = self._score(ranker, mat, query_text, k, None)
+        return self._answer(ranker, self.suggestions.save_here(head, chosen, claim), turns)
+
+    def _head(
+        self,
+        ranker: Ranker,
+        chat: ChatState,
+        turns: Sequence[HistoryTurn],
+        requested_by: int | None,
+        now: float,
+        cooling: bool,
+    ) -> tuple[dict[str, Any], Callable[[Connection], bool] | None]:
+        """The suggestion's row, and the cooldown claim its transaction runs first (None: no cooldown). Takes
+        this process's guard on the chat, until the database claim settles it for every worker."""
+        if cooling:
+            with self._lock:
+                self._claims[chat.id] = now
         head = {
-            "chat_id": c.id,
+            "chat_id": chat.id,
             "requested_by": requested_by,
             "model_version": ranker.version,
             "last_message_id": turns[-1].message_id if turns else None,
         }
         # the only write of the request, after the model ran: of two workers answering one chat at once
         # exactly one wins the claim, and only the winner's suggestion is written
-        claim = partial(self._claim_cooldown, c.id, now) if cooling else None
-        score = partial(self._score, ranker, mat, query_text, k, prior)
-        if self.db.threaded and self.write_in_model_thread:  # a SQLite file: no hop of its own
-            saved = await asyncio.to_thread(lambda: self.suggestions.save_here(head, score(), claim))
-        else:  # group-committed with the other requests' suggestions
-            saved = await self.suggestions.save(head, await asyncio.to_thread(score), claim)
+        return head, (partial(self._claim_cooldown, chat.id, now) if cooling else None)
+
+    def _answer(
+        self, ranker: Ranker, saved: tuple[int, list[Any]] | None, turns: list[HistoryTurn]
+    ) -> SuggestResult:
+        """What the request returns once its suggestion is written (None: another worker took the slot)."""
         if saved is None:
             return _cooldown_answer(self.settings.sticker_cooldown_s)
         suggestion_id, items = saved
@@ -178,10 +247,11 @@ class Suggester:
         The chat keeps the counts of this window only (older turns drop out with it), keyed by the text's hash,
         never by the text itself, so no message outlives its row here."""
         version = ranker.version
-        cached = self._tokens.get(chat_id)
-        old = cached[1] if cached is not None and cached[0] == version else {}
-        new: dict[tuple[int, int], int] = {}
-        self._tokens[chat_id] = (version, new)
+        with self._lock:
+            cached = self._tokens.get(chat_id)
+            old = cached[1] if cached is not None and cached[0] == version else {}
+            new: dict[tuple[int, int], int] = {}
+            self._tokens[chat_id] = (version, new)
 
         def count(text: str) -> int:
             key = (hash(text), len(text))
@@ -195,7 +265,9 @@ class Suggester:
     def _cooldown_wait(self, chat: ChatState, now: float) -> float:
         """Seconds until the chat may have its next /sticker. The cooldown lives in the database, so every
         worker sharing it enforces the same one."""
-        last = max(chat.last_sticker_at or 0.0, self._claims.get(chat.id) or 0.0)
+        with self._lock:
+            claimed = self._claims.get(chat.id)
+        last = max(chat.last_sticker_at or 0.0, claimed or 0.0)
         return self.settings.sticker_cooldown_s - (now - last)
 
     async def _matrix(

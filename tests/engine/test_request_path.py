@@ -1,6 +1,6 @@
 """The /sticker request path: one statement reads the chat and its history, one transaction claims the
-cooldown and writes the suggestion (on a SQLite file from the model's own worker thread, elsewhere
-group-committed), and what it returns can be read back at once by any worker."""
+cooldown and writes the suggestion (on a SQLite file both in the model's own worker thread, one hop for the
+whole request; elsewhere group-committed), and what it returns can be read back at once by any worker."""
 
 from __future__ import annotations
 
@@ -66,6 +66,50 @@ async def test_on_a_sqlite_file_the_suggestion_is_written_from_the_models_thread
         del sg._score
     assert len(models) == 1 and len(writes) == 3  # the claim, the suggestion, its items
     assert set(writes) == set(models) and models[0] != threading.get_ident()
+
+
+async def test_on_a_sqlite_file_a_chat_whose_matrix_is_held_is_served_in_one_hop(
+    service, tmp_path, monkeypatch
+):
+    """The chat read, the model and the write in one worker-thread call; the switch off gives two."""
+    service.settings.sticker_cooldown_s = 0.001
+    await service.add_pack(CHAT, make_pack(tmp_path / "food"))
+    await service.record(CHAT, ALICE, "pizza with cheese")
+    assert (await service.suggest(CHAT, user=ALICE)).items  # builds the chat's matrix (the event loop's path)
+    await asyncio.sleep(0.01)
+    sg = service._suggester
+    if sg.db._sync is None:
+        pytest.skip("elsewhere the read and the write are hops of their own")
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn, /, *args, **kwargs):
+        hops.append(getattr(fn, "__name__", type(fn).__name__))
+        return await to_thread(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    one = await service.suggest(CHAT, user=ALICE)
+    assert one.items and hops == ["_serve_here"]
+    assert [t.text for t in one.context] == ["pizza with cheese"]
+    hops.clear()
+    sg.read_in_model_thread = False
+    await asyncio.sleep(0.01)
+    two = await service.suggest(CHAT, user=ALICE)
+    assert len(hops) == 2 and "_serve_here" not in hops  # the read, then the model with the write
+    assert [i.sticker_id for i in two.items] == [i.sticker_id for i in one.items]
+    assert two.suggestion_id != one.suggestion_id
+
+
+async def test_a_one_hop_request_refused_by_the_cooldown_writes_nothing(service, tmp_path):
+    service.settings.sticker_cooldown_s = 60
+    await service.add_pack(CHAT, make_pack(tmp_path / "food"))
+    await service.record(CHAT, ALICE, "pizza with cheese")
+    first = await service.suggest(CHAT)
+    assert first.items
+    seen = _count_statements(service)
+    again = await service.suggest(CHAT)
+    assert again.reason == "cooldown" and 59 < (again.retry_after_s or 0) <= 60
+    assert "INSERT" not in seen and "UPDATE" not in seen
 
 
 async def test_a_suggestion_is_readable_by_another_worker_as_soon_as_it_is_returned(migrated, tmp_path):
