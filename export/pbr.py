@@ -99,8 +99,13 @@ def export_bert_dir(hf_dir: Path, out: Path, quantize: bool, work: Path) -> bool
     )
     if quantize and wants_q4_embeddings(vocab_size_of(hf_dir)):
         from export.q4 import quantize_int8_q4_embeddings
+        from export.text_opt import NotConvertible, optimize_fp32_to_int8
 
-        quantize_int8_q4_embeddings(raw / "model.onnx", out)
+        try:  # fused, the embeddings apart (docs/BENCHMARKS.md, "The multilingual tower fused")
+            optimize_fp32_to_int8(raw / "model.onnx", out, q4_embeddings=True)
+            return True
+        except NotConvertible:
+            quantize_int8_q4_embeddings(raw / "model.onnx", out)
     elif quantize:
         from export.text_opt import NotConvertible, optimize_fp32_to_int8
 

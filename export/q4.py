@@ -89,10 +89,14 @@ def replace_embedding_gather(model_path: Path, out_path: Path, block: int = BLOC
     return int(q.shape[0])
 
 
-def quantize_int8_q4_embeddings(model_path: Path, out_path: Path, block: int = BLOCK) -> None:
-    """fp32 text tower → int8 per-channel MatMul weights + 4-bit word embeddings."""
+def quantize_int8_q4_embeddings(
+    model_path: Path, out_path: Path, block: int = BLOCK, op_types: list[str] | None = None
+) -> None:
+    """fp32 text tower → int8 per-channel weights of ``op_types`` (default: MatMul; a fused graph's
+    ``Attention`` too) + 4-bit word embeddings."""
     import tempfile
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(dir=Path(out_path).parent) as tmp:
@@ -103,6 +107,8 @@ def quantize_int8_q4_embeddings(model_path: Path, out_path: Path, block: int = B
             per_channel=True,
             weight_type=QuantType.QInt8,
             reduce_range=False,
-            op_types_to_quantize=["MatMul"],  # the embedding Gather is left for the 4-bit swap
+            op_types_to_quantize=op_types or ["MatMul"],  # the embedding Gather is left for the 4-bit swap
+            # shape inference does not type the outputs of onnxruntime's own (com.microsoft) ops
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         replace_embedding_gather(mid, Path(out_path), block)

@@ -8,15 +8,19 @@ unfused on purpose: onnxruntime's CPU SkipLayerNormalization kernel measured ~5x
 LayerNormalization on [64, 384] (109 vs 20 µs), which is also why the engine's sessions disable that fusion
 (``engine/ranking/_onnx.py``). Measured in docs/BENCHMARKS.md ("The text tower toward its floor").
 
+The multilingual tower (e5, a 250k-token vocabulary) keeps its 4-bit word-embedding table (``export/q4.py``,
+a ``GatherBlockQuantized`` of its own that EmbedLayerNormalization cannot take): its embeddings stay unfused,
+and everything from the first LayerNorm on is fused alike (12 Attention, 12 BiasGelu).
+
 Two entry points:
 - :func:`optimize_fp32_to_int8`: what ``export/pbr.py`` calls on the exporter's fp32 graph (future exports get
-  it);
-- :func:`convert_model_dir` (``python -m export.text_opt MODEL_DIR``): rewrites an existing directory's
-  ``text.onnx`` from its shipped *int8* graph, with no checkpoint: the int8 weights are dequantised exactly
-  (W = (Wq - zp) * scale per channel), giving an fp32 graph whose int8 re-quantisation is bit-identical to the
-  shipped one; that graph is fused and re-quantised, and the manifest gets a new version and sha256s. With
-  ``--check DATASET`` it first measures R@1 of both on each dataset's validation split and refuses a loss over
-  ``--max-r1-loss`` points.
+  it, both towers);
+- :func:`convert_model_dir` (``python -m export.text_opt MODEL_DIR [--tower text_multilingual]``): rewrites
+  an existing directory's tower from its shipped *int8* graph, with no checkpoint: the int8 weights are
+  dequantised exactly (W = (Wq - zp) * scale per channel), giving an fp32 graph whose int8 re-quantisation
+  is bit-identical to the shipped one; that graph is fused and re-quantised, and the manifest gets a new
+  version and sha256s. With ``--check DATASET`` it first measures R@1 of both on each dataset's validation
+  split and refuses a loss over ``--max-r1-loss`` points.
 
 The fused Attention is int8 (QAttention, whose QKV weights onnxruntime's quantiser keeps in 7 bits) by default:
 fp32 Attention was slower than today's tower; ``quantize_attention=False`` keeps it fp32.
@@ -206,14 +210,19 @@ def _prune(g: onnx.GraphProto) -> None:
 
 
 # -- fuse, then quantise ----------------------------------------------------------------------------------
-def fuse_fp32(src: Path, dst: Path, num_heads: int = 0, hidden_size: int = 0) -> dict[str, int]:
+def fuse_fp32(
+    src: Path, dst: Path, num_heads: int = 0, hidden_size: int = 0, embed_layer_norm: bool = True
+) -> dict[str, int]:
     """onnxruntime's BERT fusions on an fp32 graph (``0``: heads and width read from the graph); returns the
-    fused-operator counts and refuses a graph where attention was not fused."""
+    fused-operator counts and refuses a graph where attention was not fused. ``embed_layer_norm=False``
+    leaves the embeddings' Gathers and LayerNorm apart (a 4-bit word-embedding table is a Gather of its own,
+    which EmbedLayerNormalization cannot take)."""
     from onnxruntime.transformers import optimizer
     from onnxruntime.transformers.fusion_options import FusionOptions
 
     options = FusionOptions("bert")
     options.enable_skip_layer_norm = False  # the slow CPU kernel (module docstring)
+    options.enable_embed_layer_norm = embed_layer_norm
     opt = optimizer.optimize_model(
         str(src),
         model_type="bert",
@@ -251,21 +260,45 @@ def quantize_fused(src: Path, dst: Path, quantize_attention: bool = True) -> Non
     quantize_dynamic_int8(src, dst, [*INT8_OPS, "Attention"] if quantize_attention else INT8_OPS)
 
 
-def optimize_fp32_to_int8(src: Path, dst: Path, quantize_attention: bool = True) -> dict[str, int]:
-    """The exporter's fp32 ``src`` → fused, int8 ``dst``; returns the fused-operator counts."""
+def optimize_fp32_to_int8(
+    src: Path, dst: Path, quantize_attention: bool = True, q4_embeddings: bool = False
+) -> dict[str, int]:
+    """The exporter's fp32 ``src`` → fused, int8 ``dst``; returns the fused-operator counts. With
+    ``q4_embeddings`` (a large vocabulary, ``export/q4.py``) the word-embedding table becomes 4-bit and the
+    embeddings stay unfused."""
     with tempfile.TemporaryDirectory(prefix="text-opt-") as tmp:
         fused = Path(tmp) / "fused.onnx"
-        stats = fuse_fp32(Path(src), fused)
-        quantize_fused(fused, Path(dst), quantize_attention)
+        stats = fuse_fp32(Path(src), fused, embed_layer_norm=not q4_embeddings)
+        if q4_embeddings:
+            from export.q4 import quantize_int8_q4_embeddings
+
+            ops = ["MatMul", "Attention"] if quantize_attention else ["MatMul"]
+            quantize_int8_q4_embeddings(fused, Path(dst), op_types=ops)
+        else:
+            quantize_fused(fused, Path(dst), quantize_attention)
     return stats
 
 
+def has_q4_embeddings(model: onnx.ModelProto) -> bool:
+    """Whether the graph's word embeddings are a 4-bit table (``export/q4.py``)."""
+    return any(n.op_type == "GatherBlockQuantized" for n in model.graph.node)
+
+
 def optimize_int8(src: Path, dst: Path, quantize_attention: bool = True) -> dict[str, int]:
-    """A shipped dynamic-int8 ``src`` → fused, int8 ``dst`` (dequantise, fuse, re-quantise)."""
+    """A shipped dynamic-int8 ``src`` → fused, int8 ``dst`` (dequantise, fuse, re-quantise). A 4-bit
+    word-embedding table is kept as it is (its Gather is not dequantised) and the embeddings stay unfused."""
+    model = onnx.load(str(src))
+    q4 = has_q4_embeddings(model)
     with tempfile.TemporaryDirectory(prefix="text-opt-") as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
-        onnx.save(dequantize_dynamic_int8(onnx.load(str(src))), str(fp32))
-        return optimize_fp32_to_int8(fp32, dst, quantize_attention)
+        fp32, fused = Path(tmp) / "fp32.onnx", Path(tmp) / "fused.onnx"
+        onnx.save(dequantize_dynamic_int8(model), str(fp32))
+        stats = fuse_fp32(fp32, fused, embed_layer_norm=not q4)
+        if q4:  # the table is 4-bit already: only the MatMuls (and the Attention) become int8
+            ops = ["MatMul", "Attention"] if quantize_attention else ["MatMul"]
+            quantize_dynamic_int8(fused, Path(dst), ops)
+        else:
+            quantize_fused(fused, Path(dst), quantize_attention)
+    return stats
 
 
 def op_counts(path: Path) -> dict[str, int]:
@@ -284,13 +317,22 @@ def quantization_label(previous: Any, quantize_attention: bool) -> str:
     return base if tag in base.split("+") else f"{base}+{tag}"
 
 
-def convert_model_dir(model_dir: Path, out_dir: Path | None = None, quantize_attention: bool = True) -> dict:
-    """Rewrite ``model_dir``'s ``text.onnx`` as the fused int8 graph (into ``out_dir``, or in place), with a
-    new manifest version and sha256s. Atomic: the directory is staged beside it and swapped in."""
+# The dialogue towers a model directory may hold (the manifest's file roles).
+TOWERS = ("text", "text_multilingual")
+
+
+def convert_model_dir(
+    model_dir: Path, out_dir: Path | None = None, quantize_attention: bool = True, tower: str = "text"
+) -> dict:
+    """Rewrite ``model_dir``'s ``tower`` (the English ``text`` or ``text_multilingual``) as the fused int8
+    graph (into ``out_dir``, or in place), with a new manifest version and sha256s. Atomic: the directory is
+    staged beside it and swapped in."""
     model_dir = Path(model_dir)
     out_dir = Path(out_dir) if out_dir is not None else model_dir
     manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
-    text_name = manifest["files"]["text"]
+    if tower not in TOWERS or tower not in manifest["files"]:
+        raise NotConvertible(f"{model_dir} has no {tower!r} tower (its files: {sorted(manifest['files'])})")
+    text_name = manifest["files"][tower]
     if is_fused(model_dir / text_name):
         raise NotConvertible(f"{model_dir / text_name} is already fused")
     started = time.time()
@@ -302,14 +344,15 @@ def convert_model_dir(model_dir: Path, out_dir: Path | None = None, quantize_att
         manifest["sha256"] = {name: sha256_file(stage / name) for name in manifest["files"].values()}
         q = manifest.get("quantized")
         if isinstance(q, dict):
-            q["text"] = quantization_label(q.get("text"), quantize_attention)
+            q[tower] = quantization_label(q.get(tower), quantize_attention)
         else:
             manifest["quantized"] = quantization_label(q, quantize_attention)
         manifest["version"] = new_version(manifest["version"], manifest["sha256"], OPTIMIZED_TAG)
-        manifest["text_graph"] = {
+        key = "text_graph" if tower == "text" else f"{tower}_graph"
+        manifest[key] = {
             "optimizer": "onnxruntime.transformers (bert fusions)",
             "fused": stats,
-            "from": manifest.get("text_graph", {}).get("from") or "int8 graph, dequantised",
+            "from": manifest.get(key, {}).get("from") or "int8 graph, dequantised",
             "converted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "seconds": round(time.time() - started, 1),
         }
@@ -345,6 +388,8 @@ def convert_checked(
     datasets: list[Path],
     max_r1_loss: float = 0.5,
     quantize_attention: bool = True,
+    tower: str = "text",
+    max_samples: int | None = None,
 ) -> tuple[dict, dict[str, dict[str, float]], bool]:
     """:func:`convert_model_dir` into a staging directory, R@1 before/after on ``datasets``; the result
     replaces ``out_dir`` (default: ``model_dir``) only if no dataset lost more than ``max_r1_loss`` points.
@@ -354,12 +399,12 @@ def convert_checked(
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".text-opt-check-") as tmp:
         candidate = Path(tmp) / "candidate"
-        manifest = convert_model_dir(model_dir, candidate, quantize_attention)
-        change = r1_change(model_dir, candidate, datasets) if datasets else {}
+        manifest = convert_model_dir(model_dir, candidate, quantize_attention, tower)
+        change = r1_change(model_dir, candidate, datasets, max_samples=max_samples) if datasets else {}
         ok = all(row["R@1 change"] >= -max_r1_loss for row in change.values())
         if ok:
             if change:
-                manifest["text_graph"]["metric_check"] = change
+                manifest["text_graph" if tower == "text" else f"{tower}_graph"]["metric_check"] = change
                 (candidate / "manifest.json").write_text(
                     json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
                 )
@@ -372,11 +417,13 @@ def convert_checked(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         prog="python -m export.text_opt",
-        description="Rewrite a model directory's text.onnx as the fused int8 graph (new manifest version and "
-        "sha256s); with --check, only if R@1 on each dataset's validation split drops by at most "
-        "--max-r1-loss points.",
+        description="Rewrite a model directory's dialogue tower as the fused int8 graph (new manifest version "
+        "and sha256s); with --check, only if R@1 on each dataset's validation split drops by at most "
+        "--max-r1-loss points (name datasets the tower reads: XED's other languages for the multilingual one).",
     )
     ap.add_argument("model_dir", type=Path)
+    ap.add_argument("--tower", choices=TOWERS, default="text", help="which dialogue tower (default: text)")
+    ap.add_argument("--max-samples", type=int, default=None, help="only the first N samples of each check")
     ap.add_argument("--out", type=Path, default=None, help="write here (default: rewrite MODEL_DIR in place)")
     ap.add_argument("--fp32-attention", action="store_true", help="keep the fused Attention in fp32")
     ap.add_argument(
@@ -384,9 +431,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--max-r1-loss", type=float, default=0.5)
     args = ap.parse_args(argv)
-    manifest, change, ok = convert_checked(
-        args.model_dir, args.out, args.check, args.max_r1_loss, not args.fp32_attention
-    )
+    try:
+        manifest, change, ok = convert_checked(
+            args.model_dir,
+            args.out,
+            args.check,
+            args.max_r1_loss,
+            not args.fp32_attention,
+            args.tower,
+            args.max_samples,
+        )
+    except NotConvertible as exc:
+        raise SystemExit(f"error: {exc}") from None
     for name, row in change.items():
         print(
             f"{name}: R@1 {row['R@1 before']:.2f} -> {row['R@1 after']:.2f} ({row['R@1 change']:+.2f}), "

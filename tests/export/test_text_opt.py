@@ -128,7 +128,7 @@ def test_checked_conversion_keeps_the_model_when_r1_falls(tiny, tmp_path, monkey
     original = (target / "text.onnx").read_bytes()
 
     def change(by: float):
-        return lambda before, after, datasets: {"d/val": {"R@1 change": by, "R@1 before": 50.0}}
+        return lambda before, after, datasets, **kw: {"d/val": {"R@1 change": by, "R@1 before": 50.0}}
 
     monkeypatch.setattr(text_opt, "r1_change", change(-0.6))
     _, _, applied = text_opt.convert_checked(target, None, [tmp_path], max_r1_loss=0.5)
@@ -139,3 +139,55 @@ def test_checked_conversion_keeps_the_model_when_r1_falls(tiny, tmp_path, monkey
     on_disk = json.loads((target / "manifest.json").read_text())
     assert on_disk["version"] == manifest["version"]
     assert on_disk["text_graph"]["metric_check"]["d/val"]["R@1 change"] == -0.4
+
+
+def _q4_plain(tiny: dict[str, Path], path: Path) -> Path:
+    """The tiny tower as the multilingual tower ships unfused: int8 MatMuls and a 4-bit word-embedding table."""
+    from export.q4 import quantize_int8_q4_embeddings
+
+    quantize_int8_q4_embeddings(tiny["fp32"] / "text.onnx", path)
+    return path
+
+
+def _q4_table(path: Path) -> bytes:
+    (table,) = [i for i in onnx.load(str(path)).graph.initializer if i.name.endswith(".q4")]
+    return table.raw_data
+
+
+def test_a_tower_with_4_bit_embeddings_fuses_and_keeps_its_table(tiny, tmp_path):
+    plain = _q4_plain(tiny, tmp_path / "q4.onnx")
+    assert not text_opt.is_fused(plain)
+    out = tmp_path / "fused.onnx"
+    stats = text_opt.optimize_int8(plain, out)
+    ops = text_opt.op_counts(out)
+    assert stats["Attention"] == ops["QAttention"] >= 1 and ops["GatherBlockQuantized"] == 1
+    assert not {"EmbedLayerNormalization", "QEmbedLayerNormalization", "SkipLayerNormalization"} & set(ops)
+    assert _q4_table(out) == _q4_table(plain)  # the table is not dequantised and quantised again
+    assert _cos(_hidden(out, tiny["fp32"]), _hidden(plain, tiny["fp32"])).min() > 0.98
+    direct = tmp_path / "direct.onnx"  # what an export of a large vocabulary now writes
+    text_opt.optimize_fp32_to_int8(tiny["fp32"] / "text.onnx", direct, q4_embeddings=True)
+    assert text_opt.op_counts(direct).get("QAttention") and _q4_table(direct) == _q4_table(plain)
+    assert _cos(_hidden(direct, tiny["fp32"]), _hidden(plain, tiny["fp32"])).min() > 0.98
+
+
+def test_convert_model_dir_rewrites_the_multilingual_tower_alone(tiny, tmp_path):
+    routed = tmp_path / "routed"
+    routed.mkdir()
+    for f in tiny["int8"].iterdir():
+        (routed / f.name).write_bytes(f.read_bytes())
+    _q4_plain(tiny, routed / "text_multilingual.onnx")
+    manifest = json.loads((routed / "manifest.json").read_text())
+    manifest["files"]["text_multilingual"] = "text_multilingual.onnx"
+    manifest["sha256"]["text_multilingual.onnx"] = text_opt.sha256_file(routed / "text_multilingual.onnx")
+    manifest["quantized"]["text_multilingual"] = "int8-dynamic-per-channel+q4-word-embeddings"
+    (routed / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(text_opt.NotConvertible, match="no 'text_multilingual' tower"):
+        text_opt.convert_model_dir(tiny["int8"], tmp_path / "nothing", tower="text_multilingual")
+    out = tmp_path / "converted"
+    new = text_opt.convert_model_dir(routed, out, tower="text_multilingual")
+    assert text_opt.is_fused(out / "text_multilingual.onnx")
+    assert (out / "text.onnx").read_bytes() == (routed / "text.onnx").read_bytes()
+    assert new["quantized"]["text_multilingual"] == "int8-dynamic-per-channel+q4-word-embeddings+fused"
+    assert new["quantized"]["text"] == manifest["quantized"]["text"]
+    assert "text_multilingual_graph" in new and new["version"] != manifest["version"]
+    read_manifest(out, "rebuild", verify_hashes=True)
