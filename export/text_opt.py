@@ -254,10 +254,17 @@ def quantize_dynamic_int8(src: Path, dst: Path, op_types: list[str]) -> None:
     )
 
 
+def int8_ops(quantize_attention: bool = True, q4_embeddings: bool = False) -> list[str]:
+    """The operators a fused graph quantises: ``INT8_OPS`` (only MatMul where the word embeddings are a
+    4-bit table of their own), and Attention unless ``quantize_attention`` is off (its int8 kernel uses 7-bit
+    weights)."""
+    ops = ["MatMul"] if q4_embeddings else list(INT8_OPS)
+    return [*ops, "Attention"] if quantize_attention else ops
+
+
 def quantize_fused(src: Path, dst: Path, quantize_attention: bool = True) -> None:
-    """Dynamic int8 of the fused graph; Attention too unless ``quantize_attention`` is off (its int8 kernel
-    uses 7-bit weights)."""
-    quantize_dynamic_int8(src, dst, [*INT8_OPS, "Attention"] if quantize_attention else INT8_OPS)
+    """Dynamic int8 of the fused graph (:func:`int8_ops`)."""
+    quantize_dynamic_int8(src, dst, int8_ops(quantize_attention))
 
 
 def optimize_fp32_to_int8(
@@ -272,8 +279,7 @@ def optimize_fp32_to_int8(
         if q4_embeddings:
             from export.q4 import quantize_int8_q4_embeddings
 
-            ops = ["MatMul", "Attention"] if quantize_attention else ["MatMul"]
-            quantize_int8_q4_embeddings(fused, Path(dst), op_types=ops)
+            quantize_int8_q4_embeddings(fused, Path(dst), op_types=int8_ops(quantize_attention, True))
         else:
             quantize_fused(fused, Path(dst), quantize_attention)
     return stats
@@ -288,16 +294,14 @@ def optimize_int8(src: Path, dst: Path, quantize_attention: bool = True) -> dict
     """A shipped dynamic-int8 ``src`` → fused, int8 ``dst`` (dequantise, fuse, re-quantise). A 4-bit
     word-embedding table is kept as it is (its Gather is not dequantised) and the embeddings stay unfused."""
     model = onnx.load(str(src))
-    q4 = has_q4_embeddings(model)
     with tempfile.TemporaryDirectory(prefix="text-opt-") as tmp:
         fp32, fused = Path(tmp) / "fp32.onnx", Path(tmp) / "fused.onnx"
         onnx.save(dequantize_dynamic_int8(model), str(fp32))
-        stats = fuse_fp32(fp32, fused, embed_layer_norm=not q4)
-        if q4:  # the table is 4-bit already: only the MatMuls (and the Attention) become int8
-            ops = ["MatMul", "Attention"] if quantize_attention else ["MatMul"]
-            quantize_dynamic_int8(fused, Path(dst), ops)
-        else:
-            quantize_fused(fused, Path(dst), quantize_attention)
+        if not has_q4_embeddings(model):
+            return optimize_fp32_to_int8(fp32, dst, quantize_attention)
+        # the table is 4-bit already: only the MatMuls (and the Attention) become int8
+        stats = fuse_fp32(fp32, fused, embed_layer_norm=False)
+        quantize_dynamic_int8(fused, Path(dst), int8_ops(quantize_attention, q4_embeddings=True))
     return stats
 
 
@@ -319,6 +323,11 @@ def quantization_label(previous: Any, quantize_attention: bool) -> str:
 
 # The dialogue towers a model directory may hold (the manifest's file roles).
 TOWERS = ("text", "text_multilingual")
+
+
+def graph_key(tower: str) -> str:
+    """The manifest entry that records how ``tower``'s graph was made."""
+    return "text_graph" if tower == "text" else f"{tower}_graph"
 
 
 def convert_model_dir(
@@ -348,7 +357,7 @@ def convert_model_dir(
         else:
             manifest["quantized"] = quantization_label(q, quantize_attention)
         manifest["version"] = new_version(manifest["version"], manifest["sha256"], OPTIMIZED_TAG)
-        key = "text_graph" if tower == "text" else f"{tower}_graph"
+        key = graph_key(tower)
         manifest[key] = {
             "optimizer": "onnxruntime.transformers (bert fusions)",
             "fused": stats,
@@ -404,7 +413,7 @@ def convert_checked(
         ok = all(row["R@1 change"] >= -max_r1_loss for row in change.values())
         if ok:
             if change:
-                manifest["text_graph" if tower == "text" else f"{tower}_graph"]["metric_check"] = change
+                manifest[graph_key(tower)]["metric_check"] = change
                 (candidate / "manifest.json").write_text(
                     json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
                 )

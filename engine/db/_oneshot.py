@@ -9,8 +9,9 @@ which a second engine would not see), through the async engine's ``run_sync``, s
 before. ``threaded=False`` forces the second way (the benchmark's baseline).
 
 A request that already runs in a worker thread (/sticker, around its model call) reads and writes from there
-with :meth:`OneShot.read_here` and :meth:`OneShot.write_here`, so neither costs a hop of its own. The process's threaded writes take turns on
-one lock: its threads wait on that rather than in SQLite's busy handler, which sleeps 1 ms and more.
+with :meth:`OneShot.read_here` and :meth:`OneShot.write_here`, so neither costs a hop of its own. The process's
+threaded writes take turns on one lock: its threads wait on that rather than in SQLite's busy handler, which
+sleeps 1 ms and more.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from engine.history import History, HistoryTurn
 from engine.ranking import Ranker, top_k
 from engine.service._embeddings import ChatMatrix, MatrixCache
 from engine.service._identities import Identities
-from engine.service._suggestions import Suggestions
+from engine.service._suggestions import Saved, Suggestions
 from engine.service._types import ChatRef, SuggestResult, UserRef
 from engine.settings import Settings
 
@@ -212,9 +212,7 @@ class Suggester:
         # exactly one wins the claim, and only the winner's suggestion is written
         return head, (partial(self._claim_cooldown, chat.id, now) if cooling else None)
 
-    def _answer(
-        self, ranker: Ranker, saved: tuple[int, list[Any]] | None, turns: list[HistoryTurn]
-    ) -> SuggestResult:
+    def _answer(self, ranker: Ranker, saved: Saved | None, turns: list[HistoryTurn]) -> SuggestResult:
         """What the request returns once its suggestion is written (None: another worker took the slot)."""
         if saved is None:
             return _cooldown_answer(self.settings.sticker_cooldown_s)
